@@ -1,0 +1,51 @@
+# cellchain — `make` alone prints this help. Every target sets up .venv on first use.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MPY    := $(VENV)/bin/micropython
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench clean
+
+help:
+	@echo "cellchain make targets:"
+	@echo "  make sim          run the virtual 16-cell pack (charge to full, discharge to empty)"
+	@echo "  make test         host tests on CPython and the same core tests on the MicroPython Unix port"
+	@echo "  make typecheck    mypy over firmware/ and board_defs/ against rp2 and esp32 stubs"
+	@echo "  make lint         ruff"
+	@echo "  make images       build every (board, role) image with mpy-cross into build/"
+	@echo "  make bench        measure link, reaction, memory, CPU, accuracy -> bench/results.json"
+	@echo "  ./flash.sh ROLE BOARD [PORT] [--dry-run]   flash one board"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: test-cpython test-micropython
+
+test-cpython: $(STAMP)
+	$(PY) -m pytest host_tests
+
+test-micropython: $(STAMP)
+	$(MPY) tools/mp_test_runner.py --import-all firmware/core host_tests/core firmware
+
+typecheck: $(STAMP)
+	$(PY) tools/typecheck.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check firmware board_defs host_tests tools sim bench cellchain
+
+images: $(STAMP)
+	$(PY) tools/build_images.py
+
+sim: $(STAMP)
+	$(PY) -m sim demo
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+clean:
+	rm -rf build .mypy_cache .pytest_cache

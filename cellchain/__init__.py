@@ -1,0 +1,1 @@
+"""cellchain host-side tools: extended-output decoder, app-protocol CLI."""

@@ -1,0 +1,1 @@
+"""Hardware-free, clock-free cellchain logic. Imports nothing but core and MicroPython built-ins."""
