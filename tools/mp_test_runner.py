@@ -1,6 +1,6 @@
 """Run the dual-interpreter tests (host_tests/core/test_*.py) on the MicroPython Unix port.
 
-Usage: micropython tools/mp_test_runner.py [--import-all DIR] TEST_DIR [SOURCE_DIR ...]
+Usage: micropython tools/mp_test_runner.py [--import-all DIR] [--only PREFIX] TEST_DIR [SOURCE_DIR ...]
 Imports every test module, calls each ``test_*`` function, prints one line per failure and a
 closing ``micropython: N passed, N failed``; exits 1 on any failure or when nothing ran.
 ``--import-all DIR`` first imports every module of a firmware package (e.g. firmware/core), so a
@@ -21,11 +21,15 @@ def _modules(folder, prefix=""):
 
 def main(argv):
     import_all = []
+    only = []
     rest = []
     i = 0
     while i < len(argv):
         if argv[i] == "--import-all":
             import_all.append(argv[i + 1])
+            i += 2
+        elif argv[i] == "--only":
+            only.append(argv[i + 1])
             i += 2
         else:
             rest.append(argv[i])
@@ -52,6 +56,8 @@ def main(argv):
                 print("FAIL import %s.%s: %s" % (pkg, name, e))
                 sys.print_exception(e)
     for mod_name in _modules(test_dir, "test_"):
+        if only and not any(mod_name.startswith(o) for o in only):
+            continue
         try:
             mod = __import__(mod_name)
         except Exception as e:

@@ -1,0 +1,41 @@
+"""Alarm and status codes: one bit each, stable numbers shared by the extended output, the app
+protocol, the diagnostics and the simulator trace. Never renumber; only append."""
+from micropython import const
+
+UNDER_VOLTAGE = const(0x0001)         # a cell <= V-min
+OVER_VOLTAGE = const(0x0002)          # a cell >= V-max
+UNDER_TEMP_CHARGE = const(0x0004)     # a cell below T-min charge
+UNDER_TEMP_DISCHARGE = const(0x0008)  # a cell below T-min discharge
+OVER_TEMP = const(0x0010)             # a cell above T-max
+COMM_LOST = const(0x0020)             # no cell communication (timeout, chain break, missing boards)
+TEMP_SENSOR_FAULT = const(0x0040)     # a board's NTC open or shorted (not a cell fault)
+VOLT_SENSOR_FAULT = const(0x0080)     # a board's cell ADC implausible (not a cell fault)
+CURRENT_SENSOR_FAULT = const(0x0100)  # a current sensor missing or implausible
+SETTINGS_INVALID = const(0x0200)      # settings missing, corrupt, inconsistent or not configured
+CELL_COUNT_MISMATCH = const(0x0400)   # boards in the chain outside the switch range
+EARLY_WARNING = const(0x0800)         # a cell within 2 % of V-min or V-max
+SOC_NOT_CALIBRATED = const(0x1000)    # no full/empty recalibration since boot
+BALANCE_HOT = const(0x2000)           # a board derated or stopped balancing because it is hot
+
+# (bit, short name) in code order, for logs, the app and the trace
+NAMES = (
+    (UNDER_VOLTAGE, "under_voltage"),
+    (OVER_VOLTAGE, "over_voltage"),
+    (UNDER_TEMP_CHARGE, "under_temp_charge"),
+    (UNDER_TEMP_DISCHARGE, "under_temp_discharge"),
+    (OVER_TEMP, "over_temp"),
+    (COMM_LOST, "comm_lost"),
+    (TEMP_SENSOR_FAULT, "temp_sensor_fault"),
+    (VOLT_SENSOR_FAULT, "volt_sensor_fault"),
+    (CURRENT_SENSOR_FAULT, "current_sensor_fault"),
+    (SETTINGS_INVALID, "settings_invalid"),
+    (CELL_COUNT_MISMATCH, "cell_count_mismatch"),
+    (EARLY_WARNING, "early_warning"),
+    (SOC_NOT_CALIBRATED, "soc_not_calibrated"),
+    (BALANCE_HOT, "balance_hot"),
+)
+
+
+def names(mask):
+    """List of alarm names set in mask (allocates: for logs and host tools, not per cycle)."""
+    return [name for bit, name in NAMES if mask & bit]

@@ -1,0 +1,72 @@
+"""The pack snapshot: what the End board knows about the chain after a frame (link -> brain).
+
+Filled in place by the End board's link receiver, read by the pack brain, the extended output
+and the app protocol. Preallocated for 255 cells; nothing here allocates after construction.
+Units: mV, 0.1 degC (``_dc``), mA. Cell positions are 1-based from the Begin board.
+"""
+from array import array
+
+from micropython import const
+
+MAX_CELLS = const(255)
+
+
+class CellStatus:
+    """Status bits each board reports for its own cell (one byte per cell on the link)."""
+    BALANCING = const(0x01)          # balance resistor on (any duty)
+    TEMP_SENSOR_FAULT = const(0x02)  # NTC open/shorted: temperature is not data
+    VOLT_SENSOR_FAULT = const(0x04)  # cell ADC stuck/out of range: voltage is not data
+    DERATED = const(0x08)            # balancing derated or stopped because the board is hot
+    UPSTREAM_LOST = const(0x10)      # this board had no valid frame from upstream and originated one
+    NOT_CALIBRATED = const(0x20)     # cell ADC running on the board definition's nominal divider
+    WATCHDOG_RESET = const(0x40)     # board restarted by its watchdog since the last frame
+    STALE = const(0x80)              # (End side) detail not refreshed within the detail timeout
+
+
+class SensorFlags:
+    """Per current sensor, set by the Begin board."""
+    PRESENT = const(0x01)     # connected and read this cycle
+    HIGH_RANGE = const(0x02)  # reading from the high (500 A) range
+    FAULT = const(0x04)       # both ranges implausible / saturated
+
+
+class PackSnapshot:
+    """Everything the chain reported in its latest frame, plus the End board's view of it."""
+
+    def __init__(self):
+        self.cell_mv = array("H", bytes(2 * MAX_CELLS))
+        self.cell_temp_dc = array("h", bytes(2 * MAX_CELLS))
+        self.cell_status = bytearray(MAX_CELLS)
+        self.cell_age = bytearray(MAX_CELLS)  # cycles since that cell's detail arrived (saturates)
+        self.clear()
+
+    def clear(self):
+        """Back to "nothing known" (used at boot and when the link is lost)."""
+        self.valid = False          # at least one good frame assembled since boot/clear
+        self.comm_ok = False        # fresh, complete chain (End receiver decides; see link docs)
+        self.seq = 0
+        self.cell_count = 0         # boards that reported in this frame, End board included
+        self.cells_min = 0          # range from the Begin board's switches 1-3
+        self.cells_max = 0
+        self.switch_vbal_mv = 0     # balance voltage from switches 4-8 (0 = balancing off)
+        self.min_mv = 0
+        self.min_mv_cell = 0
+        self.max_mv = 0
+        self.max_mv_cell = 0
+        self.min_temp_dc = 0
+        self.min_temp_cell = 0      # 0 = no valid temperature in the chain
+        self.max_temp_dc = 0
+        self.max_temp_cell = 0
+        self.pack_mv = 0            # sum of the cell voltages
+        self.any_balancing = False
+        self.any_error = False      # some board reported a sensor fault or upstream loss
+        self.break_position = 0     # 0 = intact; else position of the first board whose input failed
+        self.s1_ma = 0              # sensor 1 (charger side), one turn, zero-corrected, + = into pack
+        self.s1_flags = 0
+        self.s2_ma = 0              # sensor 2 (consumer side), one turn, zero-corrected, + = to loads
+        self.s2_flags = 0
+        for i in range(MAX_CELLS):
+            self.cell_mv[i] = 0
+            self.cell_temp_dc[i] = 0
+            self.cell_status[i] = 0
+            self.cell_age[i] = 255
