@@ -1,0 +1,358 @@
+"""Extended data output: the 58-byte 123\\SmartBMS gen3 packet, and the sender that paces it.
+
+Byte-exact spec: docs/extended-output.md (from ../shared/spec/extended-output-123.md). Readers
+(Venus OS driver behind the vendor's USB cable, SignalK, Solar Assistant, hobby displays) find
+packets only by the idle gap between them, so ``ExtOutSender`` writes each packet in one burst
+and nothing else, ever.
+
+``ExtOutEncoder.encode(snap, brain, settings)`` fills one preallocated bytearray in place and
+allocates nothing (integer arithmetic only). Every value is clamped to its field (never
+wrapped). Each call is one packet: it advances the round-robin detail cell (1..N) and the
+rotating key/value pair (keys 0..18, key 0 starts a round).
+
+Inputs: ``core.snapshot.PackSnapshot``; the pack brain state (attributes charge_allowed,
+load_allowed, soc_c 0..10000, soc_calibrated, current_ma (+ = charging), charge_ma (sensor 1),
+discharge_ma (sensor 2), energy_in_wh, energy_out_wh, energy_in_today_wh, energy_out_today_wh,
+stored_wh, charge_cycles, soh_pct, alarms (core.alarms bits), optional charge_efficiency_pct);
+``core.settings.Settings``.
+"""
+from micropython import const
+
+from core import alarms
+from core.snapshot import CellStatus, SensorFlags
+from core.version import FIRMWARE_VERSION
+
+PACKET_LEN = const(58)
+BAUD = const(9600)
+BURST_MS = const(61)         # 58 bytes x 10 bits at 9600 baud = 60.4 ms, rounded up
+MIN_GAP_MS = const(400)      # idle time readers need to find the next packet boundary
+KEYS = const(19)             # key/value pairs 0..18 make one round
+KEY_OFFSET = const(25)       # byte 47 = key + 25; a byte below 25 means "no pair"
+DEFAULT_CHARGE_EFFICIENCY_PCT = const(100)  # SoC counts charge 1:1 unless the brain says otherwise
+
+# Offsets in the packet
+O_PACK_V = const(0)
+O_CHARGE_I = const(3)
+O_DISCHARGE_I = const(6)
+O_BATTERY_I = const(9)
+O_MIN_V = const(12)
+O_MIN_V_CELL = const(14)
+O_MAX_V = const(15)
+O_MAX_V_CELL = const(17)
+O_MIN_T = const(18)
+O_MIN_T_CELL = const(20)
+O_MAX_T = const(21)
+O_MAX_T_CELL = const(23)
+O_DETAIL_CELL = const(24)
+O_CELL_COUNT = const(25)
+O_DETAIL_V = const(26)
+O_DETAIL_T = const(28)
+O_FLAGS = const(30)
+O_IN_TODAY_WH = const(31)
+O_STORED_WH = const(34)
+O_OUT_TODAY_WH = const(37)
+O_SOC = const(40)
+O_IN_TOTAL_KWH = const(41)
+O_OUT_TOTAL_KWH = const(44)
+O_KEY = const(47)
+O_VALUE = const(48)
+O_CAPACITY = const(49)
+O_VMIN = const(51)
+O_VMAX = const(53)
+O_VBAL = const(55)
+O_CHECKSUM = const(57)
+
+# Status flags (offset 30)
+F_CHARGE_ALLOWED = const(0x01)
+F_LOAD_ALLOWED = const(0x02)
+F_COMM_ERROR = const(0x04)
+F_UNDER_VOLTAGE = const(0x08)
+F_OVER_VOLTAGE = const(0x10)
+F_UNDER_TEMP = const(0x20)
+F_OVER_TEMP = const(0x40)
+F_SOC_NOT_CALIBRATED = const(0x80)
+
+# Status byte 2 (key 16)
+S2_LOAD_RELAY = const(0x20)
+S2_CHARGE_RELAY = const(0x10)
+S2_BELOW_TMIN_DISCHARGE = const(0x08)
+S2_BELOW_TMIN_CHARGE = const(0x04)
+S2_EARLY_WARNING = const(0x02)
+
+SIGN_POSITIVE = const(0x2B)  # '+'
+SIGN_NEGATIVE = const(0x2D)  # '-'
+SIGN_NONE = const(0x58)      # 'X': no value (readers show 0)
+
+_U8 = const(0xFF)
+_U16 = const(0xFFFF)
+_U24 = const(0xFFFFFF)
+_I_LSB_MA = const(125)       # 0.125 A
+_V_LSB_MV = const(5)
+_T_OFFSET_DC = const(2320)   # 232 degC in 0.1 degC
+_SENSOR_OK = SensorFlags.PRESENT
+_SENSOR_OK_MASK = SensorFlags.PRESENT | SensorFlags.FAULT
+_ALARM_UNDER_TEMP = alarms.UNDER_TEMP_CHARGE | alarms.UNDER_TEMP_DISCHARGE
+
+
+def clamp(value, lo, hi):
+    if value < lo:
+        return lo
+    if value > hi:
+        return hi
+    return value
+
+
+def v_raw(mv):
+    """mV -> 5 mV units, rounded to nearest (field clamps are applied by the caller)."""
+    if mv <= 0:
+        return 0
+    return (mv + 2) // _V_LSB_MV
+
+
+def t_raw(dc):
+    """0.1 degC -> T16 raw, as the vendor's readers decode it (degC = r * 0.857 - 232):
+    r = round((degC + 232) / 0.857) = round((dc + 2320) * 100 / 857), clamped to 0..65535.
+    Integer only; the product stays below 2^30 for any T16 value."""
+    n = dc + _T_OFFSET_DC
+    if n <= 0:
+        return 0
+    if n > 562000:           # r > 65535 from here on: clamp before the multiply can grow
+        return _U16
+    r = (n * 200 + 857) // 1714
+    return r if r < _U16 else _U16
+
+
+def i_raw(ma):
+    """|mA| -> 0.125 A units, rounded to nearest, clamped to 0..65535."""
+    if ma < 0:
+        ma = -ma
+    if ma >= 8191938:        # 65535.5 * 125: beyond the field
+        return _U16
+    return (ma + 62) // _I_LSB_MA
+
+
+def capacity_raw(capacity_ah, vnom_mv, cells):
+    """Pack capacity in 0.1 kWh: Ah x vnom x cells / 100000, rounded, clamped to 0..65535.
+    Split so every intermediate stays below 2^30 (no big ints on the boards)."""
+    if capacity_ah <= 0 or vnom_mv <= 0 or cells <= 0:
+        return 0
+    t = clamp(capacity_ah, 0, 20000) * clamp(vnom_mv, 0, 5000)  # <= 1e8
+    q = t // 100000
+    r = t - q * 100000
+    total = q * cells + (r * cells + 50000) // 100000
+    return total if total < _U16 else _U16
+
+
+def vlow_mv(settings):
+    """The V-low (early warning) threshold: V-min plus 2 % (core.alarms.EARLY_WARNING)."""
+    return settings.vmin_mv + (settings.vmin_mv * 2 + 50) // 100
+
+
+def checksum(buf, n=PACKET_LEN - 1):
+    """Sum of the first n bytes modulo 256."""
+    s = 0
+    for i in range(n):
+        s += buf[i]
+    return s & 0xFF
+
+
+class ExtOutEncoder:
+    """Builds packets into ``self.buf`` (58 bytes, preallocated). See module docstring."""
+
+    def __init__(self):
+        self.buf = bytearray(PACKET_LEN)
+        self.next_cell = 0   # 0-based index of the next detailed cell
+        self.next_key = 0    # key of the next pair
+
+    def reset(self):
+        """Start a new round: detail cell 1 and key 0 on the next packet."""
+        self.next_cell = 0
+        self.next_key = 0
+
+    def _put(self, off, value, size, hi):
+        """Big-endian unsigned, clamped to 0..hi."""
+        b = self.buf
+        if value < 0:
+            value = 0
+        elif value > hi:
+            value = hi
+        i = off + size - 1
+        while i >= off:
+            b[i] = value & 0xFF
+            value >>= 8
+            i -= 1
+
+    def _put_current(self, off, ma, valid):
+        b = self.buf
+        if not valid:
+            b[off] = SIGN_NONE
+            b[off + 1] = 0
+            b[off + 2] = 0
+            return
+        r = i_raw(ma)
+        b[off] = SIGN_NEGATIVE if ma < 0 and r else SIGN_POSITIVE
+        b[off + 1] = r >> 8
+        b[off + 2] = r & 0xFF
+
+    def _key_value(self, key, snap, brain, settings):
+        """Value byte (0..255) of one key of the rotating pairs."""
+        if key == 0:
+            return clamp(brain.soh_pct, 0, 100)
+        if key == 1:
+            return clamp(getattr(brain, "charge_efficiency_pct", DEFAULT_CHARGE_EFFICIENCY_PCT), 0, 100)
+        if key <= 3:
+            v = clamp(v_raw(vlow_mv(settings)), 0, _U16)
+            return v >> 8 if key == 2 else v & 0xFF
+        if key <= 5:
+            v = clamp(v_raw(settings.vnom_mv), 0, _U16)
+            return v >> 8 if key == 4 else v & 0xFF
+        if key == 6:
+            return (clamp(FIRMWARE_VERSION[0], 0, 15) << 4) | clamp(FIRMWARE_VERSION[1], 0, 15)
+        if key == 7:
+            return clamp(FIRMWARE_VERSION[2], 0, _U8)
+        if key <= 9:
+            v = clamp(brain.charge_cycles, 0, _U16)
+            return v >> 8 if key == 8 else v & 0xFF
+        if key <= 15:
+            if key <= 12:
+                v = clamp(brain.energy_in_wh // 1000, 0, _U24)
+                shift = (12 - key) * 8
+            else:
+                v = clamp(brain.energy_out_wh // 1000, 0, _U24)
+                shift = (15 - key) * 8
+            return (v >> shift) & 0xFF
+        if key == 16:
+            a = brain.alarms
+            s = 0
+            if brain.load_allowed:
+                s |= S2_LOAD_RELAY
+            if brain.charge_allowed:
+                s |= S2_CHARGE_RELAY
+            if a & alarms.UNDER_TEMP_DISCHARGE:
+                s |= S2_BELOW_TMIN_DISCHARGE
+            if a & alarms.UNDER_TEMP_CHARGE:
+                s |= S2_BELOW_TMIN_CHARGE
+            if a & alarms.EARLY_WARNING:
+                s |= S2_EARLY_WARNING
+            return s
+        v = clamp(v_raw(settings.vbal_mv), 0, _U16)  # keys 17, 18: "full" cell voltage
+        return v >> 8 if key == 17 else v & 0xFF
+
+    def encode(self, snap, brain, settings):
+        """Fill and return ``self.buf`` for one packet; advances detail cell and key."""
+        b = self.buf
+        self._put(O_PACK_V, v_raw(snap.pack_mv), 3, _U24)
+
+        # A sensor that is absent or faulty has no value: sign byte 'X'.
+        s1_ok = (snap.s1_flags & _SENSOR_OK_MASK) == _SENSOR_OK
+        s2_ok = (snap.s2_flags & _SENSOR_OK_MASK) == _SENSOR_OK
+        self._put_current(O_CHARGE_I, brain.charge_ma, s1_ok)
+        self._put_current(O_DISCHARGE_I, brain.discharge_ma, s2_ok)
+        self._put_current(O_BATTERY_I, brain.current_ma, s1_ok or s2_ok)
+
+        count = clamp(snap.cell_count, 0, len(snap.cell_mv))
+        self._put(O_MIN_V, v_raw(snap.min_mv), 2, _U16)
+        self._put(O_MIN_V_CELL, snap.min_mv_cell, 1, _U8)
+        self._put(O_MAX_V, v_raw(snap.max_mv), 2, _U16)
+        self._put(O_MAX_V_CELL, snap.max_mv_cell, 1, _U8)
+        # No valid temperature in the chain (cell 0): raw 0 (reads -232 degC, plainly not data).
+        self._put(O_MIN_T, t_raw(snap.min_temp_dc) if snap.min_temp_cell else 0, 2, _U16)
+        self._put(O_MIN_T_CELL, snap.min_temp_cell, 1, _U8)
+        self._put(O_MAX_T, t_raw(snap.max_temp_dc) if snap.max_temp_cell else 0, 2, _U16)
+        self._put(O_MAX_T_CELL, snap.max_temp_cell, 1, _U8)
+
+        if count:
+            i = self.next_cell
+            if i >= count or i < 0:
+                i = 0
+            b[O_DETAIL_CELL] = i + 1
+            b[O_CELL_COUNT] = count
+            self._put(O_DETAIL_V, v_raw(snap.cell_mv[i]), 2, _U16)
+            if snap.cell_status[i] & CellStatus.TEMP_SENSOR_FAULT:
+                self._put(O_DETAIL_T, 0, 2, _U16)
+            else:
+                self._put(O_DETAIL_T, t_raw(snap.cell_temp_dc[i]), 2, _U16)
+            self.next_cell = i + 1 if i + 1 < count else 0
+        else:
+            b[O_DETAIL_CELL] = 0
+            b[O_CELL_COUNT] = 0
+            self._put(O_DETAIL_V, 0, 2, _U16)
+            self._put(O_DETAIL_T, 0, 2, _U16)
+            self.next_cell = 0
+
+        a = brain.alarms
+        f = 0
+        if brain.charge_allowed:
+            f |= F_CHARGE_ALLOWED
+        if brain.load_allowed:
+            f |= F_LOAD_ALLOWED
+        if (a & alarms.COMM_LOST) or not snap.comm_ok:
+            f |= F_COMM_ERROR
+        if a & alarms.UNDER_VOLTAGE:
+            f |= F_UNDER_VOLTAGE
+        if a & alarms.OVER_VOLTAGE:
+            f |= F_OVER_VOLTAGE
+        if a & _ALARM_UNDER_TEMP:
+            f |= F_UNDER_TEMP
+        if a & alarms.OVER_TEMP:
+            f |= F_OVER_TEMP
+        if not brain.soc_calibrated:
+            f |= F_SOC_NOT_CALIBRATED
+        b[O_FLAGS] = f
+
+        self._put(O_IN_TODAY_WH, brain.energy_in_today_wh, 3, _U24)
+        self._put(O_STORED_WH, brain.stored_wh, 3, _U24)
+        self._put(O_OUT_TODAY_WH, brain.energy_out_today_wh, 3, _U24)
+        soc = brain.soc_c
+        self._put(O_SOC, (soc + 50) // 100 if soc > 0 else 0, 1, 100)
+        self._put(O_IN_TOTAL_KWH, brain.energy_in_wh // 1000, 3, _U24)
+        self._put(O_OUT_TOTAL_KWH, brain.energy_out_wh // 1000, 3, _U24)
+
+        key = self.next_key
+        if key < 0 or key >= KEYS:
+            key = 0
+        b[O_KEY] = key + KEY_OFFSET
+        b[O_VALUE] = self._key_value(key, snap, brain, settings)
+        self.next_key = key + 1 if key + 1 < KEYS else 0
+
+        self._put(O_CAPACITY, capacity_raw(settings.capacity_ah, settings.vnom_mv, count), 2, _U16)
+        self._put(O_VMIN, v_raw(settings.vmin_mv), 2, _U16)
+        self._put(O_VMAX, v_raw(settings.vmax_mv), 2, _U16)
+        self._put(O_VBAL, v_raw(settings.vbal_mv), 2, _U16)
+        b[O_CHECKSUM] = checksum(b)
+        return b
+
+
+class ExtOutSender:
+    """Paces packets onto the extended-output transmitter.
+
+    ``tx.write(buf, n)`` sends n bytes of buf back to back (the link's transmitter class, with
+    the board definition's EXTOUT_INVERT polarity). ``cycle(dt_ms, snap, brain, settings)`` is
+    called once per role cycle and sends at most one whole packet, only when the line has been
+    idle for at least ``MIN_GAP_MS`` since the previous packet ended (and, after boot, since the
+    sender was created), so the first byte a reader ever sees starts a packet and nothing is
+    ever sent between packets. Returns True when a packet went out.
+    """
+
+    def __init__(self, tx, encoder=None, gap_ms=MIN_GAP_MS):
+        self.tx = tx
+        self.encoder = encoder if encoder is not None else ExtOutEncoder()
+        self.gap_ms = gap_ms
+        self.enabled = True
+        self.packets = 0          # sent since boot (saturates at 2^30 - 1)
+        # Time since the last packet started. At boot the line counts as if a packet had just
+        # ended, so the first packet waits a full gap after the pin was set idle.
+        self._since_start_ms = BURST_MS
+
+    def cycle(self, dt_ms, snap, brain, settings):
+        if dt_ms > 0:
+            t = self._since_start_ms + dt_ms
+            self._since_start_ms = t if t < 3600000 else 3600000
+        if not self.enabled or self._since_start_ms < BURST_MS + self.gap_ms:
+            return False
+        buf = self.encoder.encode(snap, brain, settings)
+        self.tx.write(buf, PACKET_LEN)
+        self._since_start_ms = 0
+        if self.packets < 0x3FFFFFFF:
+            self.packets += 1
+        return True
