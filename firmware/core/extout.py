@@ -327,7 +327,8 @@ class ExtOutSender:
     """Paces packets onto the extended-output transmitter.
 
     ``tx.write(buf, n)`` sends n bytes of buf back to back (the link's transmitter class, with
-    the board definition's EXTOUT_INVERT polarity). ``cycle(dt_ms, snap, brain, settings)`` is
+    the board definition's EXTOUT_INVERT polarity); an optional ``tx.busy()`` that is True
+    delays the packet to the next cycle. ``cycle(dt_ms, snap, brain, settings)`` is
     called once per role cycle and sends at most one whole packet, only when the line has been
     idle for at least ``MIN_GAP_MS`` since the previous packet ended (and, after boot, since the
     sender was created), so the first byte a reader ever sees starts a packet and nothing is
@@ -336,6 +337,7 @@ class ExtOutSender:
 
     def __init__(self, tx, encoder=None, gap_ms=MIN_GAP_MS):
         self.tx = tx
+        self._busy = getattr(tx, "busy", None)  # bound once: calling it later allocates nothing
         self.encoder = encoder if encoder is not None else ExtOutEncoder()
         self.gap_ms = gap_ms
         self.enabled = True
@@ -350,6 +352,8 @@ class ExtOutSender:
             self._since_start_ms = t if t < 3600000 else 3600000
         if not self.enabled or self._since_start_ms < BURST_MS + self.gap_ms:
             return False
+        if self._busy is not None and self._busy():
+            return False          # previous burst still going out: never overlap, try next cycle
         buf = self.encoder.encode(snap, brain, settings)
         self.tx.write(buf, PACKET_LEN)
         self._since_start_ms = 0

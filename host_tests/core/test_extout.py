@@ -519,3 +519,23 @@ def test_sender_disabled_sends_nothing_and_allocates_nothing():
 
     assert no_alloc(one, repeats=30)
     assert tx.writes == 31 and tx.last_n == 58 and tx.last_sum_ok
+
+
+class BusyTx(CountingTx):
+    def __init__(self):
+        CountingTx.__init__(self)
+        self.is_busy = False
+
+    def busy(self):
+        return self.is_busy
+
+
+def test_sender_waits_while_tx_busy():
+    tx = BusyTx()
+    snd = extout.ExtOutSender(tx)
+    snap, b, s = lfp16()
+    assert snd.cycle(1000, snap, b, s) and tx.writes == 1
+    tx.is_busy = True
+    assert not snd.cycle(1000, snap, b, s) and tx.writes == 1
+    tx.is_busy = False
+    assert snd.cycle(1000, snap, b, s) and tx.writes == 2
