@@ -1,0 +1,288 @@
+"""CellBoard: the per-cell service of every role, driven through a fake hw (both interpreters)."""
+import os
+
+from core import store
+from core.sampling import CalibrationError
+from core.snapshot import CellStatus
+from roles.cell_board import CellBoard
+
+import support
+
+
+class Board:
+    NAME = "fake"
+    CELL_DIVIDER_NUM = 2
+    CELL_DIVIDER_DEN = 1
+    ADC_VREF_UV = 3300000
+    NTC_ADC_PIN = 27
+    NTC_BETA = 3950
+    NTC_R25_OHM = 10000
+    NTC_SERIES_OHM = 10000
+    NTC_SUPPLY_UV = 3300000
+
+
+class ChipOnly(Board):
+    NTC_ADC_PIN = None
+
+
+class FakeHw:
+    """Cell behind a 2:1 divider with a 2 % gain error; the balance current drops the sensed
+    voltage by 30 mV (sense-wire resistance) while the resistor is on."""
+
+    def __init__(self, data_dir, cell_mv=3300, ntc_uv=1650000, chip_dc=300, cause="power"):
+        self.data_dir = data_dir
+        self.cell_mv = cell_mv
+        self.ntc_uv = ntc_uv
+        self.chip_dc = chip_dc
+        self.duty = -1
+        self.duty_log = []
+        self.led = None
+        self.led_changes = 0
+        self.button = False
+        self.cause = cause
+        self.reads_while_on = 0
+
+    def read_cell_uv(self):
+        mv = self.cell_mv - (30 if self.duty > 0 else 0)
+        if self.duty > 0:
+            self.reads_while_on += 1
+        return mv * 1000 * 102 // 200
+
+    def read_temp_uv(self):
+        return self.ntc_uv
+
+    def read_chip_temp_dc(self):
+        return self.chip_dc
+
+    def set_balance_duty(self, permille):
+        self.duty = permille
+        if len(self.duty_log) < 1000:
+            self.duty_log.append(permille)
+
+    def set_led(self, on):
+        if on != self.led:
+            self.led_changes += 1
+        self.led = on
+
+    def button_down(self):
+        return self.button
+
+    def reset_cause(self):
+        return self.cause
+
+
+def _board(cell_mv=3300, **kw):
+    hw = FakeHw(support.tmpdir(), cell_mv, **kw)
+    return hw, CellBoard(hw, Board)
+
+
+def test_starts_safe_and_uncalibrated():
+    hw, cb = _board()
+    assert hw.duty == 0 and hw.led is False
+    cb.measure(0)
+    assert cb.status & CellStatus.NOT_CALIBRATED
+    assert not cb.status & (CellStatus.VOLT_SENSOR_FAULT | CellStatus.TEMP_SENSOR_FAULT)
+    assert abs(cb.cell_mv - 3366) <= 2     # 2 % high before calibration
+    assert cb.temp_dc == 250
+
+
+def test_calibration_from_repl_two_points_and_reboot():
+    hw, cb = _board(2000)
+    msg = cb.calibrate_point(2000)
+    assert "point 1" in msg
+    hw.cell_mv = 4000
+    msg = cb.calibrate_point(4000)
+    assert "calibrated" in msg
+    assert os.stat(hw.data_dir + "/calibration.json")
+    for mv in (1500, 3300, 5000):
+        hw.cell_mv = mv
+        cb.measure(1000)
+        cb.measure(1000)
+        assert abs(cb.cell_mv - mv) <= 2, (mv, cb.cell_mv)
+    assert not cb.status & CellStatus.NOT_CALIBRATED
+    # reboot: a new CellBoard on the same data folder uses the stored calibration
+    cb2 = CellBoard(hw, Board)
+    hw.cell_mv = 3600
+    cb2.measure(0)
+    assert abs(cb2.cell_mv - 3600) <= 2
+    assert not cb2.status & CellStatus.NOT_CALIBRATED
+
+
+def test_calibration_keeps_other_keys_and_can_be_cleared():
+    hw, cb = _board(2000)
+    store.save(hw.data_dir + "/calibration.json", "calibration", 1, {"s1_zero_uv": 1650123})
+    cb.calibrate_point(2000)
+    hw.cell_mv = 4200
+    cb.calibrate_point(4200)
+    values, st = store.load(hw.data_dir + "/calibration.json", "calibration", 1)
+    assert st == store.OK and values["s1_zero_uv"] == 1650123 and "cell_delta_q16" in values
+    cb.clear_calibration()
+    values, st = store.load(hw.data_dir + "/calibration.json", "calibration", 1)
+    assert values == {"s1_zero_uv": 1650123}
+    cb.measure(0)
+    assert cb.status & CellStatus.NOT_CALIBRATED
+
+
+def test_calibration_refuses_nonsense_and_keeps_old():
+    hw, cb = _board(3300)
+    cb.calibrate_point(3300)
+    hw.cell_mv = 3350
+    e = support.raises(CalibrationError, cb.calibrate_point, 3350)
+    assert "closer" in str(e)
+    hw.cell_mv = 4000
+    e = support.raises(CalibrationError, cb.calibrate_point, 5000)   # typo: gain far from 1
+    assert "gain" in str(e)
+    assert not cb.channel.cal.calibrated
+    support.raises(CalibrationError, cb.calibrate_point, 12)
+    hw.cell_mv = 4000
+    assert "calibrated" in cb.calibrate_point(4000)
+
+
+def test_corrupt_calibration_file_is_nominal():
+    d = support.tmpdir()
+    with open(d + "/calibration.json", "wb") as f:
+        f.write(b"cellchain calibration 1 0000\n{garbage")
+    hw = FakeHw(d)
+    cb = CellBoard(hw, Board)
+    cb.measure(0)
+    assert cb.status & CellStatus.NOT_CALIBRATED and cb.cal_status == store.CORRUPT
+
+
+def test_measures_with_resistor_off():
+    hw, cb = _board(3500)
+    cb.measure(1000)
+    assert cb.balance(3400, True, 1000) == 1000
+    assert hw.duty == 1000 and cb.status & CellStatus.BALANCING
+    hw.reads_while_on = 0
+    before = len(hw.duty_log)
+    cb.measure(1000)
+    assert hw.reads_while_on == 0                  # every ADC read with the resistor off
+    assert hw.duty_log[before:] == [0, 1000]       # off for the burst, back on after
+    assert abs(cb.cell_mv - 3570) <= 2             # no 30 mV sense-wire drop in the reading
+
+
+def test_balancing_rules_through_the_board():
+    hw, cb = _board(3500)
+    cb.measure(0)
+    assert cb.balance(0, True, 1000) == 0            # switches: no balancing
+    assert cb.balance(3400, False, 1000) == 0        # stale link
+    assert cb.balance(3400, True, 1000) == 1000
+    hw.ntc_uv = 3300000                              # NTC opens: chip sensor keeps derating possible
+    cb.measure(1000)
+    assert cb.status & CellStatus.TEMP_SENSOR_FAULT and cb.temp_dc == 0
+    assert cb.balance(3400, True, 1000) == 1000
+    hw.chip_dc = 700                                 # hot board: derated
+    cb.measure(1000)
+    d = cb.balance(3400, True, 1000)
+    assert 0 < d < 1000 and cb.status & CellStatus.DERATED
+    hw.chip_dc = 800
+    cb.measure(1000)
+    assert cb.balance(3400, True, 1000) == 0 and hw.duty == 0
+
+
+def test_sensor_faults_are_flags_not_data():
+    hw, cb = _board(3300, ntc_uv=0)
+    cb.measure(0)
+    assert cb.status & CellStatus.TEMP_SENSOR_FAULT and cb.temp_dc == 0
+    hw.ntc_uv = 1650000
+    cb.measure(0)
+    assert not cb.status & CellStatus.TEMP_SENSOR_FAULT and cb.temp_dc == 250
+    hw.cell_mv = 0
+    cb.measure(0)
+    assert cb.status & CellStatus.VOLT_SENSOR_FAULT
+    assert cb.balance(3400, True, 1000) == 0
+    hw.cell_mv = 9000        # saturated ADC
+    cb.measure(0)
+    assert cb.status & CellStatus.VOLT_SENSOR_FAULT
+
+
+def test_chip_sensor_board():
+    hw = FakeHw(support.tmpdir(), chip_dc=412)
+    cb = CellBoard(hw, ChipOnly)
+    cb.measure(0)
+    assert cb.temp_dc == 412 and not cb.status & CellStatus.TEMP_SENSOR_FAULT
+    hw.chip_dc = 2000
+    cb.measure(0)
+    assert cb.status & CellStatus.TEMP_SENSOR_FAULT
+
+
+def test_led_flash_on_frames_and_steady_when_balancing():
+    hw, cb = _board(3300)
+    cb.measure(0)
+    cb.balance(3400, True, 1000)
+    ons = 0
+    for _ in range(5):
+        cb.frame_seen()
+        cb.tick(0)
+        ons += 1 if hw.led else 0
+        for _ in range(20):
+            cb.tick(50)
+        assert hw.led is False
+    assert ons == 5
+    hw.cell_mv = 3500
+    cb.measure(0)
+    cb.balance(3400, True, 1000)
+    for _ in range(40):
+        cb.frame_seen()
+        cb.tick(50)
+        assert hw.led is True
+
+
+def test_long_press_and_confirm():
+    hw, cb = _board()
+    cb.button.long_ms = 3000
+    hw.button = True
+    fired_at = None
+    for i in range(100):
+        cb.tick(50)
+        if cb.take_long_press():
+            fired_at = (i + 1) * 50
+            cb.confirm()
+            break
+    assert fired_at is not None and 3000 <= fired_at <= 3100
+    assert not cb.take_long_press()
+    changes = hw.led_changes
+    for _ in range(20):
+        cb.tick(100)
+    assert hw.led_changes - changes >= 15      # fast flash
+    hw.button = False
+    for _ in range(5):
+        cb.tick(50)
+    assert not cb.short_press
+
+
+def test_watchdog_reset_flag_is_one_shot():
+    hw = FakeHw(support.tmpdir(), cause="watchdog")
+    cb = CellBoard(hw, Board)
+    cb.measure(0)
+    assert cb.status & CellStatus.WATCHDOG_RESET
+    cb.frame_seen()
+    assert cb.status & CellStatus.WATCHDOG_RESET
+    cb.frame_seen()
+    assert not cb.status & CellStatus.WATCHDOG_RESET
+
+
+def test_wake_and_sleep_hints():
+    hw, cb = _board(3500)
+    assert cb.wake_in_ms() >= 1000 and cb.sleep_ok
+    cb.frame_seen()
+    assert cb.wake_in_ms() <= 50
+    cb.measure(0)
+    cb.balance(3400, True, 1000)
+    assert not cb.sleep_ok
+    cb.safe()
+    assert hw.duty == 0 and hw.led is False and cb.sleep_ok
+
+
+def test_cycle_allocates_nothing():
+    hw, cb = _board(3500)
+    hw.duty_log = [0] * 1000     # full: the fake stops logging (its own allocation)
+
+    def cycle():
+        cb.measure(1000)
+        cb.balance(3400, True, 1000)
+        cb.frame_seen()
+        cb.tick(20)
+        cb.wake_in_ms()
+
+    assert support.no_alloc(cycle)
