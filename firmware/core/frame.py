@@ -1,0 +1,444 @@
+"""Link frames, cut-through: every board transforms the frame byte by byte as it flows.
+
+Layout (offsets, multi-byte fields big-endian unless noted; docs/link-protocol.md explains why):
+
+  section A - header and aggregates, checked by CRC_A
+   0 SYNC 0xC5           1 W (detail slots 1..32)    2 SEQ        3 SWITCHES (Begin's word)
+   4 COUNT (boards that handled it: the sender's position)         5 LOST_AT (0 or position)
+   6 WIN (position of detail slot 0)
+   7 S1 mA int32, 11 S1 flags, 12 S2 mA int32, 16 S2 flags        (Begin's current sensors)
+  17 MIN_MV u16, 19 its position   20 MAX_MV u16, 22 position
+  23 MIN_T u16 (0.1 degC + 0x8000), 25 position   26 MAX_T u16, 28 position
+  29 PACK_MV u24 LITTLE-endian (sum; carries flow with the bytes)  32 FLAGS
+  33 CRC_A (over 0..32)
+  section B - break report and a window of per-cell detail, checked by CRC_B
+  35 BRK (0 or the position whose section-A input failed in this frame)
+  36 W slots of 5 bytes: mV u16, temperature u16 (offset), status byte (CellStatus)
+  36+5W CRC_B (over 35 .. 36+5W-1)
+
+Each board emits output byte i as soon as input byte i has arrived (one character of delay per
+hop). Min/max are compared most-significant byte first (the output byte is decided by the bytes
+seen so far); the pack sum is little-endian so the carry travels forward with the data.
+Each board re-computes both CRCs over what it sends. It can only check the incoming CRC after
+the section has gone on, so when the check fails it POISONS its outgoing CRC (low byte XOR
+0xFF): downstream sees syndrome 0xFF = "failed upstream, not on my input" and poisons too, while
+any other syndrome means "my own input link failed" - that board writes its position into BRK
+(section B) or, for a failure in section B, into LOST_AT of its next frame.
+
+Nothing allocates per byte or per frame; ``Forwarder.byte`` is the per-byte path.
+"""
+from micropython import const
+
+from core import crc as _crc
+from core import options as _options
+from core.snapshot import CellStatus
+
+SYNC = const(0xC5)
+MAX_W = const(32)
+SLOT_LEN = const(5)
+
+O_W = const(1)
+O_SEQ = const(2)
+O_SWITCH = const(3)
+O_COUNT = const(4)
+O_LOST = const(5)
+O_WIN = const(6)
+O_S1 = const(7)
+O_S1F = const(11)
+O_S2 = const(12)
+O_S2F = const(16)
+O_MIN_MV = const(17)
+O_MAX_MV = const(20)
+O_MIN_T = const(23)
+O_MAX_T = const(26)
+O_PACK = const(29)
+O_FLAGS = const(32)
+O_CRC_A = const(33)
+A_LEN = const(35)
+O_BRK = const(35)
+O_DETAIL = const(36)
+MAX_FRAME = const(198)   # 38 + 5 * MAX_W
+
+F_BALANCING = const(0x01)   # FLAGS: some board is balancing
+F_ERROR = const(0x02)       # some board reported a sensor fault / watchdog reset / upstream loss
+F_LOST = const(0x04)        # some board originated this frame because its upstream was lost
+
+POISON = const(0x00FF)
+TEMP_OFFSET = const(0x8000)
+
+# section check results
+NONE = const(0)
+OK = const(1)
+POISONED = const(2)   # failed further upstream (somebody else reported where)
+BAD = const(3)        # failed on this board's own input link
+
+# events left in Forwarder.event by byte()
+EV_NONE = const(0)
+EV_START = const(1)
+EV_A = const(2)
+EV_B = const(3)
+
+_HUNT = const(0)
+_SKIP = const(1)
+_FRAME = const(2)
+
+_KEEP = const(0)
+_TAKE = const(1)
+_UNDECIDED = const(2)
+
+_ERR_BITS = const(0x56)  # TEMP_SENSOR_FAULT | VOLT_SENSOR_FAULT | UPSTREAM_LOST | WATCHDOG_RESET
+
+
+def frame_len(w):
+    return 38 + SLOT_LEN * w
+
+
+def window_size(cells_max):
+    """Detail slots per frame for a chain of at most cells_max boards."""
+    if cells_max >= MAX_W:
+        return MAX_W
+    return cells_max if cells_max > 0 else 1
+
+
+def windows(cells_max):
+    """Frames (cycles) needed for the window to visit every position 1..cells_max."""
+    w = window_size(cells_max)
+    n = (cells_max + w - 1) // w
+    return n if n > 0 else 1
+
+
+def temp_enc(temp_dc):
+    v = temp_dc + TEMP_OFFSET
+    if v < 0:
+        return 0
+    return 0xFFFF if v > 0xFFFF else v
+
+
+def u16(buf, o):
+    return (buf[o] << 8) | buf[o + 1]
+
+
+def s32(buf, o):
+    b0 = buf[o]
+    if b0 & 0x80:
+        b0 -= 256
+    return (b0 << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]
+
+
+def _put32(buf, o, v):
+    if v > 0x1FFFFFFF:          # keep small ints small (boards box ints beyond 2^30)
+        v = 0x1FFFFFFF
+    elif v < -0x1FFFFFFF:
+        v = -0x1FFFFFFF
+    buf[o] = (v >> 24) & 0xFF
+    buf[o + 1] = (v >> 16) & 0xFF
+    buf[o + 2] = (v >> 8) & 0xFF
+    buf[o + 3] = v & 0xFF
+
+
+def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0, s2_flags=0):
+    """Write a frame nobody has contributed to yet (as if from position ``count``) into buf,
+    with valid CRCs; returns its length. The originator runs it through its own Forwarder
+    to add itself. No allocation."""
+    n = frame_len(w)
+    i = 0
+    while i < n:
+        buf[i] = 0
+        i += 1
+    buf[0] = SYNC
+    buf[O_W] = w
+    buf[O_SEQ] = seq & 0xFF
+    buf[O_SWITCH] = switches & 0xFF
+    buf[O_COUNT] = count
+    buf[O_WIN] = win
+    _put32(buf, O_S1, s1_ma)
+    buf[O_S1F] = s1_flags & 0xFF
+    _put32(buf, O_S2, s2_ma)
+    buf[O_S2F] = s2_flags & 0xFF
+    buf[O_MIN_MV] = 0xFF
+    buf[O_MIN_MV + 1] = 0xFF
+    buf[O_MIN_T] = 0xFF
+    buf[O_MIN_T + 1] = 0xFF
+    c = _crc.crc16(buf, 0, O_CRC_A)
+    buf[O_CRC_A] = c >> 8
+    buf[O_CRC_A + 1] = c & 0xFF
+    c = _crc.crc16(buf, O_BRK, n - 2)
+    buf[n - 2] = c >> 8
+    buf[n - 1] = c & 0xFF
+    return n
+
+
+class Forwarder:
+    """One board's streaming frame transformer (Between forwards its output, Begin/End use it
+    to originate / to receive). Set the board's own values with ``set_own`` before a frame
+    arrives; feed every received character to ``byte`` (a byte 0..255 or a negative codec
+    error code) and send what it returns (>= 0). After the call ``event`` says whether a
+    frame started or a section ended; ``a_result`` / ``b_result`` hold the checks."""
+
+    def __init__(self):
+        self.out = bytearray(MAX_FRAME)     # the frame as this board sent it
+        self._own = [-1, -1, -1, -1]         # min mv, max mv, min t, max t (-1 = not taking part)
+        self._det = bytearray(SLOT_LEN)
+        self._own_mv = 0
+        self._own_flags = 0
+        self.report_lost = False            # write own position into LOST_AT of the next frame
+        self.pos = 0                        # position learnt from the frame being handled
+        self.good_pos = 0                   # position from the last frame whose section A was good
+        self.event = EV_NONE
+        self.a_result = NONE
+        self.b_result = NONE
+        self.frames = 0
+        self.bad_frames = 0
+        self.state = _HUNT
+        self._reset_frame()
+
+    def _reset_frame(self):
+        self.i = -1
+        self.w = 1
+        self.length = frame_len(1)
+        self._slot = -1
+        self._bad = False
+        self._pad_b = False                 # cut short in section A: B is padding made here
+        self._dec = _KEEP
+        self._carry = 0
+        self._rec = 0
+        self._cin = _crc.INIT
+        self._cout = _crc.INIT
+
+    def set_own(self, cell_mv, temp_dc, status):
+        """This board's values for the frames to come (call once per cycle)."""
+        volt_ok = not (status & CellStatus.VOLT_SENSOR_FAULT)
+        temp_ok = not (status & CellStatus.TEMP_SENSOR_FAULT)
+        mv = cell_mv if 0 <= cell_mv <= 0xFFFF else (0 if cell_mv < 0 else 0xFFFF)
+        t = temp_enc(temp_dc)
+        own = self._own
+        own[0] = mv if volt_ok else -1
+        own[1] = mv if volt_ok else -1
+        own[2] = t if temp_ok else -1
+        own[3] = t if temp_ok else -1
+        self._own_mv = mv
+        d = self._det
+        d[0] = mv >> 8
+        d[1] = mv & 0xFF
+        d[2] = t >> 8
+        d[3] = t & 0xFF
+        d[4] = status & 0xFF
+        flags = 0
+        if status & CellStatus.BALANCING:
+            flags |= F_BALANCING
+        if status & _ERR_BITS:
+            flags |= F_ERROR
+        if status & CellStatus.UPSTREAM_LOST:
+            flags |= F_LOST
+        self._own_flags = flags
+
+    def in_frame(self):
+        return self.state == _FRAME
+
+    def gap(self):
+        """The line went idle. Returns True when a frame was cut short: the caller must then
+        finish it with ``byte(codec.FRAMING)`` until ``in_frame()`` is False (padding keeps the
+        downstream boards in step and marks the failure at this position: a cut in section A
+        gives BRK = this position in a section B this board vouches for)."""
+        if self.state == _FRAME:
+            self._bad = True
+            if self.i < A_LEN - 1:
+                self._pad_b = True
+            return True
+        self.state = _HUNT
+        return False
+
+    def skip(self):
+        """Ignore the rest of the current input (until the next gap)."""
+        self.state = _SKIP
+        self._reset_frame()
+
+    def byte(self, b):
+        """Process one received character; returns the byte to send or -1."""
+        self.event = EV_NONE
+        state = self.state
+        if state != _FRAME:
+            if state == _HUNT and b == SYNC:
+                self.state = _FRAME
+                self._reset_frame()
+                self.i = 0
+                self.a_result = NONE
+                self.b_result = NONE
+                self._cin = _crc.crc16_update(_crc.INIT, SYNC)
+                self._cout = self._cin
+                self.out[0] = SYNC
+                self.event = EV_START
+                return SYNC
+            self.state = _SKIP
+            return -1
+        i = self.i + 1
+        self.i = i
+        if b < 0:
+            self._bad = True
+            b = 0
+        o = b
+        if i < O_CRC_A:
+            if i <= O_WIN:
+                if i == O_W:
+                    if b < 1 or b > MAX_W:
+                        self._bad = True
+                        b = 1
+                        o = 1
+                    self.w = b
+                    self.length = frame_len(b)
+                elif i == O_COUNT:
+                    p = b + 1 if b < 255 else 255
+                    self.pos = p
+                    o = p
+                elif i == O_LOST:
+                    if b == 0 and self.report_lost:
+                        o = self.pos
+                        self.report_lost = False
+                elif i == O_WIN:
+                    s = self.pos - b
+                    self._slot = s if 0 <= s < self.w else -1
+            elif i >= O_MIN_MV:
+                if i < O_PACK:
+                    k = (i - O_MIN_MV) // 3
+                    r = i - O_MIN_MV - 3 * k
+                    ov = self._own[k]
+                    is_min = k == 0 or k == 2
+                    if r == 0:
+                        if ov < 0:
+                            self._dec = _KEEP
+                        else:
+                            oh = ov >> 8
+                            if oh == b:
+                                self._dec = _UNDECIDED
+                            elif (oh < b) == is_min:
+                                self._dec = _TAKE
+                                o = oh
+                            else:
+                                self._dec = _KEEP
+                    elif r == 1:
+                        if self._dec == _UNDECIDED:
+                            ol = ov & 0xFF
+                            if ol != b and (ol < b) == is_min:
+                                self._dec = _TAKE
+                            else:
+                                self._dec = _KEEP
+                        if self._dec == _TAKE:
+                            o = ov & 0xFF
+                    elif self._dec == _TAKE:
+                        o = self.pos
+                elif i < O_FLAGS:
+                    s = b + ((self._own_mv >> (8 * (i - O_PACK))) & 0xFF) + self._carry
+                    o = s & 0xFF
+                    self._carry = s >> 8
+                else:
+                    o = b | self._own_flags
+            self._cin = _crc.crc16_update(self._cin, b)
+            self._cout = _crc.crc16_update(self._cout, o)
+        elif i < A_LEN:
+            if i == O_CRC_A:
+                self._rec = b
+                o = self._cout >> 8
+            else:
+                res = self._check((self._rec << 8) | b)
+                self.a_result = res
+                if res == OK:
+                    self.good_pos = self.pos
+                    o = self._cout & 0xFF
+                else:
+                    o = (self._cout ^ POISON) & 0xFF
+                self._bad = False
+                self._cin = _crc.INIT
+                self._cout = _crc.INIT
+                self.event = EV_A
+        else:
+            n = self.length
+            if i < n - 2:
+                if i == O_BRK:
+                    if b == 0 and self.a_result == BAD:
+                        o = self.good_pos if self.good_pos else self.pos
+                else:
+                    k = i - O_DETAIL
+                    j = k // SLOT_LEN
+                    if j == self._slot:
+                        o = self._det[k - SLOT_LEN * j]
+                self._cin = _crc.crc16_update(self._cin, b)
+                self._cout = _crc.crc16_update(self._cout, o)
+            elif i == n - 2:
+                self._rec = b
+                o = self._cout >> 8
+            else:
+                res = self._check((self._rec << 8) | b)
+                self.b_result = res
+                if res == OK:
+                    o = self._cout & 0xFF
+                    self.frames += 1
+                else:
+                    o = (self._cout ^ POISON) & 0xFF
+                    self.bad_frames += 1
+                    if res == BAD:
+                        self.report_lost = True
+                self.state = _HUNT
+                self.event = EV_B
+        self.out[i] = o
+        return o
+
+    def _check(self, received):
+        if self._pad_b and self.i > O_BRK:
+            return OK        # our own padding after a cut in section A: carries BRK onwards
+        if self._bad:
+            return BAD
+        syn = received ^ self._cin
+        if syn == 0:
+            return OK
+        if syn == POISON:
+            return POISONED
+        return BAD
+
+
+def apply_a(buf, snap):
+    """Copy section A of a frame whose CRC_A checked OK into a PackSnapshot (aggregates,
+    Begin's switches and currents, LOST_AT as the break position). No allocation."""
+    snap.seq = buf[O_SEQ]
+    sw = buf[O_SWITCH]
+    snap.cells_min, snap.cells_max = _options.CELL_RANGES[_options.cell_range_code(sw)]
+    snap.switch_vbal_mv = _options.balance_mv(sw)
+    snap.cell_count = buf[O_COUNT]
+    snap.min_mv = u16(buf, O_MIN_MV)
+    snap.min_mv_cell = buf[O_MIN_MV + 2]
+    snap.max_mv = u16(buf, O_MAX_MV)
+    snap.max_mv_cell = buf[O_MAX_MV + 2]
+    p = buf[O_MIN_T + 2]
+    snap.min_temp_cell = p
+    snap.min_temp_dc = u16(buf, O_MIN_T) - TEMP_OFFSET if p else 0
+    p = buf[O_MAX_T + 2]
+    snap.max_temp_cell = p
+    snap.max_temp_dc = u16(buf, O_MAX_T) - TEMP_OFFSET if p else 0
+    snap.pack_mv = buf[O_PACK] | (buf[O_PACK + 1] << 8) | (buf[O_PACK + 2] << 16)
+    f = buf[O_FLAGS]
+    snap.any_balancing = bool(f & F_BALANCING)
+    snap.any_error = bool(f & (F_ERROR | F_LOST))
+    snap.break_position = buf[O_LOST]
+    snap.s1_ma = s32(buf, O_S1)
+    snap.s1_flags = buf[O_S1F]
+    snap.s2_ma = s32(buf, O_S2)
+    snap.s2_flags = buf[O_S2F]
+
+
+def apply_b(buf, w, count, snap):
+    """Copy the detail window of a frame whose CRC_B checked OK into the snapshot for the
+    positions 1..count it covers (their age restarts at 0). Returns BRK (0 = none)."""
+    win = buf[O_WIN]
+    j = 0
+    o = O_DETAIL
+    while j < w:
+        p = win + j
+        if 1 <= p <= count:
+            k = p - 1
+            snap.cell_mv[k] = u16(buf, o)
+            snap.cell_temp_dc[k] = u16(buf, o + 2) - TEMP_OFFSET
+            snap.cell_status[k] = buf[o + 4]
+            snap.cell_age[k] = 0
+        j += 1
+        o += SLOT_LEN
+    return buf[O_BRK]
+

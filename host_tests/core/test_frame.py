@@ -1,0 +1,202 @@
+"""Cut-through frames: aggregates, detail window, CRC poisoning and break positions, through
+chains of Forwarder objects (no roles, no timing)."""
+from core import codec, crc, frame, options
+from core.snapshot import CellStatus, PackSnapshot
+import support
+
+SW = options.word_for(2, 3600)   # 9-16 cells, balance at 3.60 V
+
+
+def cell_values(n):
+    mv = [3300 + (i * 37) % 200 for i in range(n)]
+    t = [150 + (i * 13) % 90 - 40 for i in range(n)]
+    st = [CellStatus.BALANCING if i % 5 == 0 else 0 for i in range(n)]
+    return mv, t, st
+
+
+def make_chain(n):
+    mv, t, st = cell_values(n)
+    fws = []
+    for i in range(n):
+        fw = frame.Forwarder()
+        fw.set_own(mv[i], t[i], st[i])
+        fws.append(fw)
+    return fws, mv, t, st
+
+
+def run(fws, w, win, seq=1, corrupt=None, s1=-12345, s2=250000):
+    """Begin (fws[0]) originates; each later board forwards byte by byte. corrupt(k, i, b)
+    may change byte i on the link into board k (returns the byte, or None to drop it).
+    Returns the list of frames as received by each board (index k = input of board k)."""
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, w, seq, SW, 0, win, s1, 0x01, s2, 0x03)
+    stream = [buf[i] for i in range(n)]
+    seen = [stream]
+    for k, fw in enumerate(fws):
+        outs = []
+        for i, b in enumerate(stream):
+            if corrupt is not None and k > 0:
+                b = corrupt(k, i, b)
+                if b is None:
+                    continue
+            o = fw.byte(b)
+            if o >= 0:
+                outs.append(o)
+        if fw.gap():
+            while fw.in_frame():
+                outs.append(fw.byte(codec.FRAMING))
+        stream = outs
+        seen.append(stream)
+    return seen
+
+
+def test_empty_frame_has_valid_crcs_and_length():
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 32, 7, SW, 0, 1)
+    assert n == frame.MAX_FRAME == 198
+    assert crc.crc16(buf, 0, frame.O_CRC_A) == frame.u16(buf, frame.O_CRC_A)
+    assert crc.crc16(buf, frame.O_BRK, n - 2) == frame.u16(buf, n - 2)
+    assert frame.window_size(16) == 16 and frame.window_size(255) == 32
+    assert frame.windows(255) == 8 and frame.windows(32) == 1 and frame.windows(80) == 3
+
+
+def test_aggregates_detail_and_positions_16():
+    fws, mv, t, st = make_chain(16)
+    run(fws, 16, 1)
+    end = fws[-1]
+    assert end.a_result == frame.OK and end.b_result == frame.OK
+    assert [fw.pos for fw in fws] == list(range(1, 17))
+    snap = PackSnapshot()
+    frame.apply_a(end.out, snap)
+    assert snap.cell_count == 16 and snap.seq == 1
+    assert (snap.cells_min, snap.cells_max, snap.switch_vbal_mv) == (9, 16, 3600)
+    assert snap.min_mv == min(mv) and snap.min_mv_cell == mv.index(min(mv)) + 1
+    assert snap.max_mv == max(mv) and snap.max_mv_cell == mv.index(max(mv)) + 1
+    assert snap.min_temp_dc == min(t) and snap.min_temp_cell == t.index(min(t)) + 1
+    assert snap.max_temp_dc == max(t) and snap.max_temp_cell == t.index(max(t)) + 1
+    assert snap.pack_mv == sum(mv)
+    assert snap.any_balancing and not snap.any_error and snap.break_position == 0
+    assert snap.s1_ma == -12345 and snap.s1_flags == 1 and snap.s2_ma == 250000 and snap.s2_flags == 3
+    assert frame.apply_b(end.out, end.w, 16, snap) == 0
+    for i in range(16):
+        assert snap.cell_mv[i] == mv[i] and snap.cell_temp_dc[i] == t[i]
+        assert snap.cell_status[i] == st[i] and snap.cell_age[i] == 0
+
+
+def test_window_covers_only_its_slots_and_ties_keep_first():
+    fws = []
+    for i in range(40):
+        fw = frame.Forwarder()
+        fw.set_own(3500, 200, 0)          # all equal: the lowest position must win
+        fws.append(fw)
+    fws[37].set_own(3499, -55, CellStatus.TEMP_SENSOR_FAULT)
+    run(fws, 32, 33)
+    snap = PackSnapshot()
+    end = fws[-1]
+    frame.apply_a(end.out, snap)
+    assert snap.min_mv == 3499 and snap.min_mv_cell == 38
+    assert snap.max_mv == 3500 and snap.max_mv_cell == 1
+    assert snap.min_temp_cell == 1 and snap.min_temp_dc == 200   # faulted sensor left out
+    assert snap.any_error
+    frame.apply_b(end.out, end.w, 40, snap)
+    assert snap.cell_age[31] == 255 and snap.cell_age[32] == 0 and snap.cell_age[39] == 0
+    assert snap.cell_temp_dc[37] == -55 and snap.cell_status[37] == CellStatus.TEMP_SENSOR_FAULT
+
+
+def test_pack_sum_carries_for_255_cells_and_extremes():
+    fws = []
+    for i in range(255):
+        fw = frame.Forwarder()
+        fw.set_own(65535 if i == 3 else 4999, -400 if i == 7 else 1200, 0)
+        fws.append(fw)
+    run(fws, 32, 1)
+    snap = PackSnapshot()
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.cell_count == 255
+    assert snap.pack_mv == 254 * 4999 + 65535
+    assert snap.max_mv_cell == 4 and snap.min_temp_dc == -400 and snap.min_temp_cell == 8
+
+
+def flip(target_k, target_i, mask=0x04):
+    def corrupt(k, i, b):
+        return b ^ mask if (k == target_k and i == target_i) else b
+    return corrupt
+
+
+def test_corruption_in_section_a_is_located_by_brk():
+    for i in (0 + 2, frame.O_COUNT, frame.O_MIN_MV, frame.O_PACK + 1, frame.O_CRC_A + 1):
+        fws, _, _, _ = make_chain(16)
+        run(fws, 16, 1)                                     # boards know their positions
+        run(fws, 16, 1, corrupt=flip(9, i))
+        for k in range(9):
+            assert fws[k].a_result == frame.OK
+        assert fws[9].a_result == frame.BAD
+        for k in range(10, 16):
+            assert fws[k].a_result == frame.POISONED      # never accepted downstream
+        end = fws[-1]
+        assert end.b_result == frame.OK
+        assert end.out[frame.O_BRK] == 10                  # board 10's input failed
+
+
+def test_corruption_in_section_b_reported_in_next_frame():
+    fws, _, _, _ = make_chain(16)
+    run(fws, 16, 1, corrupt=flip(5, frame.O_DETAIL + 7))
+    assert fws[5].b_result == frame.BAD and fws[-1].b_result == frame.POISONED
+    assert fws[-1].a_result == frame.OK
+    run(fws, 16, 1, seq=2)
+    end = fws[-1]
+    assert end.a_result == frame.OK and end.b_result == frame.OK
+    assert end.out[frame.O_LOST] == 6
+    run(fws, 16, 1, seq=3)
+    assert fws[-1].out[frame.O_LOST] == 0                 # reported once
+
+
+def test_framing_error_and_truncation_are_marked_at_their_position():
+    fws, _, _, _ = make_chain(8)
+
+    def framing(k, i, b):
+        return codec.FRAMING if (k == 4 and i == 20) else b
+    run(fws, 8, 1, corrupt=framing)
+    assert fws[4].a_result == frame.BAD and fws[-1].out[frame.O_BRK] == 5
+    fws, _, _, _ = make_chain(8)
+
+    def truncate(k, i, b):
+        return None if (k == 3 and i >= 12) else b
+    seen = run(fws, 8, 1, corrupt=truncate)
+    assert len(seen[-1]) == frame.frame_len(8)          # padded to full length downstream
+    assert fws[3].a_result == frame.BAD and fws[-1].a_result == frame.POISONED
+    assert fws[-1].b_result == frame.OK and fws[-1].out[frame.O_BRK] == 4
+
+
+def test_garbage_before_frame_is_skipped_until_gap():
+    fw = frame.Forwarder()
+    fw.set_own(3300, 250, 0)
+    assert fw.byte(0x12) == -1 and fw.byte(frame.SYNC) == -1   # SYNC inside garbage ignored
+    fw.gap()
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 2, 1, SW, 0, 1)
+    outs = [fw.byte(buf[i]) for i in range(n)]
+    assert outs[0] == frame.SYNC and fw.b_result == frame.OK and fw.pos == 1
+    assert fw.byte(0x00) == -1
+
+
+def test_forwarding_allocates_nothing():
+    fw = frame.Forwarder()
+    fw.set_own(3456, -12, CellStatus.BALANCING)
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 32, 1, SW, 5, 1, -5000, 1, 7000, 1)
+    snap = PackSnapshot()
+
+    def one_frame():
+        i = 0
+        while i < n:
+            fw.byte(buf[i])
+            i += 1
+        fw.gap()
+        frame.apply_a(fw.out, snap)
+        frame.apply_b(fw.out, 32, 10, snap)
+
+    assert support.no_alloc(one_frame, 20)
+    assert fw.b_result == frame.OK and snap.cell_mv[5] == 3456
+    assert support.no_alloc(lambda: fw.set_own(3300, 100, 0))
+    assert support.no_alloc(lambda: frame.build_empty(buf, 32, 9, SW, 0, 1, -70000, 0, 0, 0))
