@@ -9,6 +9,13 @@ Every hw method used per cycle is allocation-free (integer arithmetic on small i
 """
 from micropython import const
 
+try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 READ_ERROR_UV = const(-1000000)   # an ADC input that could not be read (see hal/ads1115.py)
 _PERMILLE = const(1000)
 _U16_MAX = const(65535)
@@ -71,9 +78,31 @@ class Hw:
         self.board_def = board_def
         self.role = role
         self.data_dir = data_dir
-        self._wdt = None
-        self._wdt_factory = None
         self._reset_cause = "unknown"
+        # filled in by make_hw (only what the role needs; the rest stays None)
+        self._wdt: "Any" = None
+        self._wdt_factory: "Any" = None
+        self._cell: "Any" = None
+        self._ntc: "Any" = None
+        self._chip: "Any" = None
+        self._balance: "Any" = None
+        self._led: "Any" = None
+        self._button: "Any" = None
+        self._button_down_level = 0
+        self._switches: "Any" = ()
+        self._switch_invert = 0
+        self._current: "Any" = ()
+        self._relay_on = 1
+        self._relay_off = 0
+        self._charge_relay: "Any" = None
+        self._load_relay: "Any" = None
+        self._charge_led: "Any" = None
+        self._load_led: "Any" = None
+        self.ads1115: "Any" = None
+        self.link_tx: "Any" = None
+        self.link_rx: "Any" = None
+        self.extout_tx: "Any" = None
+        self.ble: "Any" = None
 
     # -- cell voltage and temperature --------------------------------------------------------
     def read_cell_uv(self):
@@ -147,7 +176,7 @@ class Hw:
         """Every output to its safe level: balancing off, relays off (not allowed), LEDs off."""
         self.set_balance_duty(0)
         self.set_led(False)
-        if hasattr(self, "_charge_relay"):
+        if self._charge_relay is not None:
             self.set_charge_relay(False)
             self.set_load_relay(False)
             self.set_charge_led(False)

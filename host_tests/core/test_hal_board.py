@@ -202,8 +202,8 @@ def test_pico_begin_cell_ntc_switches_currents():
     assert hw.read_current_uv(1, True) == 1800000
     assert hw.read_current_uv(2, False) == 125000
     assert hw.read_current_uv(2, True) == 3000000
-    assert not hasattr(hw, "link_rx") and hw.link_tx == ("tx", pico.LINK_OUT_PIN)
-    assert not hasattr(hw, "set_charge_relay") or not hasattr(hw, "_charge_relay")
+    assert hw.link_rx is None and hw.link_tx == ("tx", pico.LINK_OUT_PIN)
+    assert hw._charge_relay is None and hw.extout_tx is None and hw.ble is None
 
 
 def test_ads1115_errors_are_values():
@@ -251,7 +251,7 @@ def test_end_relays_leds_extout_ble_and_safe():
     assert m.pwm.duty == 0
     assert hw.extout_tx == ("tx", bd.EXTOUT_PIN)
     assert ("tx", bd.EXTOUT_PIN, True, 9600) in link.calls
-    assert ("rx",) in link.calls and not hasattr(hw, "link_tx")
+    assert ("rx",) in link.calls and hw.link_tx is None
     assert hw.ble == ("ble", "esp32_devkitc")
     assert hw.read_chip_temp_dc() == 400
 
