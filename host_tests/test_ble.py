@@ -1,0 +1,225 @@
+"""hal/ble.py against a fake ``bluetooth`` module: advertising, several centrals, reconnects,
+MTU-sized notifications, congestion, IRQ-only queueing (CPython)."""
+import sys
+import types
+
+import pytest
+
+from core.app_protocol import AppProtocol
+from test_app_protocol import ROUND_4S, Ctl
+
+IRQ_CONNECT, IRQ_DISCONNECT, IRQ_WRITE, IRQ_MTU = 1, 2, 3, 21
+
+
+class FakeUUID:
+    def __init__(self, text):
+        self.text = text
+
+
+class FakeBLE:
+    def __init__(self):
+        self.is_active = False
+        self.cfg = {}
+        self.handler = None
+        self.adv = []             # (interval, adv_data, resp_data)
+        self.notified = []        # (conn, handle, bytes)
+        self.values = {}
+        self.disconnected = []
+        self.congested = 0        # next N notifies raise OSError
+        self.services = None
+
+    def active(self, on=None):
+        if on is not None:
+            self.is_active = on
+        return self.is_active
+
+    def config(self, **kw):
+        self.cfg.update(kw)
+
+    def irq(self, handler):
+        self.handler = handler
+
+    def gatts_register_services(self, services):
+        self.services = services
+        return ((10, 12),)       # TX value handle, RX value handle
+
+    def gatts_set_buffer(self, handle, size, append=False):
+        self.buffer = (handle, size, append)
+
+    def gap_advertise(self, interval, adv_data=None, resp_data=None, connectable=True):
+        self.adv.append((interval, adv_data, resp_data))
+
+    def gatts_read(self, handle):
+        return self.values.get(handle, b"")
+
+    def gatts_notify(self, conn, handle, data):
+        if self.congested:
+            self.congested -= 1
+            raise OSError(12)
+        self.notified.append((conn, handle, bytes(data)))
+
+    def gap_disconnect(self, conn):
+        self.disconnected.append(conn)
+
+    # central side helpers
+    def central_write(self, conn, data):
+        self.values[12] = data
+        self.handler(IRQ_WRITE, (conn, 12))
+
+    def received(self, conn):
+        return b"".join(d for c, h, d in self.notified if c == conn)
+
+
+@pytest.fixture()
+def ble_mod(monkeypatch):
+    fake = types.ModuleType("bluetooth")
+    fake.UUID = FakeUUID
+    monkeypatch.setitem(sys.modules, "bluetooth", fake)
+    monkeypatch.delitem(sys.modules, "hal.ble", raising=False)
+    import hal.ble
+    return hal.ble
+
+
+def started(ble_mod, max_conn=2, name="cellchain", compat=False):
+    fake = FakeBLE()
+    board = types.SimpleNamespace(BLE_MAX_CONN=max_conn)
+    t = ble_mod.make(board, ble=fake)
+    ctl = Ctl(4)
+    app = AppProtocol(ctl)
+    t.start(app, name, compat_123=compat)
+    return fake, t, ctl, app
+
+
+def test_advertising_name_and_service(ble_mod):
+    fake, t, ctl, app = started(ble_mod)
+    assert fake.is_active
+    interval, adv, resp = fake.adv[-1]
+    assert adv == bytes((2, 1, 6, 10, 9)) + b"cellchain"
+    assert len(adv) <= 31 and len(resp) <= 31
+    # NUS UUID little-endian in the scan response
+    assert resp == bytes((17, 7)) + bytes.fromhex("6e400001b5a3f393e0a9e50e24dcca9e")[::-1]
+    svc = fake.services[0]
+    assert svc[0].text == ble_mod.NUS_SERVICE
+    assert svc[1][0][0].text == ble_mod.NUS_TX and svc[1][0][1] & 0x10
+    assert svc[1][1][0].text == ble_mod.NUS_RX and svc[1][1][1] & 0x08
+
+
+def test_compat_name(ble_mod):
+    fake, t, ctl, app = started(ble_mod, compat=True)
+    adv = fake.adv[-1][1]
+    assert adv.endswith(b"123\\SmartBMS") and adv[4] == 0x09
+    assert fake.cfg["gap_name"] == "123\\SmartBMS"
+    long_adv = ble_mod.adv_payload("x" * 40)
+    assert len(long_adv) == 31 and long_adv[4] == 0x08
+
+
+def test_login_stream_and_mtu_split(ble_mod):
+    fake, t, ctl, app = started(ble_mod)
+    fake.handler(IRQ_CONNECT, (5, 0, b"\x00" * 6))
+    t.poll()
+    fake.central_write(5, b"PW1234!\r")
+    fake.central_write(5, b"E!\r")
+    t.poll()
+    assert fake.received(5) == b"OK\rOK\r"
+    fake.notified.clear()
+    app.stream_round()
+    t.poll()
+    assert all(len(d) <= 20 for c, h, d in fake.notified)   # default MTU 23
+    assert all(h == 10 for c, h, d in fake.notified)
+    assert fake.received(5) == ROUND_4S
+    fake.handler(IRQ_MTU, (5, 185))
+    fake.notified.clear()
+    app.stream_round()
+    t.poll()
+    assert max(len(d) for c, h, d in fake.notified) == 182
+    assert fake.received(5) == ROUND_4S
+
+
+def test_two_centrals_separate_sessions_and_third_refused(ble_mod):
+    fake, t, ctl, app = started(ble_mod, max_conn=2)
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    fake.handler(IRQ_CONNECT, (2, 0, b""))
+    fake.handler(IRQ_CONNECT, (3, 0, b""))
+    assert fake.disconnected == [3] and t.rejected == 1
+    t.poll()
+    assert t.connections() == 2
+    fake.central_write(1, b"PW1234!\r")
+    fake.central_write(2, b"PW9999!\r")
+    t.poll()
+    assert fake.received(1) == b"OK\r"
+    assert fake.received(2) == b"NA\r"
+
+
+def test_reconnect_starts_logged_out_and_readvertises(ble_mod):
+    fake, t, ctl, app = started(ble_mod, max_conn=1)
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    t.poll()
+    fake.central_write(1, b"PW1234!\r")
+    t.poll()
+    assert app.logged_in(0)
+    adv_count = len(fake.adv)
+    fake.handler(IRQ_DISCONNECT, (1, 0, b""))
+    fake.handler(IRQ_CONNECT, (7, 0, b""))   # before the main loop ran
+    t.poll()
+    assert not app.logged_in(0)
+    fake.central_write(7, b"E!\r")
+    t.poll()
+    assert fake.received(7) == b"NA\r"
+    fake.handler(IRQ_DISCONNECT, (7, 0, b""))
+    t.poll()
+    assert len(fake.adv) > adv_count
+    assert t.connections() == 0
+
+
+def test_congestion_keeps_data(ble_mod):
+    fake, t, ctl, app = started(ble_mod)
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    t.poll()
+    fake.central_write(1, b"PW1234!\rE!\r")
+    fake.congested = 1
+    t.poll()
+    assert fake.received(1) == b"" and t.notify_errors == 1
+    t.poll()
+    assert fake.received(1) == b"OK\rOK\r"
+
+
+def test_tx_overflow_drops_whole_lines(ble_mod):
+    fake = FakeBLE()
+    t = ble_mod.NusTransport(fake, max_conn=1, tx_size=64)
+    ctl = Ctl(4)
+    app = AppProtocol(ctl)
+    t.start(app, "x")
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    t.poll()
+    fake.central_write(1, b"PW1234!\rE!\r")
+    t.poll()
+    fake.notified.clear()
+    app.stream_round()          # 11 lines, ring holds 63 bytes
+    t.poll()
+    got = fake.received(1)
+    assert got and got.endswith(b"\r")
+    assert got.startswith(b"C_01_")
+    round_lines = ROUND_4S.split(b"\r")
+    assert all(line in round_lines for line in got.split(b"\r"))   # only whole lines
+    assert t._tx[0].dropped > 0
+
+
+def test_rx_irq_only_queues(ble_mod):
+    fake, t, ctl, app = started(ble_mod)
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    t.poll()
+    fake.central_write(1, b"PW1234!\r")
+    assert not app.logged_in(0)    # nothing handled inside the IRQ
+    assert fake.notified == []
+    t.poll()
+    assert app.logged_in(0)
+
+
+def test_disconnect_all_and_stop(ble_mod):
+    fake, t, ctl, app = started(ble_mod)
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    fake.handler(IRQ_CONNECT, (2, 0, b""))
+    t.disconnect_all()
+    assert sorted(fake.disconnected) == [1, 2]
+    t.stop()
+    assert not fake.is_active
