@@ -94,7 +94,7 @@ _SENSOR_OK_MASK = SensorFlags.PRESENT | SensorFlags.FAULT
 _ALARM_UNDER_TEMP = alarms.UNDER_TEMP_CHARGE | alarms.UNDER_TEMP_DISCHARGE
 
 
-def clamp(value, lo, hi):
+def clamp(value: int, lo: int, hi: int) -> int:
     if value < lo:
         return lo
     if value > hi:
@@ -102,14 +102,14 @@ def clamp(value, lo, hi):
     return value
 
 
-def v_raw(mv):
+def v_raw(mv: int) -> int:
     """mV -> 5 mV units, rounded to nearest (field clamps are applied by the caller)."""
     if mv <= 0:
         return 0
     return (mv + 2) // _V_LSB_MV
 
 
-def t_raw(dc):
+def t_raw(dc: int) -> int:
     """0.1 degC -> T16 raw, as the vendor's readers decode it (degC = r * 0.857 - 232):
     r = round((degC + 232) / 0.857) = round((dc + 2320) * 100 / 857), clamped to 0..65535.
     Integer only; the product stays below 2^30 for any T16 value."""
@@ -122,7 +122,7 @@ def t_raw(dc):
     return r if r < _U16 else _U16
 
 
-def i_raw(ma):
+def i_raw(ma: int) -> int:
     """|mA| -> 0.125 A units, rounded to nearest, clamped to 0..65535."""
     if ma < 0:
         ma = -ma
@@ -131,7 +131,7 @@ def i_raw(ma):
     return (ma + 62) // _I_LSB_MA
 
 
-def capacity_raw(capacity_ah, vnom_mv, cells):
+def capacity_raw(capacity_ah: int, vnom_mv: int, cells: int) -> int:
     """Pack capacity in 0.1 kWh: Ah x vnom x cells / 100000, rounded, clamped to 0..65535.
     Split so every intermediate stays below 2^30 (no big ints on the boards)."""
     if capacity_ah <= 0 or vnom_mv <= 0 or cells <= 0:
@@ -143,12 +143,12 @@ def capacity_raw(capacity_ah, vnom_mv, cells):
     return total if total < _U16 else _U16
 
 
-def vlow_mv(settings):
+def vlow_mv(settings) -> int:
     """The V-low (early warning) threshold: V-min plus 2 % (core.alarms.EARLY_WARNING)."""
     return settings.vmin_mv + (settings.vmin_mv * 2 + 50) // 100
 
 
-def checksum(buf, n=PACKET_LEN - 1):
+def checksum(buf, n: int = PACKET_LEN - 1) -> int:
     """Sum of the first n bytes modulo 256."""
     s = 0
     for i in range(n):
@@ -169,7 +169,7 @@ class ExtOutEncoder:
         self.next_cell = 0
         self.next_key = 0
 
-    def _put(self, off, value, size, hi):
+    def _put(self, off: int, value: int, size: int, hi: int) -> None:
         """Big-endian unsigned, clamped to 0..hi."""
         b = self.buf
         if value < 0:
@@ -182,7 +182,7 @@ class ExtOutEncoder:
             value >>= 8
             i -= 1
 
-    def _put_current(self, off, ma, valid):
+    def _put_current(self, off: int, ma: int, valid: bool) -> None:
         b = self.buf
         if not valid:
             b[off] = SIGN_NONE
@@ -194,7 +194,7 @@ class ExtOutEncoder:
         b[off + 1] = r >> 8
         b[off + 2] = r & 0xFF
 
-    def _key_value(self, key, snap, brain, settings):
+    def _key_value(self, key: int, snap, brain, settings) -> int:
         """Value byte (0..255) of one key of the rotating pairs."""
         if key == 0:
             return clamp(brain.soh_pct, 0, 100)
@@ -238,7 +238,7 @@ class ExtOutEncoder:
         v = clamp(v_raw(settings.vbal_mv), 0, _U16)  # keys 17, 18: "full" cell voltage
         return v >> 8 if key == 17 else v & 0xFF
 
-    def encode(self, snap, brain, settings):
+    def encode(self, snap, brain, settings) -> bytearray:
         """Fill and return ``self.buf`` for one packet; advances detail cell and key."""
         b = self.buf
         self._put(O_PACK_V, v_raw(snap.pack_mv), 3, _U24)
@@ -335,7 +335,7 @@ class ExtOutSender:
     ever sent between packets. Returns True when a packet went out.
     """
 
-    def __init__(self, tx, encoder=None, gap_ms=MIN_GAP_MS):
+    def __init__(self, tx, encoder=None, gap_ms: int = MIN_GAP_MS):
         self.tx = tx
         self._busy = getattr(tx, "busy", None)  # bound once: calling it later allocates nothing
         self.encoder = encoder if encoder is not None else ExtOutEncoder()
@@ -346,7 +346,7 @@ class ExtOutSender:
         # ended, so the first packet waits a full gap after the pin was set idle.
         self._since_start_ms = BURST_MS
 
-    def cycle(self, dt_ms, snap, brain, settings):
+    def cycle(self, dt_ms: int, snap, brain, settings) -> bool:
         if dt_ms > 0:
             t = self._since_start_ms + dt_ms
             self._since_start_ms = t if t < 3600000 else 3600000
