@@ -34,7 +34,7 @@ def test_cell_drains_to_hysteresis_band_over_time():
     b = Balancer(hyst_mv=20)
     mv = 3450
     ons = 0
-    for minute in range(600):
+    for _minute in range(600):
         d = _run(b, mv, dt=60000)
         if d and not b.wanted:
             raise AssertionError("duty without want")

@@ -1,0 +1,297 @@
+"""The board's real-time loop: poll, cycle, watchdog, supervisor, sleep. ``main.py`` calls
+
+    from hal import loop; loop.run(board, roles.between)
+
+``run`` builds ``hw`` with ``hal.board.make_hw(board_def, role_name)`` (role name = last part of
+``role_module.__name__``), the role with ``role_module.make(hw, board_def)``, registers both for
+``diag`` (``loop.current_role`` ...) and drives them with a ``Loop``:
+
+* every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
+  the role has them;
+* every ``role.cycle_ms`` (default 1000): ``role.cycle(dt_ms)``, dt_ms from ``time.ticks_diff``
+  (raw ticks never reach core); a late cycle is counted in ``stats.overruns`` and the schedule
+  restarts from now instead of bursting to catch up;
+* the watchdog (``hw.feed_watchdog()``: machine.WDT with board_def.WDT_TIMEOUT_MS, started by the
+  first feed) is fed only after a cycle returned normally and ``role.healthy()`` (if present) is
+  True. A hung or endlessly failing loop therefore resets the board; boot.py and the role's
+  construction start every output safe again;
+* between wake-ups the board sleeps until the next cycle or until ``role.wake_in_ms()`` (LED edge,
+  button), at most MAX_SLEEP_MS: ``machine.lightsleep(ms)`` when the board definition allows it
+  (``LIGHTSLEEP = True``) and the role says its link can wake it (``role.sleep_ok`` True),
+  ``time.sleep_ms`` (the port idles the CPU inside it) otherwise;
+* awake time is measured with ``ticks_us`` and reported per cycle as ``stats.awake_permille`` (and
+  a smoothed ``stats.awake_avg_permille``) for ``diag`` and the benchmark.
+
+Supervisor: an exception from the role first calls ``role.safe()`` (then ``hw.safe()``), then
+prints the traceback, writes it to ``<data_dir>/lasterror.txt`` and resets the board after
+RESET_DELAY_MS. Ctrl-C at the REPL stops the loop with the outputs safe and keeps an already
+running watchdog fed from a timer, so ``import diag`` works; ``machine.reset()`` restarts.
+"""
+import sys
+
+from micropython import const
+
+try:
+    from typing import TYPE_CHECKING
+except ImportError:
+    TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
+
+MAX_SLEEP_MS = const(1000)
+RESET_DELAY_MS = const(3000)
+START_FAIL_DELAY_MS = const(10000)   # long enough to press Ctrl-C before a start-up reset loop
+_DEFAULT_CYCLE_MS = const(1000)
+_LASTERROR = "/lasterror.txt"
+
+# Registry read by diag.py (filled by run()).
+current_role: "Any" = None
+current_hw: "Any" = None
+current_board: "Any" = None
+current_loop: "Any" = None
+role_name = ""
+
+
+class LoopStats:
+    """Counters of the running loop (ints; awake fractions in permille)."""
+
+    def __init__(self):
+        self.cycles = 0
+        self.overruns = 0
+        self.feeds = 0
+        self.unhealthy = 0          # cycles that did not feed the watchdog
+        self.last_cycle_us = 0      # duration of role.cycle()
+        self.max_cycle_us = 0
+        self.awake_permille = 1000  # awake share of the last complete cycle
+        self.awake_avg_permille = 1000
+        self.lightsleeps = 0
+        self.sleeps = 0
+
+
+def role_name_of(role_module):
+    return role_module.__name__.split(".")[-1]
+
+
+class Loop:
+    """One role on one board, driven by real (or injected) ``machine`` and ``time`` modules."""
+
+    def __init__(self, role, board_def, hw, machine, time):
+        self.role = role
+        self.hw = hw
+        self.machine = machine
+        self.time = time
+        self.stats = LoopStats()
+        self.cycle_ms = getattr(role, "cycle_ms", _DEFAULT_CYCLE_MS)
+        self._poll = getattr(role, "poll", None)
+        self._tick = getattr(role, "tick", None)
+        self._wake_in = getattr(role, "wake_in_ms", None)
+        self._healthy = getattr(role, "healthy", None)
+        self._lightsleep = getattr(machine, "lightsleep", None) if getattr(board_def, "LIGHTSLEEP", False) else None
+        self._feed = getattr(hw, "feed_watchdog", None)
+        self._wdt = None
+        self._wdt_timeout_ms = getattr(board_def, "WDT_TIMEOUT_MS", 5000)
+        now = time.ticks_ms()
+        self._last_tick = now
+        self._last_cycle = now
+        self._next_cycle = now
+        us = time.ticks_us()
+        self._wake_us = us
+        self._cycle_start_us = us
+        self._awake_us = 0
+
+    def feed(self):
+        if self._feed is not None:
+            self._feed()
+        else:
+            if self._wdt is None:
+                self._wdt = self.machine.WDT(timeout=self._wdt_timeout_ms)
+            self._wdt.feed()
+        self.stats.feeds += 1
+
+    def step(self):
+        """One wake-up: poll/tick, the cycle when due, then sleep. Exceptions propagate."""
+        time = self.time
+        ticks_diff = time.ticks_diff
+        now = time.ticks_ms()
+        dt_tick = ticks_diff(now, self._last_tick)
+        self._last_tick = now
+        if self._poll is not None:
+            self._poll()
+        if self._tick is not None:
+            self._tick(dt_tick)
+        late = ticks_diff(now, self._next_cycle)
+        if late >= 0:
+            self._cycle(now, late)
+        self._sleep()
+
+    def _cycle(self, now, late):
+        time = self.time
+        st = self.stats
+        dt = time.ticks_diff(now, self._last_cycle)
+        self._last_cycle = now
+        if late >= self.cycle_ms:
+            st.overruns += 1
+            self._next_cycle = time.ticks_add(now, self.cycle_ms)
+        else:
+            self._next_cycle = time.ticks_add(self._next_cycle, self.cycle_ms)
+        # awake share of the cycle that just ended (cycle start to cycle start)
+        t0 = time.ticks_us()
+        self._awake_us += time.ticks_diff(t0, self._wake_us)
+        self._wake_us = t0
+        elapsed = time.ticks_diff(t0, self._cycle_start_us)
+        if elapsed >= 1000 and st.cycles > 0:
+            p = self._awake_us // (elapsed // 1000)
+            p = 1000 if p > 1000 else p
+            st.awake_permille = p
+            st.awake_avg_permille += (p - st.awake_avg_permille) // 8
+        self._awake_us = 0
+        self._cycle_start_us = t0
+        self.role.cycle(dt)
+        us = time.ticks_diff(time.ticks_us(), t0)
+        st.last_cycle_us = us
+        if us > st.max_cycle_us:
+            st.max_cycle_us = us
+        st.cycles += 1
+        if self._healthy is None or self._healthy():
+            self.feed()
+        else:
+            st.unhealthy += 1
+
+    def _sleep(self):
+        time = self.time
+        wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
+        if self._wake_in is not None:
+            w = self._wake_in()
+            if w < wait:
+                wait = w
+        if wait > MAX_SLEEP_MS:
+            wait = MAX_SLEEP_MS
+        if wait <= 0:
+            return
+        t = time.ticks_us()
+        self._awake_us += time.ticks_diff(t, self._wake_us)
+        if self._lightsleep is not None and getattr(self.role, "sleep_ok", False):
+            self.stats.lightsleeps += 1
+            self._lightsleep(wait)
+        else:
+            self.stats.sleeps += 1
+            time.sleep_ms(wait)
+        self._wake_us = time.ticks_us()
+
+    def run(self, max_cycles=0):
+        """Loop forever (or until max_cycles cycles ran, for tests and benchmarks)."""
+        st = self.stats
+        while max_cycles <= 0 or st.cycles < max_cycles:
+            self.step()
+
+
+def make_safe(role, hw):
+    """Outputs safe, whatever state the role is in. Never raises."""
+    for obj in (role, hw):
+        if obj is not None and hasattr(obj, "safe"):
+            try:
+                obj.safe()
+            except Exception as e:  # the supervisor must get on to the reset
+                print("safe() failed:", e)
+
+
+def log_error(e, hw, where):
+    """Print the traceback and keep it in <data_dir>/lasterror.txt for diag after the reset."""
+    print("cellchain %s error:" % where)
+    _print_exception(e, None)
+    try:
+        path = getattr(hw, "data_dir", "") + _LASTERROR if hw is not None else _LASTERROR
+        with open(path, "w") as f:
+            f.write("%s %s: " % (role_name, where))
+            _print_exception(e, f)
+    except Exception as e2:  # a full or broken file system must not stop the reset
+        print("could not write lasterror:", e2)
+
+
+def _print_exception(e, f):
+    pe = getattr(sys, "print_exception", None)
+    if pe is not None:
+        if f is None:
+            pe(e)
+        else:
+            pe(e, f)
+    else:  # CPython (host tests, simulator)
+        msg = "%s: %s\n" % (type(e).__name__, e)
+        if f is None:
+            print(msg, end="")
+        else:
+            f.write(msg)
+
+
+def last_error(data_dir="/data"):
+    try:
+        with open(data_dir + _LASTERROR) as f:
+            return f.read(600)
+    except OSError:
+        return ""
+
+
+def keep_fed(machine, loop):
+    """After Ctrl-C: the control loop is stopped with outputs safe; a running watchdog (it cannot
+    be stopped) is fed from a timer so the REPL stays usable. Returns the timer (or None)."""
+    if loop is None or loop.stats.feeds == 0:
+        return None
+
+    def _cb(_t):
+        loop.feed()
+
+    period = loop._wdt_timeout_ms // 4
+    for tid in (-1, 0):
+        try:
+            return machine.Timer(tid, period=period, callback=_cb)
+        except (ValueError, OSError, TypeError):
+            continue
+    print("no timer for the watchdog: the board resets in", loop._wdt_timeout_ms, "ms")
+    return None
+
+
+def run(board_def, role_module):
+    """Build hw and role, then loop forever under the supervisor (does not return on a board)."""
+    global current_role, current_hw, current_board, current_loop, role_name
+    import machine
+    import time
+
+    from hal import board as hal_board
+
+    role_name = role_name_of(role_module)
+    current_board = board_def
+    hw = None
+    role = None
+    try:
+        hw = hal_board.make_hw(board_def, role_name)
+        current_hw = hw
+        role = role_module.make(hw, board_def)
+        current_role = role
+        loop = Loop(role, board_def, hw, machine, time)
+        current_loop = loop
+    except KeyboardInterrupt:
+        make_safe(role, hw)
+        print("start-up interrupted; outputs safe")
+        return
+    except Exception as e:
+        make_safe(role, hw)
+        log_error(e, hw, "start-up")
+        print("resetting in %d ms (Ctrl-C to stay at the REPL)" % START_FAIL_DELAY_MS)
+        time.sleep_ms(START_FAIL_DELAY_MS)
+        machine.reset()
+        return
+    print("cellchain: %s on %s, cycle %d ms" % (role_name, getattr(board_def, "NAME", "?"), loop.cycle_ms))
+    try:
+        loop.run()
+    except KeyboardInterrupt:
+        make_safe(role, hw)
+        keep_fed(machine, loop)
+        print("loop stopped (Ctrl-C): outputs safe. import diag; diag.show()  -  machine.reset() restarts")
+        return
+    except Exception as e:
+        make_safe(role, hw)
+        log_error(e, hw, "loop")
+        print("resetting in %d ms" % RESET_DELAY_MS)
+        time.sleep_ms(RESET_DELAY_MS)
+        machine.reset()
