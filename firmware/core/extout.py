@@ -144,8 +144,9 @@ def capacity_raw(capacity_ah: int, vnom_mv: int, cells: int) -> int:
 
 
 def vlow_mv(settings) -> int:
-    """The V-low (early warning) threshold: V-min plus 2 % (core.alarms.EARLY_WARNING)."""
-    return settings.vmin_mv + (settings.vmin_mv * 2 + 50) // 100
+    """The V-low (early warning) threshold: V-min plus 2 %, exactly as the pack brain trips
+    core.alarms.EARLY_WARNING (vmin + vmin // 50)."""
+    return settings.vmin_mv + settings.vmin_mv // 50
 
 
 def checksum(buf, n: int = PACKET_LEN - 1) -> int:

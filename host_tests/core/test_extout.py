@@ -352,7 +352,7 @@ def assemble_round(enc, snap, b, s, n_cells):
 def check_round_values(values, b, s):
     assert values[0] == b.soh_pct
     assert values[1] == 100
-    vlow = (s.vmin_mv + (s.vmin_mv * 2 + 50) // 100 + 2) // 5
+    vlow = (s.vmin_mv + s.vmin_mv // 50 + 2) // 5   # the brain's early-warning threshold
     assert (values[2] << 8) | values[3] == vlow
     assert (values[4] << 8) | values[5] == (s.vnom_mv + 2) // 5
     assert values[6] == (FIRMWARE_VERSION[0] << 4) | FIRMWARE_VERSION[1]
@@ -377,6 +377,13 @@ def test_rotation_2_16_255_cells():
         values = assemble_round(enc, snap, b, s, n)
         assert sorted(values) == list(range(19))
         check_round_values(values, b, s)
+
+
+def test_vlow_matches_early_warning_threshold():
+    s = settings.preset(settings.NMC)
+    assert extout.vlow_mv(s) == 3490 + 69
+    s = settings.preset(settings.LIFEPO4)
+    assert extout.vlow_mv(s) == 2958
 
 
 def test_cell_count_shrinks_mid_round():
