@@ -9,7 +9,7 @@ Every number stays a small int on the boards (|x| < 2^30; larger ints allocate t
   is integrated in chunks of at most 1000 ms, so one product is at most 10^9 < 2^30.
   ``soc_c`` is 0..10000 (0.01 %); counting stops at both ends (charge beyond full or below
   empty is not stored). Charge efficiency is taken as 100 %.
-* ``EnergyCounter`` integrates power (0.01 W from mA x mV) into whole Wh the same way:
+* ``EnergyCounter`` integrates power (0.01 W = mA x mV / 10^4, ``mul_e4``) into whole Wh the same way:
   ``sub`` (cW*ms, 0..999), ``acc_cws`` (cW*s, 0..359 999), ``wh`` (Wh, up to 2^30 = 1 TWh).
 * Charge cycles: every 10 000 SoC steps counted down by discharge (100 % of capacity taken out)
   is one cycle.
@@ -25,7 +25,7 @@ MAS_PER_STEP_PER_AH = const(360)  # mAs in 0.01 % of 1 Ah
 
 def mul_e5(a, b):
     """floor-ish(a * b / 100000) for 0 <= a, b < 2 500 000 without intermediates beyond 2^30
-    (error below 3 units). Used for mA x mV -> 0.01 W and 0.01 Ah x mV -> Wh."""
+    (error below 3 units). Used for 0.01 Ah x mV -> Wh."""
     neg = False
     if a < 0:
         a = -a
@@ -38,6 +38,24 @@ def mul_e5(a, b):
     bh = b // 1000
     bl = b - bh * 1000
     r = ah * bh * 10 + (ah * bl + al * bh) // 100 + (al * bl) // 100000
+    return -r if neg else r
+
+
+def mul_e4(a, b):
+    """a * b / 10000 (mA x mV -> 0.01 W) for |a|, |b| < 2 500 000, intermediates below 2^30
+    (error below 3 units)."""
+    neg = False
+    if a < 0:
+        a = -a
+        neg = not neg
+    if b < 0:
+        b = -b
+        neg = not neg
+    ah = a // 1000
+    al = a - ah * 1000
+    bh = b // 1000
+    bl = b - bh * 1000
+    r = ah * bh * 100 + (ah * bl + al * bh) // 10 + (al * bl) // 10000
     return -r if neg else r
 
 
@@ -118,6 +136,11 @@ class EnergyCounter:
     """Whole Wh from power in 0.01 W over real time (allocation-free, see module doc)."""
 
     def __init__(self):
+        self.wh = 0
+        self.acc_cws = 0
+        self.sub = 0
+
+    def reset(self):
         self.wh = 0
         self.acc_cws = 0
         self.sub = 0

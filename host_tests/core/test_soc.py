@@ -1,6 +1,6 @@
 """Coulomb counter, energy counter, recalibration detector: exact integer arithmetic at the
 extremes of every accumulator (ints beyond +-2^30 would allocate on the boards)."""
-from core.soc import EnergyCounter, FullEmptyDetector, SocCounter, mul_e5
+from core.soc import EnergyCounter, FullEmptyDetector, SocCounter, mul_e4, mul_e5
 from support import no_alloc
 
 SMALL = 0x3FFFFFFF  # largest small int on RP2040/ESP32
@@ -96,6 +96,14 @@ def test_mul_e5_matches_exact_product():
         got = mul_e5(a, b)
         assert abs(abs(got) - exact) <= 2, (a, b, got, exact)
         assert (got < 0) == ((a < 0) != (b < 0)) or got == 0
+
+
+def test_mul_e4_is_power_in_centiwatts():
+    assert mul_e4(20000, 13000) == 26000             # 20 A x 13 V = 260.00 W
+    assert mul_e4(1000000, 1275000) == 127500000     # extremes: 1000 A x 1275 V
+    assert mul_e4(-150, 3300) == -49
+    for a, b in ((123456, 654321), (999, 1), (2000000, 2000000)):
+        assert abs(mul_e4(a, b) - a * b // 10000) <= 2
 
 
 def test_energy_counter_whole_wh_and_extremes():

@@ -1,0 +1,390 @@
+"""Pack brain: fail-safe boot, communication, faults, SoC profiles with recalibration and a
+reboot in the middle, dead band, energies, persistence policy, zero trim, no allocation."""
+from core import alarms as A
+from core import settings, store
+from core.brain import (EMPTY_MS, SAVE_EVENT_MIN_MS, SAVE_SOC_MIN_MS, PackBrain)
+from core.relays import ENABLE_SAMPLES
+from core.snapshot import CellStatus, PackSnapshot, SensorFlags
+from support import no_alloc, tmpdir
+
+OK = SensorFlags.PRESENT
+
+
+def lfp(capacity_ah=100, mode=settings.NORMAL, sensors=2, loop_count=1):
+    s = settings.preset(settings.LIFEPO4)
+    s.capacity_ah = capacity_ah
+    s.mode = mode
+    s.sensors = sensors
+    s.loop_count = loop_count
+    return s
+
+
+def fill(snap, mv, temp_dc=250, s1=0, s2=0, flags=OK):
+    """A fresh, complete frame: every cell at mv (int or list), one temperature."""
+    n = len(mv) if isinstance(mv, list) else 4
+    snap.valid = True
+    snap.comm_ok = True
+    snap.cell_count = n
+    snap.break_position = 0
+    for i in range(n):
+        snap.cell_mv[i] = mv[i] if isinstance(mv, list) else mv
+        snap.cell_temp_dc[i] = temp_dc
+        snap.cell_status[i] = 0
+    snap.pack_mv = sum(snap.cell_mv[i] for i in range(n))
+    snap.s1_ma = s1
+    snap.s1_flags = flags
+    snap.s2_ma = s2
+    snap.s2_flags = flags
+    return snap
+
+
+def run(brain, snap, cycles, dt_ms=1000):
+    for _ in range(cycles):
+        brain.update(snap, dt_ms)
+    return brain
+
+
+def test_boot_is_fail_safe_until_first_good_snapshot():
+    b = PackBrain(lfp(), True)
+    assert not b.charge_allowed and not b.load_allowed
+    snap = PackSnapshot()
+    run(b, snap, 5)                                   # nothing received yet
+    assert not b.charge_allowed and not b.load_allowed
+    assert b.alarms & A.COMM_LOST and b.alarms & A.SOC_NOT_CALIBRATED
+    fill(snap, 3300)
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed and b.load_allowed
+    assert b.alarms == A.SOC_NOT_CALIBRATED
+
+
+def test_unconfigured_or_invalid_settings_keep_relays_off():
+    snap = fill(PackSnapshot(), 3300)
+    cases = (
+        (settings.Settings(), True),                 # chemistry unknown (fresh defaults)
+        (lfp(), False),                              # settings file did not load
+    )
+    for s, ok in cases:
+        b = PackBrain(s, ok)
+        run(b, snap, 20)
+        assert not b.charge_allowed and not b.load_allowed
+        assert b.alarms & A.SETTINGS_INVALID
+    bad = lfp()
+    bad.vmax_mv = 3000                               # inconsistent (below vbal)
+    b = PackBrain(bad, True)
+    run(b, snap, 20)
+    assert not b.charge_allowed and b.alarms & A.SETTINGS_INVALID
+
+
+def test_corrupted_settings_file_keeps_relays_off():
+    d = tmpdir()
+    path = d + "/settings.json"
+    settings.save(path, lfp())
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    data[-3] ^= 0x01                                 # one flipped bit in the body
+    with open(path, "wb") as f:
+        f.write(data)
+    s, result = settings.load(path)
+    assert result == settings.CORRUPT
+    b = PackBrain(s, result == settings.LOADED)
+    run(b, fill(PackSnapshot(), 3300), 20)
+    assert not b.charge_allowed and not b.load_allowed and b.alarms & A.SETTINGS_INVALID
+    # the user writes valid settings: relays follow the tables again
+    b.set_settings(lfp(), True)
+    run(b, fill(PackSnapshot(), 3300), ENABLE_SAMPLES)
+    assert b.charge_allowed and b.load_allowed and not b.alarms & A.SETTINGS_INVALID
+    b.set_settings(settings.Settings(), True)
+    assert not b.charge_allowed and not b.load_allowed
+
+
+def test_comm_loss_switches_off_in_same_cycle_and_reports_break():
+    b = PackBrain(lfp(), True)
+    snap = fill(PackSnapshot(), 3300)
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed
+    snap.comm_ok = False
+    snap.break_position = 7
+    b.update(snap, 1000)
+    assert not b.charge_allowed and not b.load_allowed
+    assert b.alarms & A.COMM_LOST and b.break_position == 7
+    fill(snap, 3300)
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed and b.break_position == 0 and not b.alarms & A.COMM_LOST
+    snap.valid = False                               # link cleared the snapshot
+    b.update(snap, 1000)
+    assert not b.load_allowed and b.alarms & A.COMM_LOST
+
+
+def test_voltage_sensor_fault_and_cell_count_mismatch_switch_off():
+    b = PackBrain(lfp(), True)
+    snap = fill(PackSnapshot(), 3300)
+    run(b, snap, ENABLE_SAMPLES)
+    snap.cell_status[2] = CellStatus.VOLT_SENSOR_FAULT
+    b.update(snap, 1000)
+    assert not b.charge_allowed and not b.load_allowed and b.alarms & A.VOLT_SENSOR_FAULT
+    fill(snap, 3300)
+    snap.cells_min, snap.cells_max = 5, 8            # switches say 5-8 cells, 4 reported
+    run(b, snap, 10)
+    assert not b.charge_allowed and b.alarms & A.CELL_COUNT_MISMATCH
+    snap.cells_min, snap.cells_max = 2, 4
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed and not b.alarms & A.CELL_COUNT_MISMATCH
+
+
+def test_temperature_sensor_fault_is_not_a_cell_fault():
+    b = PackBrain(lfp(), True)
+    snap = fill(PackSnapshot(), 3300)
+    snap.cell_status[1] = CellStatus.TEMP_SENSOR_FAULT
+    snap.cell_temp_dc[1] = -400                      # open NTC reads as extreme cold
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed and b.load_allowed
+    assert b.alarms & A.TEMP_SENSOR_FAULT
+    assert not b.alarms & (A.UNDER_TEMP_CHARGE | A.UNDER_TEMP_DISCHARGE | A.OVER_TEMP)
+    # every NTC faulted: no temperature data, never enable (and switch off)
+    b2 = PackBrain(lfp(), True)
+    for i in range(4):
+        snap.cell_status[i] = CellStatus.TEMP_SENSOR_FAULT
+    run(b2, snap, 10)
+    assert not b2.charge_allowed and not b2.load_allowed
+    run(b, snap, 5)
+    assert not b.charge_allowed and not b.load_allowed
+
+
+def test_alarm_bits():
+    b = PackBrain(lfp(), True)
+    snap = fill(PackSnapshot(), [3300, 2900, 3700, 3300], temp_dc=-250)
+    snap.cell_status[3] = CellStatus.DERATED
+    b.update(snap, 1000)
+    want = (A.UNDER_VOLTAGE | A.OVER_VOLTAGE | A.EARLY_WARNING | A.UNDER_TEMP_CHARGE
+            | A.UNDER_TEMP_DISCHARGE | A.BALANCE_HOT | A.SOC_NOT_CALIBRATED)
+    assert b.alarms == want
+    fill(snap, 3300, temp_dc=600)
+    snap.s2_flags = SensorFlags.FAULT
+    b.update(snap, 1000)
+    assert b.alarms == A.OVER_TEMP | A.CURRENT_SENSOR_FAULT | A.SOC_NOT_CALIBRATED
+    fill(snap, 3640)                                 # within 2 % of V-max
+    b.update(snap, 1000)
+    assert b.alarms & A.EARLY_WARNING and not b.alarms & A.OVER_VOLTAGE
+
+
+def ocv_mv(soc_c):
+    """A LiFePO4-like open-circuit curve: flat middle, knees at both ends."""
+    if soc_c >= 9950:
+        return 3350 + (soc_c - 9950) * 2
+    if soc_c <= 50:
+        return 2800 + soc_c * 4
+    return 3000 + (soc_c - 50) * 300 // 9900
+
+
+class Pack:
+    """Test model: the true charge of a 4-cell pack (mAs), a CC/CV charger, loads."""
+
+    def __init__(self, capacity_ah, soc_c):
+        self.cap_mas = capacity_ah * 3600000
+        self.mas = self.cap_mas * soc_c // 10000
+
+    def soc_c(self):
+        return self.mas * 10000 // self.cap_mas
+
+    def step(self, snap, charge_ma, load_ma, dt_ms):
+        mv = ocv_mv(self.soc_c())
+        if mv >= 3400 and charge_ma > 400:
+            charge_ma = 400                          # charger in constant-voltage phase: tail current
+        self.mas += (charge_ma - load_ma) * dt_ms // 1000
+        if self.mas > self.cap_mas:
+            self.mas = self.cap_mas
+        fill(snap, mv, s1=charge_ma, s2=load_ma)
+        return charge_ma
+
+
+def test_soc_profile_full_and_empty_recalibration_with_reboot():
+    d = tmpdir()
+    path = d + "/soc.json"
+    s = lfp(capacity_ah=10)
+    b = PackBrain(s, True, path)
+    assert b.soc_c == 5000 and not b.soc_calibrated   # no saved state: 50 %, not calibrated
+    pack = Pack(10, 7000)
+    snap = PackSnapshot()
+    # charge with 5 A (only while the brain allows it) until the brain calls the pack full
+    t = 0
+    while not b.soc_calibrated:
+        ch = 5000 if b.charge_allowed or t < 3 else 0
+        pack.step(snap, ch, 0, 1000)
+        b.update(snap, 1000)
+        t += 1
+        assert t < 20000
+    assert b.soc_c == 10000 and pack.soc_c() >= 9950
+    assert not b.charge_allowed and b.load_allowed    # normal mode: full switches charge off
+    assert not b.alarms & A.SOC_NOT_CALIBRATED
+    assert b.save_state() and not b.should_save
+    # discharge 3 A with uneven time steps; the brain tracks the true charge
+    pack.mas = pack.cap_mas
+    for k in range(2000):
+        dt = 700 if k % 3 else 1600
+        pack.step(snap, 0, 3000, dt)
+        b.update(snap, dt)
+    assert abs(b.soc_c - pack.soc_c()) <= 1
+    assert b.energy_out_wh > 0 and b.energy_in_wh > 0
+    # reboot in the middle: state saved, new brain restores it
+    b.save_state()
+    before = (b.soc_c, b.energy_in_wh, b.energy_out_wh, b.charge_cycles)
+    b = PackBrain(s, True, path)
+    assert (b.soc_c, b.energy_in_wh, b.energy_out_wh, b.charge_cycles) == before
+    assert not b.soc_calibrated                       # restored, not re-measured since boot
+    # discharge on until a cell is below V-min: load off at once, SoC 0 after EMPTY_MS
+    t = 0
+    while b.load_allowed or t < 3:
+        pack.step(snap, 0, 3000 if b.load_allowed or t < 3 else 0, 1000)
+        b.update(snap, 1000)
+        t += 1
+        assert t < 20000
+    assert snap.cell_mv[0] <= 2900 and not b.load_allowed
+    assert b.soc_c > 0
+    pack.step(snap, 0, 200, 1000)                     # a parasitic load keeps the cell low
+    fill(snap, 2880)
+    for _ in range(EMPTY_MS // 1000 - 1):
+        b.update(snap, 1000)
+    assert not b.soc_calibrated
+    b.update(snap, 1000)
+    b.update(snap, 1000)
+    assert b.soc_c == 0 and b.soc_calibrated
+    # discharge restart: charge to >= 10 % before the load relay comes back
+    fill(snap, 3100, s1=10000)
+    run(b, snap, 10)
+    assert not b.load_allowed and b.charge_allowed
+    run(b, snap, 360 - 10 - ENABLE_SAMPLES)           # 10 A x 360 s = 1 Ah = 10 %
+    assert b.soc_c < 1000 or not b.load_allowed
+    run(b, snap, ENABLE_SAMPLES + 2)
+    assert b.soc_c >= 1000 and b.load_allowed
+
+
+def test_critical_mode_full_uses_average_cell_voltage():
+    b = PackBrain(lfp(capacity_ah=10, mode=settings.CRITICAL), True)
+    snap = fill(PackSnapshot(), [3450, 3450, 3350, 3350], s1=400)  # average 3400 = V-balance
+    run(b, snap, 5)
+    assert b.soc_c == 10000 and b.soc_calibrated and b.charge_allowed
+    b2 = PackBrain(lfp(capacity_ah=10, mode=settings.CRITICAL), True)
+    fill(snap, [3450, 3450, 3350, 3349], s1=400)     # average just below
+    run(b2, snap, 5)
+    assert not b2.soc_calibrated
+    b3 = PackBrain(lfp(capacity_ah=10, mode=settings.CRITICAL), True)
+    fill(snap, 3450, s1=501)                          # charging above 5 % of 10 Ah
+    run(b3, snap, 5)
+    assert not b3.soc_calibrated
+    b4 = PackBrain(lfp(capacity_ah=10), True)         # normal mode needs every cell
+    fill(snap, [3450, 3450, 3350, 3350], s1=400)
+    run(b4, snap, 5)
+    assert not b4.soc_calibrated
+
+
+def test_current_inside_dead_band_changes_nothing():
+    b = PackBrain(lfp(capacity_ah=1, loop_count=2), True)
+    snap = fill(PackSnapshot(), 3300, s1=150, s2=0)   # 75 mA real current at 2 turns: dead band
+    run(b, snap, 36000, dt_ms=1000)                   # 10 hours
+    assert b.soc_c == 5000 and b.current_ma == 0 and b.energy_in_wh == 0
+    fill(snap, 3300, s1=152, s2=0)                    # 76 mA: counted
+    run(b, snap, 3600)
+    assert b.current_ma == 76 and b.soc_c == 5000 + 760
+
+
+def test_one_sensor_setup_and_powers():
+    b = PackBrain(lfp(sensors=1), True)
+    snap = fill(PackSnapshot(), 3250, s1=-20000, s2=0, flags=OK)
+    snap.s2_flags = 0                                  # sensor 2 not connected
+    b.update(snap, 1000)
+    assert b.current_ma == -20000 and b.discharge_ma == 20000 and b.charge_ma == 0
+    assert b.power_out_w == 260 and b.power_in_w == 0  # 20 A x 13.0 V
+    assert not b.alarms & A.CURRENT_SENSOR_FAULT
+    b = PackBrain(lfp(sensors=2), True)
+    b.update(snap, 1000)
+    assert b.alarms & A.CURRENT_SENSOR_FAULT
+
+
+def test_energies_today_reset_and_stored_energy():
+    b = PackBrain(lfp(capacity_ah=100), True)
+    snap = fill(PackSnapshot(), 3250, s1=10000, s2=5000)  # 130 W in, 65 W out
+    run(b, snap, 3600)
+    assert b.energy_in_wh == 130 and b.energy_out_wh == 65
+    assert b.energy_in_today_wh == 130
+    run(b, snap, 24 * 3600 - 3600 - 1)
+    assert b.energy_in_today_wh == 130 * 24 - 1 or b.energy_in_today_wh == 130 * 24
+    run(b, snap, 2)                                    # 24 h of run time: today restarts
+    assert b.energy_in_today_wh == 0 and b.energy_in_wh >= 130 * 24
+    assert b.uptime_s == 24 * 3600 + 1
+    # stored: SoC x 100 Ah x 3.3 V x 4 cells
+    assert b.stored_wh == b.soc_c * 100 * 13200 // 10000000 or abs(
+        b.stored_wh - b.soc_c * 100 * 13200 // 10000000) <= 1
+
+
+def test_save_policy_rate_limits_writes():
+    d = tmpdir()
+    b = PackBrain(lfp(capacity_ah=1), True, d + "/soc.json")
+    snap = fill(PackSnapshot(), 3300)
+    run(b, snap, ENABLE_SAMPLES)                       # relays switch on: an urgent event
+    assert not b.should_save
+    run(b, snap, SAVE_EVENT_MIN_MS // 1000)
+    assert b.should_save
+    assert b.save_state()
+    fill(snap, 3300, s1=2000)                          # 2 A into 1 Ah: 1 % every 18 s
+    writes = 0
+    for _ in range(3600):
+        b.update(snap, 1000)
+        if b.should_save:
+            assert b.save_state()
+            writes += 1
+    assert 1 <= writes <= 3600 // (SAVE_SOC_MIN_MS // 1000) + 1
+    values, status = store.load(d + "/soc.json", "soc", 1)
+    assert status == store.OK and abs(values["soc_c"] - b.soc_c) <= 2000
+    nb = PackBrain(lfp(capacity_ah=1), True, None)
+    run(nb, snap, 5000)
+    assert not nb.should_save and not nb.save_state()  # no state file: nothing to do
+
+
+def test_corrupt_state_file_restores_defaults():
+    d = tmpdir()
+    path = d + "/soc.json"
+    with open(path, "wb") as f:
+        f.write(b"cellchain soc 1 0000\n{}")
+    b = PackBrain(lfp(), True, path)
+    assert b.state_status == store.CORRUPT and b.soc_c == 5000
+    store.save(path, "soc", 1, {"soc_c": 99999, "e_in_wh": -5, "cycles": "7", "trim1_ma": 5})
+    b = PackBrain(lfp(), True, path)
+    assert b.soc_c == 5000 and b.energy_in_wh == 0 and b.charge_cycles == 0
+
+
+def test_zero_current_trim_persists():
+    d = tmpdir()
+    path = d + "/soc.json"
+    b = PackBrain(lfp(), True, path)
+    snap = fill(PackSnapshot(), 3300, s1=400, s2=-300)
+    b.update(snap, 1000)
+    assert b.current_ma == 700
+    assert b.zero_current()
+    b.update(snap, 1000)
+    assert b.current_ma == 0
+    b2 = PackBrain(lfp(), True, path)
+    b2.update(snap, 1000)
+    assert b2.current_ma == 0
+    fill(snap, 3300, s1=5000)                          # current flowing: refused
+    b2.update(snap, 1000)
+    assert not b2.zero_current()
+    snap.s2_flags = SensorFlags.FAULT
+    b2.update(snap, 1000)
+    assert not b2.zero_current()
+
+
+def test_update_allocates_nothing_and_extremes_stay_small():
+    d = tmpdir()
+    b = PackBrain(lfp(capacity_ah=20000), True, d + "/soc.json")
+    snap = fill(PackSnapshot(), [3300] * 255, s1=500000, s2=0)
+    snap.cell_status[5] = CellStatus.TEMP_SENSOR_FAULT
+
+    def cycle():
+        b.update(snap, 1000)
+        b.update(snap, 600000)
+    assert no_alloc(cycle, repeats=20)
+    for v in (b.energy_in_wh, b.power_in_w, b.stored_wh, b.soc_c, b._soc.acc_mas, b.uptime_s):
+        assert 0 <= v < 0x3FFFFFFF
+    snap2 = fill(PackSnapshot(), 3300)
+    snap2.comm_ok = False
+    assert no_alloc(lambda: b.update(snap2, 1000))
