@@ -1,0 +1,319 @@
+"""The simulation loop shared by both engines: model, charger/load, relays, faults, trace.
+
+``Simulation(scenario, engine="cpython"|"micropython", seed=S, trace=PATH, extout=PATH)``
+builds the pack model and one virtual-hardware object per board (sim/hw.py), then steps virtual
+time one firmware cycle at a time:
+
+1. faults and events due at ``t`` are applied (scenario);
+2. the End board's relay outputs decide which devices run (power.Wiring), the charger/load
+   currents follow (power.currents) and the model advances by the cycle (model.Pack.step);
+3. the firmware runs one cycle on every powered board (engine: real role code on CPython, or
+   under the MicroPython Unix port), reading the new sensor values and setting its outputs;
+4. once per simulated second a trace line is written.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from sim import paths  # noqa: F401  (sys.path for firmware/, host_shims/, board_defs)
+from core import alarms as alarm_codes
+from core import options
+from core import settings as cs
+from sim import power
+from sim.hw import BeginHw, BoardHw, EndHw
+from sim.model import Pack
+from sim.scenario import ScenarioError
+from sim.trace import TraceWriter
+
+CHEM_CODES = {"lifepo4": cs.LIFEPO4, "lto": cs.LTO, "nmc": cs.NMC, "nca": cs.NCA}
+TRACE_SETTINGS = ("vmin_mv", "vbal_mv", "vmax_mv", "vnom_mv", "tmin_charge_dc", "tmin_discharge_dc",
+                  "tmax_dc", "capacity_ah", "charge_restart_pct", "discharge_restart_pct", "mode",
+                  "loop_count", "sensors", "chemistry", "comm_timeout_cycles", "cycle_ms")
+
+
+def load_board_def(name):
+    """The board definition module board_defs/<name>.py (a plain object when it is missing)."""
+    try:
+        return __import__("board_defs." + name, None, None, ["NAME"])
+    except ImportError:
+        class _Default:
+            NAME = name
+        return _Default()
+
+
+def initial_settings(sc):
+    """core.settings.Settings for a scenario: chemistry preset, pack facts, then overrides."""
+    s = cs.preset(CHEM_CODES[sc.chemistry])
+    s.capacity_ah = max(1, int(round(sc.capacity_ah)))
+    s.mode = cs.CRITICAL if sc.mode == "critical" else cs.NORMAL
+    s.loop_count = sc.loop_count
+    s.sensors = sc.sensors
+    s.cycle_ms = sc.cycle_ms
+    for name, value in sc.settings.items():
+        msg = cs.apply(s, name, value)
+        if msg is not None:
+            raise ScenarioError("settings.%s: %s" % (name, msg))
+    return s
+
+
+def settings_for_trace(s_dict, balance_mv):
+    out = {k: s_dict.get(k) for k in TRACE_SETTINGS}
+    out["mode_name"] = cs.MODE_NAMES[out["mode"]] if out["mode"] in (0, 1) else str(out["mode"])
+    out["chemistry_name"] = (cs.CHEMISTRY_NAMES[out["chemistry"]]
+                             if isinstance(out["chemistry"], int) and 0 <= out["chemistry"] <= 4 else "?")
+    out["balance_switch_mv"] = balance_mv
+    return out
+
+
+def switch_balance_mv(sc, vbal_mv):
+    mv = sc.balance_mv
+    if mv is None:
+        mv = min(4900, max(1900, int(round(vbal_mv / 100.0)) * 100))
+    return int(mv)
+
+
+class Simulation:
+    def __init__(self, scenario, engine="cpython", seed=0, trace=None, extout=None, workdir=None,
+                 realtime=False, mpy=None):
+        self.sc = sc = scenario
+        self.seed = int(seed)
+        rng = np.random.default_rng(self.seed)
+        self.pack = Pack(sc.cells, sc.chemistry, sc.capacity_ah, soc=sc.soc, capacity_spread=sc.capacity_spread,
+                         soc_spread=sc.soc_spread, r0_ohm=sc.r0_ohm, ambient_c=sc.ambient_c, rng=rng)
+        if sc.cell_soc:
+            soc = self.pack.soc.copy()
+            for cell, value in sc.cell_soc.items():
+                if not 1 <= cell <= sc.cells:
+                    raise ScenarioError("pack.cell_soc_pct: cell %d outside 1..%d" % (cell, sc.cells))
+                soc[cell - 1] = value
+            self.pack.set_soc(soc)
+        self.settings = initial_settings(sc)
+        self.balance_mv = switch_balance_mv(sc, self.settings.vbal_mv)
+        self.switch_word = options.word_for(options.range_code_for_cells(sc.cells), self.balance_mv)
+        ch = sc.charger
+        per_cell = ch.get("bulk_mv_per_cell")
+        bulk_v = (sc.cells * per_cell / 1000.0) if per_cell else power.bulk_voltage(self.settings.vbal_mv, sc.cells)
+        self.charger = power.Charger(bulk_v, ch.get("max_a", 10.0), ch.get("profile", "constant"),
+                                     power.Schedule(ch.get("schedule")), ch.get("sunrise_h", 6.0),
+                                     ch.get("sunset_h", 18.0), ch.get("day_s", power.DAY_S))
+        ld = sc.load
+        csv_path = ld.get("csv")
+        if csv_path and not os.path.isabs(csv_path) and sc.source not in ("<dict>",):
+            csv_path = os.path.join(os.path.dirname(sc.source), csv_path)
+        self.load = power.Load(ld.get("profile", "csv" if csv_path else "constant"), ld.get("a", 0.0),
+                               power.Schedule(ld.get("schedule")), ld.get("evening_a"), csv_path,
+                               ld.get("day_s", power.DAY_S))
+        self.wiring = power.Wiring(sc.wiring)
+        self.loop_count = sc.loop_count
+        self.cycle_ms = sc.cycle_ms
+        self.board_def = load_board_def(sc.board)
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="cellchain-sim-")
+        self.boards = []
+        for i in range(sc.cells):
+            role = "begin" if i == 0 else ("end" if i == sc.cells - 1 else "between")
+            cls = BeginHw if role == "begin" else (EndHw if role == "end" else BoardHw)
+            hw = cls(self, i, role, self.board_def, os.path.join(self.workdir, "board%03d" % (i + 1)), self.seed)
+            self.boards.append(hw)
+        self.begin = self.boards[0]
+        self.end = self.boards[-1]
+        self.begin.switches = self.switch_word
+        cs.save(os.path.join(self.end.data_dir, "settings.json"), self.settings)
+        self.t_ms = 0
+        self.ic = 0.0
+        self.il = 0.0
+        self.realtime = realtime
+        self.trace = TraceWriter(trace)
+        self.extout_path = extout
+        self.extout_written = 0
+        self.history = []          # compact per-second records for the view and the plot
+        self.keep_history = True
+        self._faults = [dict(f, _state=0) for f in sc.faults]
+        self._events = list(sc.events)
+        self._buttons = []
+        self.engine_name = engine
+        if engine == "cpython":
+            from sim.cpython_engine import CpythonFirmware
+            self.fw = CpythonFirmware(self)
+        elif engine == "micropython":
+            from sim.mp_engine import MicropythonFirmware
+            self.fw = MicropythonFirmware(self, mpy=mpy)
+        else:
+            raise ValueError("engine must be cpython or micropython")
+        self._last_settings = None
+        self.fw.boot()
+        self._write_header()
+
+    # --- what the Begin board's current sensors see ---------------------------------------
+    def sensor_a(self, sensor):
+        """Current through current sensor 1 or 2 (A, one turn, sign as the manual wires them)."""
+        if self.wiring.kind == "combined" or self.sc.sensors == 1:
+            return (self.ic - self.il) if sensor == 1 else 0.0
+        return self.ic if sensor == 1 else self.il
+
+    # --- scenario: faults and events ---------------------------------------------------------
+    def _apply_faults(self, t_s):
+        for f in self._faults:
+            if f["_state"] == 0 and t_s >= f["t"]:
+                f["_state"] = 1
+                self._fault(f, True)
+            elif f["_state"] == 1 and "until" in f and t_s >= f["until"]:
+                f["_state"] = 2
+                self._fault(f, False)
+        while self._events and t_s >= self._events[0]["t"]:
+            e = self._events.pop(0)
+            if "settings" in e:
+                for name, value in e["settings"].items():
+                    msg = self.fw.apply_setting(name, value)
+                    if msg:
+                        print("t=%.0f s: setting %s=%r refused: %s" % (t_s, name, value, msg))
+            if "button" in e:
+                hw = self.boards[int(e["button"]) - 1]
+                hw.button = True
+                self._buttons.append((t_s + float(e.get("hold_s", 1.0)), hw))
+        for item in list(self._buttons):
+            if t_s >= item[0]:
+                item[1].button = False
+                self._buttons.remove(item)
+
+    def _fault(self, f, on):
+        kind = f["kind"]
+        if kind == "link_break":
+            self.fw.link_break(f["position"], on)
+            return
+        if kind == "sensor_unplugged":
+            self.begin.sensor_present[f["sensor"] - 1] = not on
+            return
+        i = f["cell"] - 1
+        hw = self.boards[i]
+        if kind == "board_power_loss":
+            self.fw.power(i, not on)
+        elif kind == "stuck_adc":
+            mv = f.get("mv", float(self.pack.v_true[i]) * 1000.0)
+            hw.faults.stuck_adc_uv = int(mv * 1000 * hw.den / hw.num) if on else None
+        elif kind == "open_ntc":
+            hw.faults.open_ntc = on
+        elif kind == "short_ntc":
+            hw.faults.short_ntc = on
+        elif kind == "fast_ageing":
+            self.pack.fade_per_as[i] = (f.get("fade_per_ah", 0.002) / 3600.0) if on else 0.0
+        elif kind == "hot_cell":
+            if "temp_c" in f:
+                self.pack.temp_pin[i] = f["temp_c"] if on else np.nan
+            else:
+                self.pack.extra_heat_w[i] = f.get("watts", 20.0) if on else 0.0
+
+    # --- one cycle ------------------------------------------------------------------------
+    def relays(self):
+        return self.end.charge_relay, self.end.load_relay
+
+    def step(self):
+        dt_ms = self.cycle_ms
+        t_s = self.t_ms / 1000.0
+        self._apply_faults(t_s)
+        charger_on, load_on = self.wiring.enabled(*self.relays())
+        self.ic, self.il = power.currents(self.pack, self.charger, self.load, charger_on, load_on, t_s)
+        self.pack.step(self.ic - self.il, dt_ms / 1000.0)
+        self.t_ms += dt_ms
+        self.fw.cycle(dt_ms)
+        self._flush_extout()
+        if self.t_ms % 1000 == 0:
+            self._second()
+
+    def run(self, duration_s=None, on_second=None, stop=None):
+        """Run to duration_s (default: the scenario's). on_second(sim, record) is called each
+        simulated second; stop(sim, record) True ends the run early."""
+        end_ms = int(1000 * (self.sc.duration_s if duration_s is None else duration_s))
+        wall0 = time.monotonic()
+        try:
+            while self.t_ms < end_ms:
+                self.step()
+                if self.t_ms % 1000 == 0 and self.history:
+                    rec = self.history[-1]
+                    if on_second is not None:
+                        on_second(self, rec)
+                    if stop is not None and stop(self, rec):
+                        break
+                if self.realtime:
+                    ahead = self.t_ms / 1000.0 - (time.monotonic() - wall0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        finally:
+            self.close()
+        return self
+
+    def close(self):
+        self.trace.close()
+        self.fw.close()
+        if self._own_workdir and self.workdir and os.path.isdir(self.workdir):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _flush_extout(self):
+        data = self.end.extout_tx.data
+        if self.extout_path and len(data) > self.extout_written:
+            mode = "ab" if self.extout_written else "wb"
+            with open(self.extout_path, mode) as f:
+                f.write(bytes(data[self.extout_written:]))
+            self.extout_written = len(data)
+
+    # --- trace ----------------------------------------------------------------------------
+    def _write_header(self):
+        st = self.fw.state()
+        self._last_settings = settings_for_trace(st["settings"], self.balance_mv)
+        if not self.extout_path:
+            pass
+        elif os.path.exists(self.extout_path):
+            os.remove(self.extout_path)
+        self.trace.write({"cells": self.sc.cells, "chemistry": self.sc.chemistry, "engine": self.engine_name,
+                          "scenario": self.sc.name, "seed": self.seed, "wiring": self.wiring.kind,
+                          "charger_bulk_v": round(self.charger.bulk_v, 3), "capacity_ah": self.sc.capacity_ah,
+                          "units": {"v": "V", "temp": "degC", "soc": "%", "current": "A, + = charging"},
+                          "settings": self._last_settings})
+
+    def _second(self):
+        st = self.fw.state()
+        t = self.t_ms // 1000
+        s = settings_for_trace(st["settings"], self.balance_mv)
+        if s != self._last_settings:
+            self._last_settings = s
+            self.trace.write({"t": t, "settings": s})
+        p = self.pack
+        cmv = st["cell_mv"]
+        v_meas = [(m / 1000.0 if m else None) for m in cmv]
+        charge, load = self.relays()
+        rec = {
+            "t": t,
+            "v_true": [round(float(v), 4) for v in p.v_true],
+            "v_meas": v_meas,
+            "temp": [round(float(x), 2) for x in p.temp_c],
+            "balancing": [bool(d > 0) for d in p.balance_duty],
+            "soc_true": [round(100.0 * float(x), 3) for x in p.soc],
+            "soc_true_pack": round(100.0 * float(np.mean(p.soc)), 3),
+            "soc_est": None if st["soc_c"] is None else st["soc_c"] / 100.0,
+            "soc_calibrated": st.get("soc_calibrated"),
+            "current": round(self.ic - self.il, 3),
+            "current_meas": None if st.get("current_ma") is None else st["current_ma"] / 1000.0,
+            "charger_a": round(self.ic, 3),
+            "load_a": round(self.il, 3),
+            "pack_v": round(p.pack_voltage(), 3),
+            "charge_allowed": bool(charge),
+            "load_allowed": bool(load),
+            "mode": cs.MODE_NAMES[st["settings"].get("mode", 0)] if st["settings"].get("mode") in (0, 1) else "?",
+            "alarms": alarm_codes.names(st["alarms"]) if st["alarms"] is not None else [],
+            "comm_ok": st.get("comm_ok"),
+            "break_position": st.get("break_position"),
+            "powered": [b is True for b in self.fw.powered()],
+        }
+        self.trace.write(rec)
+        if self.keep_history:
+            self.history.append(rec)
+        return rec
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"))

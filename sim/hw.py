@@ -1,0 +1,215 @@
+"""Virtual board hardware: the ``hw`` object of docs/architecture.md for every board of the pack.
+
+Each board reads its sensors from the host model (``sim.model.Pack``) through the same
+conversions a real board has: the cell-voltage divider (CELL_DIVIDER_NUM / CELL_DIVIDER_DEN: the
+cell voltage is pin voltage x NUM / DEN), ADC noise, the NTC divider (NTC from the pin to ground,
+series resistor from NTC_SUPPLY_UV to the pin, Beta model), the dual-range current sensors
+(zero at CURRENT_ZERO_UV, CURRENT_LOW_UV_PER_A / CURRENT_HIGH_UV_PER_A, saturating at the range
+ends, loop count turns through the sensor) and reports its outputs (balance duty, LEDs, relays,
+extended-output bytes) back. Faults injected by a scenario change what these methods return.
+Board constants come from the board definition when it has them, else the defaults below.
+"""
+import math
+import os
+
+import numpy as np
+
+DEFAULTS = {
+    "CELL_DIVIDER_NUM": 2,
+    "CELL_DIVIDER_DEN": 1,
+    "NTC_BETA": 3950,
+    "NTC_R25_OHM": 10000,
+    "NTC_SERIES_OHM": 10000,
+    "NTC_SUPPLY_UV": 3300000,
+    "CURRENT_ZERO_UV": 1650000,
+    "CURRENT_LOW_UV_PER_A": 75000,    # +-20 A  -> +-1.5 V around the zero
+    "CURRENT_HIGH_UV_PER_A": 3000,    # +-500 A -> +-1.5 V around the zero
+    "ADC_MAX_UV": 3300000,
+}
+LOW_RANGE_A = 20.0
+HIGH_RANGE_A = 500.0
+LOW_ACCURACY_A = 0.050    # manual: low range accuracy 50 mA, high range 1.25 A (at one turn)
+HIGH_ACCURACY_A = 1.25
+CELL_NOISE_V = 0.0015     # ADC noise at the cell, 1 sigma
+_NOISE_LEN = 4096
+
+
+def board_const(board_def, name):
+    value = getattr(board_def, name, None)
+    return DEFAULTS[name] if value is None else value
+
+
+class ByteCapture:
+    """A byte transmitter that records what it sends (the End board's extended output)."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.writes = 0
+
+    def write(self, buf, n=None):
+        n = len(buf) if n is None else n
+        self.data.extend(bytes(buf[:n]))
+        self.writes += 1
+        return n
+
+    def busy(self):
+        return False
+
+
+class Faults:
+    """Per-board injected sensor faults (set by the scenario runner)."""
+
+    def __init__(self):
+        self.stuck_adc_uv = None     # cell ADC returns this value
+        self.open_ntc = False        # NTC disconnected: the pin sits at the supply
+        self.short_ntc = False
+
+
+class BoardHw:
+    """hw for one cell board (all roles). ``index`` is 0-based from the Begin board."""
+
+    def __init__(self, sim, index, role, board_def, data_dir, seed=0):
+        self.sim = sim
+        self.index = index
+        self.role = role
+        self.board_def = board_def
+        self.data_dir = data_dir
+        os.makedirs(data_dir, exist_ok=True)
+        self.faults = Faults()
+        rng = np.random.default_rng(seed * 1000 + index)
+        self._noise = [int(x) for x in rng.standard_normal(_NOISE_LEN) * 1e6]
+        self._ni = 0
+        self.num = board_const(board_def, "CELL_DIVIDER_NUM")
+        self.den = board_const(board_def, "CELL_DIVIDER_DEN")
+        self.has_ntc = getattr(board_def, "NTC_ADC_PIN", 1) is not None
+        self.beta = board_const(board_def, "NTC_BETA")
+        self.r25 = board_const(board_def, "NTC_R25_OHM")
+        self.rser = board_const(board_def, "NTC_SERIES_OHM")
+        self.supply_uv = board_const(board_def, "NTC_SUPPLY_UV")
+        self.duty_permille = 0
+        self.led = False
+        self.led_on_ms = 0
+        self.button = False
+        self.watchdog_feeds = 0
+        self.cause = "power"
+        self.link_tx = None
+        self.link_rx = None
+
+    # noise: unit-sigma samples (x 1e6) cycled from a table, so reads stay cheap
+    def _gauss_u(self):
+        self._ni = (self._ni + 1) % _NOISE_LEN
+        return self._noise[self._ni]
+
+    def read_cell_uv(self):
+        if self.faults.stuck_adc_uv is not None:
+            return self.faults.stuck_adc_uv
+        v = float(self.sim.pack.v_true[self.index])
+        cell_uv = v * 1e6 + CELL_NOISE_V * self._gauss_u()
+        pin = int(cell_uv * self.den / self.num)
+        return min(max(pin, 0), DEFAULTS["ADC_MAX_UV"])
+
+    def ntc_uv(self, temp_c):
+        t = temp_c + 273.15
+        r = self.r25 * math.exp(self.beta * (1.0 / t - 1.0 / 298.15))
+        return int(self.supply_uv * r / (r + self.rser))
+
+    def read_temp_uv(self):
+        if not self.has_ntc:
+            return None
+        if self.faults.open_ntc:
+            return int(self.supply_uv)
+        if self.faults.short_ntc:
+            return 0
+        uv = self.ntc_uv(float(self.sim.pack.temp_c[self.index]))
+        return max(0, uv + self._gauss_u() // 2000)   # +-0.5 mV noise
+
+    def read_chip_temp_dc(self):
+        return int(round(float(self.sim.pack.temp_c[self.index]) * 10 + 30))  # die runs ~3 degC warmer
+
+    def set_balance_duty(self, permille):
+        p = 0 if permille < 0 else (1000 if permille > 1000 else int(permille))
+        self.duty_permille = p
+        self.sim.pack.balance_duty[self.index] = p / 1000.0
+
+    def set_led(self, on):
+        self.led = bool(on)
+
+    def button_down(self):
+        return self.button
+
+    def feed_watchdog(self):
+        self.watchdog_feeds += 1
+
+    def reset_cause(self):
+        return self.cause
+
+    def power_off(self):
+        """Board lost power: its balance resistor and LEDs go dark."""
+        self.set_balance_duty(0)
+        self.led = False
+
+
+class BeginHw(BoardHw):
+    """Begin board: option switches and two dual-range current sensors."""
+
+    def __init__(self, sim, index, role, board_def, data_dir, seed=0):
+        BoardHw.__init__(self, sim, index, role, board_def, data_dir, seed)
+        self.switches = 0
+        self.zero_uv = board_const(board_def, "CURRENT_ZERO_UV")
+        self.low_uv_per_a = board_const(board_def, "CURRENT_LOW_UV_PER_A")
+        self.high_uv_per_a = board_const(board_def, "CURRENT_HIGH_UV_PER_A")
+        rng = np.random.default_rng(seed * 7919 + 17)
+        # fixed offset errors of the two sensors, within the manual's accuracy (at one turn)
+        self.offset_a = {(s, h): float(rng.uniform(-1, 1)) * (HIGH_ACCURACY_A if h else LOW_ACCURACY_A) * 0.5
+                         for s in (1, 2) for h in (False, True)}
+        self.sensor_present = [True, True]
+
+    def read_switches(self):
+        return self.switches
+
+    def read_current_uv(self, sensor, high_range):
+        if not self.sensor_present[sensor - 1]:
+            return 0            # unplugged: the pin is pulled to ground
+        amps = self.sim.sensor_a(sensor) * self.sim.loop_count
+        rng_a = HIGH_RANGE_A if high_range else LOW_RANGE_A
+        acc = HIGH_ACCURACY_A if high_range else LOW_ACCURACY_A
+        amps += self.offset_a[(sensor, bool(high_range))] + acc / 3.0 * self._gauss_u() / 1e6
+        amps = min(max(amps, -rng_a), rng_a)
+        scale = self.high_uv_per_a if high_range else self.low_uv_per_a
+        return int(self.zero_uv + amps * scale)
+
+
+class EndHw(BoardHw):
+    """End board: charge and load relays with their LEDs, extended data output."""
+
+    def __init__(self, sim, index, role, board_def, data_dir, seed=0):
+        BoardHw.__init__(self, sim, index, role, board_def, data_dir, seed)
+        self.charge_relay = False
+        self.load_relay = False
+        self.charge_led = False
+        self.load_led = False
+        self.extout_tx = ByteCapture()
+        self.relay_switches = 0
+
+    def set_charge_relay(self, on):
+        on = bool(on)
+        if on != self.charge_relay:
+            self.relay_switches += 1
+        self.charge_relay = on
+
+    def set_load_relay(self, on):
+        on = bool(on)
+        if on != self.load_relay:
+            self.relay_switches += 1
+        self.load_relay = on
+
+    def set_charge_led(self, on):
+        self.charge_led = bool(on)
+
+    def set_load_led(self, on):
+        self.load_led = bool(on)
+
+    def power_off(self):
+        BoardHw.power_off(self)
+        self.set_charge_relay(False)   # a dead End board drops both relays (coils unpowered)
+        self.set_load_relay(False)
