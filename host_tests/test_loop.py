@@ -1,4 +1,5 @@
 """hal/loop.py driven by a virtual clock and a fake machine module (CPython)."""
+import os
 import sys
 import types
 
@@ -281,3 +282,53 @@ def test_startup_failure_resets_after_delay(monkeypatch):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+# --- diag.py reads the registry the loop fills -------------------------------------------------
+def _registry(monkeypatch, tmp_path):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "core"))
+    from test_cell_board import Board as CellDef
+    from test_cell_board import FakeHw
+
+    from roles.cell_board import CellBoard
+
+    hw = FakeHw(str(tmp_path), 3300)
+    cell = CellBoard(hw, CellDef)
+    link = types.SimpleNamespace(good_frames=12, bad_frames=1, timeouts=2)
+    role = types.SimpleNamespace(cell=cell, link=link, position=3, cycle_ms=1000)
+    clock = Clock()
+    lp = Loop(role, Board, Hw(), Machine(clock), clock)
+    monkeypatch.setattr(loop_mod, "current_role", role)
+    monkeypatch.setattr(loop_mod, "current_loop", lp)
+    monkeypatch.setattr(loop_mod, "current_board", CellDef)
+    monkeypatch.setattr(loop_mod, "role_name", "between")
+    return hw, cell, role
+
+
+def test_diag_show_lists_everything(monkeypatch, tmp_path, capsys):
+    import diag
+    hw, cell, role = _registry(monkeypatch, tmp_path)
+    diag.show()
+    out = capsys.readouterr().out
+    for needle in ("role: between", "board: fake", "chain position: 3", "cell: 33", "NOT calibrated",
+                   "temperature: 25.0 degC ok (NTC)", "balancing: duty 0", "good_frames=12",
+                   "bad_frames=1", "timeouts=2", "reset cause: power", "last error: none", "loop: 0 cycles",
+                   "not-calibrated"):
+        assert needle in out, (needle, out)
+
+
+def test_diag_calibration_calls(monkeypatch, tmp_path, capsys):
+    import diag
+    hw, cell, role = _registry(monkeypatch, tmp_path)
+    hw.cell_mv = 2500
+    assert "point 1" in diag.calibrate_cell(2500)
+    hw.cell_mv = 2600
+    assert diag.calibrate_cell(2600).startswith("refused: ")
+    hw.cell_mv = 4000
+    assert "calibrated" in diag.calibrate_cell(4000)
+    assert os.path.exists(os.path.join(str(tmp_path), "calibration.json"))
+    text = "\n".join(diag.lines())
+    assert "cell: 4000 mV ok" in text and " calibrated gain" in text
+    diag.calibrate_cell_clear()
+    assert "NOT calibrated" in "\n".join(diag.lines())
+    assert diag.zero_current() is False

@@ -256,8 +256,9 @@ class CellBoard:
         self.channel.cal = cal
         self._cal_point = None
         self._update_status()
-        self.cal_message = "calibrated: gain %d ppm, offset %d.%d mV, saved to %s" % (
-            cal.gain_ppm(), cal.offset_01mv // 10, abs(cal.offset_01mv) % 10, self.cal_path)
+        off = cal.offset_01mv
+        self.cal_message = "calibrated: gain %d ppm, offset %s%d.%d mV, saved to %s" % (
+            cal.gain_ppm(), "-" if off < 0 else "", abs(off) // 10, abs(off) % 10, self.cal_path)
         return self.cal_message
 
     def restart_calibration(self):
