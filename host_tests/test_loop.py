@@ -69,6 +69,7 @@ class Hw:
 
 class Role:
     cycle_ms = 1000
+    poll_ms = 1000     # most tests: one poll per cycle (the default is DEFAULT_POLL_MS)
 
     def __init__(self, clock, cycle_us=20000, poll_us=100):
         self.clock = clock
@@ -194,6 +195,44 @@ def test_wakes_for_led_timing():
     lp._wake_in = role.wake_in_ms
     lp.run(max_cycles=3)
     assert role.ticks >= 30 and role.polls == role.ticks
+
+
+def test_default_poll_interval_and_cell_wake_hint():
+    clock = Clock()
+
+    class Cell:
+        def __init__(self):
+            self.hint = 60000
+
+        def wake_in_ms(self):
+            return self.hint
+
+    class LinkRole:
+        cycle_ms = 1000
+
+        def __init__(self):
+            self.polls = 0
+            self.cell = Cell()
+
+        def poll(self):
+            self.polls += 1
+
+        def cycle(self, dt_ms):
+            clock.work(1000)
+
+    role = LinkRole()
+    lp = Loop(role, Board, Hw(), Machine(clock), clock)
+    assert lp.poll_ms == loop_mod.DEFAULT_POLL_MS
+    lp.run(max_cycles=3)
+    assert role.polls >= 2000 // loop_mod.DEFAULT_POLL_MS
+    # without a poll() the loop sleeps to the next cycle unless the CellBoard wants a wake-up
+    del LinkRole.poll
+    role = LinkRole()
+    role.cell.hint = 50
+    lp = Loop(role, Board, Hw(), Machine(clock), clock)
+    assert lp.poll_ms == loop_mod.MAX_SLEEP_MS
+    lp.run(max_cycles=3)
+    assert lp.stats.sleeps + lp.stats.lightsleeps >= 40
 
 
 def test_supervisor_safe_first_then_log_then_reset(monkeypatch, tmp_path):

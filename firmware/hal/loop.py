@@ -15,8 +15,9 @@
   first feed) is fed only after a cycle returned normally and ``role.healthy()`` (if present) is
   True. A hung or endlessly failing loop therefore resets the board; boot.py and the role's
   construction start every output safe again;
-* between wake-ups the board sleeps until the next cycle or until ``role.wake_in_ms()`` (LED edge,
-  button), at most MAX_SLEEP_MS: ``machine.lightsleep(ms)`` when the board definition allows it
+* between wake-ups the board sleeps until the next cycle, the next poll (``role.poll_ms``, else
+  the board definition's ``LOOP_POLL_MS``, else DEFAULT_POLL_MS when the role has ``poll``) or
+  ``role.wake_in_ms()`` (else ``role.cell.wake_in_ms()``: LED edge, button), at most MAX_SLEEP_MS: ``machine.lightsleep(ms)`` when the board definition allows it
   (``LIGHTSLEEP = True``) and the role says its link can wake it (``role.sleep_ok`` True),
   ``time.sleep_ms`` (the port idles the CPU inside it) otherwise;
 * awake time is measured with ``ticks_us`` and reported per cycle as ``stats.awake_permille`` (and
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_SLEEP_MS = const(1000)
+DEFAULT_POLL_MS = const(5)           # byte-path poll interval for roles with poll() (link FIFOs)
 RESET_DELAY_MS = const(3000)
 START_FAIL_DELAY_MS = const(10000)   # long enough to press Ctrl-C before a start-up reset loop
 _DEFAULT_CYCLE_MS = const(1000)
@@ -86,6 +88,13 @@ class Loop:
         self._poll = getattr(role, "poll", None)
         self._tick = getattr(role, "tick", None)
         self._wake_in = getattr(role, "wake_in_ms", None)
+        if self._wake_in is None:
+            self._wake_in = getattr(getattr(role, "cell", None), "wake_in_ms", None)
+        if self._poll is not None:
+            default_poll = getattr(board_def, "LOOP_POLL_MS", DEFAULT_POLL_MS)
+        else:
+            default_poll = MAX_SLEEP_MS
+        self.poll_ms = getattr(role, "poll_ms", default_poll)
         self._healthy = getattr(role, "healthy", None)
         self._lightsleep = getattr(machine, "lightsleep", None) if getattr(board_def, "LIGHTSLEEP", False) else None
         self._feed = getattr(hw, "feed_watchdog", None)
@@ -161,6 +170,8 @@ class Loop:
     def _sleep(self):
         time = self.time
         wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
+        if self.poll_ms < wait:
+            wait = self.poll_ms
         if self._wake_in is not None:
             w = self._wake_in()
             if w < wait:
