@@ -183,15 +183,38 @@ class Hw:
             self.set_load_led(False)
 
 
+def missing_module(name, why):
+    """The BoardError for a hal module that another part of the firmware has to provide."""
+    return BoardError("hal.%s is needed but cannot be imported (%s): is hal/%s.py in the image?"
+                      % (name, why, name))
+
+
 def hal_module(name):
-    """Import hal.<name> (written by another part of the firmware) or raise a clear BoardError."""
+    """Import hal.<name> by name or raise a clear BoardError (tools and diagnostics; make_hw
+    imports statically so tools/build_images.py sees what an image needs)."""
     try:
         return __import__("hal." + name, None, None, (name,))
     except ImportError as e:
         why = str(e)
-    # raised outside the handler: MicroPython warns about exception chaining
-    raise BoardError("hal.%s is needed but cannot be imported (%s): is hal/%s.py in the image?"
-                     % (name, why, name))
+    raise missing_module(name, why)  # outside the handler: MicroPython warns on chaining
+
+
+def _link_module():
+    try:
+        from hal import link
+        return link
+    except ImportError as e:
+        why = str(e)
+    raise missing_module("link", why)
+
+
+def _ble_module():
+    try:
+        from hal import ble  # image: end
+        return ble
+    except ImportError as e:
+        why = str(e)
+    raise missing_module("ble", why)
 
 
 _CAUSES = (("PWRON_RESET", "power"), ("HARD_RESET", "hard"), ("WDT_RESET", "watchdog"),
@@ -286,7 +309,7 @@ def make_hw(board_def, role, data_dir="/data", machine=None, link=None, ble=None
         hw._switches = tuple(inp(p, bd.SWITCH_ACTIVE_LOW) for p in bd.SWITCH_PINS)
         hw._switch_invert = 1 if bd.SWITCH_ACTIVE_LOW else 0
         if bd.CURRENT_ADC == "ads1115":
-            from hal import ads1115
+            from hal import ads1115  # image: begin
             if sleep_us is None:
                 import time
                 sleep_us = time.sleep_us
@@ -306,7 +329,7 @@ def make_hw(board_def, role, data_dir="/data", machine=None, link=None, ble=None
 
     # link and BLE: other hal modules, imported only now
     if link is None:
-        link = hal_module("link")
+        link = _link_module()
     if role != "end":
         hw.link_tx = link.make_tx(bd, bd.LINK_OUT_PIN, bd.LINK_INVERT, bd.LINK_BAUD)
     if role != "begin":
@@ -315,6 +338,6 @@ def make_hw(board_def, role, data_dir="/data", machine=None, link=None, ble=None
         hw.extout_tx = link.make_tx(bd, bd.EXTOUT_PIN, bd.EXTOUT_INVERT, bd.EXTOUT_BAUD)
         if bd.HAS_BLE:
             if ble is None:
-                ble = hal_module("ble")
+                ble = _ble_module()
             hw.ble = ble.make(bd)
     return hw
