@@ -1,0 +1,484 @@
+"""Host side of the app protocol (docs/ble-protocol.md): transports, a synchronous client, and
+a TCP server that puts an AppProtocol handler on a local socket (the virtual pack, tests).
+
+Transports (all give ``write(bytes)``, ``read(timeout_s) -> bytes``, ``close()``):
+  SocketTransport("127.0.0.1", 7123)     the virtual pack (``--socket HOST:PORT``)
+  SerialTransport("/dev/ttyACM0")         an End board's USB port running ``usb_app.run()``
+  BleTransport("AA:BB:..")                an End board over Bluetooth LE (bleak, NUS)
+
+Server for the simulator:
+  srv = serve_socket(app, "127.0.0.1", 7123)    # app = core.app_protocol.AppProtocol
+  srv.poll(timeout_s)   # in the simulation loop: accept, read, feed (single-threaded), or
+  srv.start_thread(cycle_s=1.0, on_cycle=None, lock=None)   # background thread that also
+                        # calls app.tick(dt_ms) and app.stream_round() every cycle_s
+  srv.port, srv.close()
+"""
+import queue
+import select
+import socket
+import threading
+import time
+
+NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
+NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"   # we write here
+NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"   # board notifies here
+COMPAT_NAME = "123\\SmartBMS"
+DATA_TAGS = ("C", "U", "V", "T", "E", "M", "H", "B")
+
+
+class ProtocolError(Exception):
+    """The board refused a request (``NA ...``) or did not answer."""
+
+
+# ---- transports -------------------------------------------------------------------------------
+
+class SocketTransport:
+    def __init__(self, host, port, timeout_s=5.0):
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+
+    def write(self, data):
+        self.sock.sendall(data)
+
+    def read(self, timeout_s):
+        r, _, _ = select.select([self.sock], [], [], max(0.0, timeout_s))
+        if not r:
+            return b""
+        data = self.sock.recv(4096)
+        if not data:
+            raise ProtocolError("connection closed by the board")
+        return data
+
+    def close(self):
+        self.sock.close()
+
+
+class SerialTransport:
+    def __init__(self, port, baud=115200):
+        import serial  # pyserial
+        self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0)
+
+    def write(self, data):
+        self.ser.write(data)
+        self.ser.flush()
+
+    def read(self, timeout_s):
+        end = time.monotonic() + timeout_s
+        while True:
+            data = self.ser.read(4096)
+            if data or time.monotonic() >= end:
+                return data
+            time.sleep(0.01)
+
+    def close(self):
+        self.ser.close()
+
+
+class BleTransport:
+    """bleak in a background event loop, behind the same synchronous interface."""
+
+    def __init__(self, address, timeout_s=10.0):
+        import asyncio
+
+        from bleak import BleakClient
+        self._asyncio = asyncio
+        self._rx = queue.Queue()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client = BleakClient(address, timeout=timeout_s)
+        self._run(self._client.connect())
+        self._run(self._client.start_notify(NUS_TX, lambda _c, data: self._rx.put(bytes(data))))
+        mtu = getattr(self._client, "mtu_size", 23) or 23
+        self._chunk = max(20, min(mtu - 3, 244))
+
+    def _run(self, coro, timeout_s=20.0):
+        fut = self._asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return fut.result(timeout_s)
+
+    def write(self, data):
+        for i in range(0, len(data), self._chunk):
+            self._run(self._client.write_gatt_char(NUS_RX, data[i:i + self._chunk], response=True))
+
+    def read(self, timeout_s):
+        try:
+            data = self._rx.get(timeout=max(0.001, timeout_s))
+        except queue.Empty:
+            return b""
+        while not self._rx.empty():
+            data += self._rx.get_nowait()
+        return data
+
+    def close(self):
+        try:
+            self._run(self._client.disconnect())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+def scan(timeout_s=5.0):
+    """[(address, name, rssi)] of advertisers offering the NUS service or a 123 name."""
+    import asyncio
+
+    from bleak import BleakScanner
+
+    async def run():
+        found = await BleakScanner.discover(timeout=timeout_s, return_adv=True)
+        out = []
+        for dev, adv in found.values():
+            uuids = [u.lower() for u in (adv.service_uuids or [])]
+            name = adv.local_name or dev.name or ""
+            if NUS_SERVICE in uuids or name == COMPAT_NAME or name.startswith("cellchain"):
+                out.append((dev.address, name, adv.rssi))
+        return out
+    return asyncio.run(run())
+
+
+def open_transport(socket_addr=None, serial_port=None, ble_address=None, baud=115200):
+    if socket_addr:
+        host, _, port = socket_addr.rpartition(":")
+        return SocketTransport(host or "127.0.0.1", int(port))
+    if serial_port:
+        return SerialTransport(serial_port, baud)
+    if ble_address:
+        return BleTransport(ble_address)
+    raise ProtocolError("no connection given: use --socket HOST:PORT, --serial PORT or --ble ADDRESS")
+
+
+# ---- parsing ----------------------------------------------------------------------------------
+
+def _hex(field):
+    if not field or field[0] in "Xx":
+        return None
+    return int(field, 16)
+
+
+def _shex(field):
+    if not field or field.lstrip("+-")[:1] in ("X", "x", ""):
+        return None
+    sign = -1 if field[0] == "-" else 1
+    return sign * int(field.lstrip("+-"), 16)
+
+
+def _temp(field):
+    raw = _hex(field)
+    return None if raw is None else raw - 276
+
+
+def _dec(field):
+    return None if not field or field[0] in "Xx" else int(field)
+
+
+def parse_data_line(line):
+    """(tag, values dict) for a gen3 data line, in engineering units; None if not one."""
+    parts = line.split("_")
+    tag = parts[0]
+    if tag not in DATA_TAGS or len(parts) < 2:
+        return None
+    f = parts[1:]
+    try:
+        if tag == "C" and len(f) >= 5:
+            mv = _hex(f[2])
+            return tag, {"cell": int(f[0]), "count": int(f[1]),
+                         "v": None if mv is None else mv * 0.005, "t_c": _temp(f[3]),
+                         "status": _hex(f[4]), "age": _hex(f[5]) if len(f) > 5 else None}
+        if tag == "U" and len(f) >= 4:
+            pv = _hex(f[0])
+            a = [_shex(x) for x in f[1:4]]
+            return tag, {"pack_v": None if pv is None else pv * 0.005,
+                         "i1_a": None if a[0] is None else a[0] * 0.05,
+                         "i_a": None if a[1] is None else a[1] * 0.05,
+                         "i2_a": None if a[2] is None else a[2] * 0.05}
+        if tag == "V" and len(f) >= 5:
+            lo, hi, vb = _hex(f[0]), _hex(f[2]), _hex(f[4])
+            return tag, {"min_v": None if lo is None else lo * 0.005, "min_cell": _dec(f[1]),
+                         "max_v": None if hi is None else hi * 0.005, "max_cell": _dec(f[3]),
+                         "vbal_v": None if vb is None else vb * 0.005}
+        if tag == "T" and len(f) >= 4:
+            return tag, {"min_c": _temp(f[0]), "min_cell": _dec(f[1]),
+                         "max_c": _temp(f[2]), "max_cell": _dec(f[3])}
+        if tag == "E" and len(f) >= 4:
+            return tag, {"in_wh": _hex(f[0]), "stored_wh": _hex(f[1]), "out_wh": _hex(f[2]),
+                         "soc_pct": _hex(f[3])}
+        if tag == "M" and len(f) >= 3:
+            return tag, {"in_w": _hex(f[0]), "out_w": _hex(f[1]),
+                         "time_to_go": None if f[2].startswith("X") else f[2]}
+        if tag == "H" and len(f) >= 1:
+            return tag, {"soh_pct": _hex(f[0])}
+        if tag == "B" and len(f) >= 1:
+            return tag, {"capacity_ah": _hex(f[0])}
+    except ValueError:
+        return None
+    return None
+
+
+def version_ok(line):
+    """True when a V@ reply's last field is the checksum of the bytes before it (no '_')."""
+    body, _, ck = line.rpartition("_")
+    if not body or len(ck) != 2:
+        return False
+    total = sum(ord(c) for c in body + "_" if c != "_") & 0xFF
+    try:
+        return int(ck, 16) == total
+    except ValueError:
+        return False
+
+
+def _is_version_line(line):
+    return len(line) > 4 and line[0] in "0123456789ABCDEF" and line[1] != "_" and "_" in line
+
+
+def _kv(text):
+    out = {}
+    for item in text.split():
+        k, _, v = item.partition("=")
+        out[k] = v
+    return out
+
+
+# ---- client -----------------------------------------------------------------------------------
+
+class Client:
+    """Line-oriented, synchronous: one request at a time; data lines that arrive meanwhile
+    are kept in ``data_lines`` for ``rounds()``."""
+
+    def __init__(self, transport, timeout_s=5.0):
+        self.t = transport
+        self.timeout_s = timeout_s
+        self._buf = b""
+        self.data_lines = []
+
+    def close(self):
+        self.t.close()
+
+    def send(self, line):
+        self.t.write(line.encode("ascii") + b"\r")
+
+    def readline(self, timeout_s=None):
+        """The next line (without CR), or None after the timeout."""
+        end = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
+        while b"\r" not in self._buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self._buf += self.t.read(min(left, 0.5))
+        line, _, self._buf = self._buf.partition(b"\r")
+        return line.replace(b"\n", b"").decode("ascii", "replace")
+
+    def request(self, line, prefix=None):
+        """Send a command; returns the lines starting with ``prefix`` before the closing OK.
+        Raises ProtocolError on NA or timeout."""
+        self.send(line)
+        got = []
+        end = time.monotonic() + self.timeout_s
+        while True:
+            reply = self.readline(max(0.0, end - time.monotonic()))
+            if reply is None:
+                raise ProtocolError("no reply to %s" % line)
+            if reply == "OK":
+                return got
+            if reply == "NA" or reply.startswith("NA "):
+                raise ProtocolError(reply[3:] if reply.startswith("NA ") else "refused")
+            if prefix and reply.startswith(prefix):
+                got.append(reply[len(prefix):])
+            elif parse_data_line(reply):
+                self.data_lines.append(reply)
+
+    # gen3
+    def login(self, password):
+        try:
+            self.request("PW%s!" % password)
+            return True
+        except ProtocolError:
+            return False
+
+    def version(self):
+        self.send("V@")
+        end = time.monotonic() + self.timeout_s
+        while time.monotonic() < end:
+            line = self.readline(max(0.0, end - time.monotonic()))
+            if line is None:
+                break
+            if _is_version_line(line):
+                if not version_ok(line):
+                    raise ProtocolError("bad version checksum: %s" % line)
+                return line
+        raise ProtocolError("no reply to V@")
+
+    def stream(self, on=True):
+        self.request("E!" if on else "D!")
+
+    def keepalive(self):
+        self.t.write(b"$")
+
+    # extensions
+    def firmware(self):
+        return self.request("F?", "F:")[0]
+
+    def settings(self):
+        out = {}
+        for item in self.request("S?", "S:"):
+            k, _, v = item.partition("=")
+            out[k] = v if k == "name" else int(v)
+        return out
+
+    def set_setting(self, name, value):
+        self.request("S:%s=%s!" % (name, value))
+
+    def change_password(self, old, new):
+        self.request("PC:%s:%s!" % (old, new))
+
+    def preset(self, chemistry):
+        self.request("CH:%s!" % chemistry)
+
+    def mode(self, mode):
+        self.request("MO:%s!" % mode)
+
+    def calibrate(self):
+        self.request("ZC!")
+
+    def alarms(self):
+        text = self.request("A?", "A:")[0].split(" ")
+        names = [] if len(text) < 3 or text[2] == "-" else text[2].split(",")
+        return {"mask": int(text[0], 16), "break_position": int(text[1]), "names": names}
+
+    def status(self):
+        return _kv(self.request("ST?", "ST:")[0])
+
+    def cells(self):
+        out = []
+        for item in self.request("CL?", "CL:"):
+            f = item.split(" ")
+            out.append({"cell": int(f[0]), "mv": None if f[1] == "X" else int(f[1]),
+                        "temp_dc": None if f[2] == "X" else int(f[2]), "status": int(f[3], 16)})
+        return out
+
+    def rounds(self, max_rounds=None, keepalive_s=0.5):
+        """Yield one dict per streamed round (keys = tags; 'C' is the list of cells), sending
+        the ``$`` keep-alive as gen3 readers do. Streaming must be on (``stream()``)."""
+        cur = {"C": []}
+        n = 0
+        last_ka = 0.0
+        while max_rounds is None or n < max_rounds:
+            if self.data_lines:
+                line = self.data_lines.pop(0)
+            else:
+                if time.monotonic() - last_ka >= keepalive_s:
+                    self.keepalive()
+                    last_ka = time.monotonic()
+                line = self.readline(keepalive_s)
+                if line is None:
+                    continue
+            parsed = parse_data_line(line)
+            if parsed is None:
+                continue
+            tag, values = parsed
+            if tag == "C":
+                cur["C"].append(values)
+            else:
+                cur[tag] = values
+            if tag == "B":
+                yield cur
+                n += 1
+                cur = {"C": []}
+
+
+# ---- the socket server (virtual pack, tests) ---------------------------------------------------
+
+class AppSocketServer:
+    """Serves one AppProtocol to TCP clients on a local port; each client is one session."""
+
+    def __init__(self, app, host="127.0.0.1", port=0):
+        self.app = app
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, port))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.clients = {}          # socket -> session slot
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _writer(self, sock):
+        def write(buf, n):
+            try:
+                sock.sendall(bytes(buf[:n]))
+            except OSError:
+                pass   # the client went away; poll() closes its session
+        return write
+
+    def poll(self, timeout_s=0.0, lock=None):
+        """Accept new clients, read what arrived and feed it to the protocol. ``lock`` (if
+        given) is held while the protocol runs, not while waiting."""
+        socks = [self.listener] + list(self.clients)
+        try:
+            readable, _, _ = select.select(socks, [], [], timeout_s)
+        except (OSError, ValueError):
+            return
+        if not readable:
+            return
+        if lock is None:
+            self._handle(readable)
+        else:
+            with lock:
+                self._handle(readable)
+
+    def _handle(self, readable):
+        for s in readable:
+            if s is self.listener:
+                conn, _ = self.listener.accept()
+                slot = self.app.open(self._writer(conn))
+                if slot < 0:
+                    conn.sendall(b"NA too many connections\r")
+                    conn.close()
+                else:
+                    self.clients[conn] = slot
+                continue
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            slot = self.clients[s]
+            if not data:
+                self.app.close(slot)
+                del self.clients[s]
+                s.close()
+            else:
+                self.app.feed(data, len(data), slot)
+
+    def start_thread(self, cycle_s=1.0, on_cycle=None, lock=None):
+        """Serve from a background thread: poll continuously, and every ``cycle_s`` call
+        ``on_cycle()`` (if given) then ``app.tick`` and ``app.stream_round``. ``lock`` (a
+        threading.Lock shared with the simulation) is held while the protocol runs."""
+        lock = lock or threading.Lock()
+
+        def run():
+            last = time.monotonic()
+            while not self._stop.is_set():
+                self.poll(min(0.05, cycle_s), lock)
+                now = time.monotonic()
+                with lock:
+                    if now - last >= cycle_s:
+                        dt_ms = int((now - last) * 1000)
+                        last = now
+                        if on_cycle is not None:
+                            on_cycle()
+                        self.app.tick(dt_ms)
+                        self.app.stream_round()
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def close(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        for s, slot in list(self.clients.items()):
+            self.app.close(slot)
+            s.close()
+        self.clients.clear()
+        self.listener.close()
+
+
+def serve_socket(app, host="127.0.0.1", port=0):
+    """An AppSocketServer for ``app`` (port 0 = any free port; see ``.port``)."""
+    return AppSocketServer(app, host, port)

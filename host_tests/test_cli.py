@@ -1,0 +1,216 @@
+"""Host CLI and client against a local socket server wrapping the real AppProtocol, end to end
+with the real pack brain: log in, read cells, change V-max, see the charge relay follow."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from cellchain import cli, client
+from core import alarms, settings
+from core.app_protocol import AppProtocol
+from core.brain import PackBrain
+from test_app_protocol import ROUND_4S, Ctl, fill
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class BrainCtl(Ctl):
+    """Controller with the real pack brain: settings changes reach it like on the End board."""
+
+    def __init__(self, cells=4):
+        super().__init__(cells)
+        self.snap.cells_min, self.snap.cells_max = 2, 8
+        self.snap.s1_ma, self.snap.s2_ma = 20000, 0   # charging hard: no "full" detection
+        self.settings.mode = settings.CRITICAL        # charge on while all cells < V-max
+        self.brain = PackBrain(self.settings, True)
+
+    def apply_setting(self, name, value):
+        msg = super().apply_setting(name, value)
+        if msg is None:
+            self.brain.set_settings(self.settings, True)
+        return msg
+
+    def cycle(self):
+        self.brain.update(self.snap, 1000)
+
+
+def serve(ctl, cycle_s=0.02):
+    app = AppProtocol(ctl)
+    srv = client.serve_socket(app, "127.0.0.1", 0)
+    lock = threading.Lock()
+    srv.start_thread(cycle_s=cycle_s, on_cycle=getattr(ctl, "cycle", None), lock=lock)
+    return srv, app, lock
+
+
+def run(capsys, srv, *argv):
+    code = cli.main(["--socket", "127.0.0.1:%d" % srv.port, "--timeout", "3"] + list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_cells_settings_over_socket(capsys):
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl)
+    try:
+        code, out, err = run(capsys, srv, "status")
+        assert code == 0, err
+        assert "cells      4   pack 14.000 V" in out
+        assert "SoC        100.0 %" in out
+        code, out, err = run(capsys, srv, "--json", "cells")
+        cells = json.loads(out)
+        assert [c["mv"] for c in cells] == [3500] * 4 and cells[0]["temp_dc"] == 240
+        code, out, err = run(capsys, srv, "--json", "settings", "get")
+        s = json.loads(out)
+        assert s["vmax_mv"] == 3700 and s["name"] == "cellchain"
+        code, out, err = run(capsys, srv, "settings", "get", "vbal_mv")
+        assert out.strip() == "3400"
+        code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "3650")
+        assert code == 0 and ctl.settings.vmax_mv == 3650
+        code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "6000")
+        assert code == 1 and "vmax_mv=6000: must be 1500..5000 mV" in err
+        assert ctl.settings.vmax_mv == 3650
+    finally:
+        srv.close()
+
+
+def test_wrong_password_and_password_change(capsys):
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl)
+    try:
+        code, out, err = run(capsys, srv, "--password", "9999", "status")
+        assert code == 2 and "login refused" in err
+        code, out, err = run(capsys, srv, "password", "24681357")
+        assert code == 0
+        code, out, err = run(capsys, srv, "status")
+        assert code == 2
+        code, out, err = run(capsys, srv, "--password", "24681357", "alarms")
+        assert code == 0 and "alarms 0000" in out
+    finally:
+        srv.close()
+
+
+def test_mode_preset_calibrate_version(capsys):
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl)
+    try:
+        assert run(capsys, srv, "mode", "critical")[0] == 0
+        assert ctl.settings.mode == settings.CRITICAL
+        assert run(capsys, srv, "preset", "nmc")[0] == 0
+        assert ctl.settings.chemistry == settings.NMC
+        assert run(capsys, srv, "calibrate")[0] == 0 and ctl.zeroed == 1
+        code, out, err = run(capsys, srv, "version")
+        assert code == 0 and "firmware 0.1.2" in out and "V@ 012_00_01_02_004_4A" in out
+    finally:
+        srv.close()
+
+
+def test_watch_reads_rounds(capsys):
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl)
+    try:
+        code, out, err = run(capsys, srv, "--json", "watch", "--rounds", "2")
+        assert code == 0, err
+        rounds = [json.loads(line) for line in out.strip().splitlines()]
+        assert len(rounds) == 2
+        r = rounds[1]
+        assert [c["v"] for c in r["C"]] == [3.5] * 4
+        assert r["U"]["pack_v"] == 14.0 and r["U"]["i_a"] == 1.0
+        assert r["E"]["soc_pct"] == 100 and r["H"]["soh_pct"] == 95
+        assert r["C"][0]["t_c"] == 24
+    finally:
+        srv.close()
+
+
+def test_client_parses_exact_round():
+    got = {}
+    for line in ROUND_4S.decode().split("\r")[:-1]:
+        tag, values = client.parse_data_line(line)
+        got.setdefault(tag, []).append(values)
+    assert len(got["C"]) == 4 and got["C"][3]["cell"] == 4 and got["C"][3]["count"] == 4
+    assert got["V"][0]["vbal_v"] == 3.4 and got["T"][0]["max_c"] == 24
+    assert got["M"][0]["time_to_go"] is None
+    assert client.version_ok("012_00_01_02_004_4A")
+    assert not client.version_ok("012_00_01_02_004_4B")
+    assert client.parse_data_line("S:vmax_mv=3650") is None
+    assert client.parse_data_line("U_XXXX_XXXXX_+0000_XXXXX")[1]["pack_v"] is None
+
+
+def test_too_many_clients_refused():
+    ctl = Ctl(4)
+    app = AppProtocol(ctl, max_sessions=1)
+    srv = client.serve_socket(app)
+    srv.start_thread(cycle_s=0.05)
+    try:
+        a = client.Client(client.SocketTransport("127.0.0.1", srv.port), timeout_s=2)
+        assert a.login("1234")
+        b = client.SocketTransport("127.0.0.1", srv.port)
+        data = b""
+        end = time.monotonic() + 2
+        while b"\r" not in data and time.monotonic() < end:
+            try:
+                data += b.read(0.2)
+            except client.ProtocolError:
+                break
+        assert data.startswith(b"NA too many connections")
+        b.close()
+        a.close()
+    finally:
+        srv.close()
+
+
+def test_end_to_end_vmax_change_switches_charge_relay(capsys):
+    ctl = BrainCtl(4)
+    srv, app, lock = serve(ctl)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if ctl.brain.charge_allowed:
+                    break
+            time.sleep(0.02)
+        code, out, err = run(capsys, srv, "--json", "status")
+        st = json.loads(out)
+        assert st["charge"] == "1" and st["load"] == "1", st
+        code, out, err = run(capsys, srv, "--json", "cells")
+        assert [c["mv"] for c in json.loads(out)] == [3500] * 4
+        # V-max below the cells' 3.500 V: the brain must stop charging
+        code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "3450")
+        assert code == 0, err
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if not ctl.brain.charge_allowed:
+                    break
+            time.sleep(0.02)
+        code, out, err = run(capsys, srv, "--json", "status")
+        st = json.loads(out)
+        assert st["charge"] == "0" and st["load"] == "1", st
+        assert "over_voltage" in st["alarm_names"]
+        assert int(st["alarms"], 16) & alarms.OVER_VOLTAGE
+        # and back: V-max above the cells again, charging resumes
+        assert run(capsys, srv, "settings", "set", "vmax_mv", "3650")[0] == 0
+        with lock:
+            fill(ctl.snap, 4, mv=3300)
+            ctl.snap.s1_ma, ctl.snap.s2_ma = 20000, 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with lock:
+                if ctl.brain.charge_allowed:
+                    break
+            time.sleep(0.02)
+        assert ctl.brain.charge_allowed
+    finally:
+        srv.close()
+
+
+def test_python_m_cellchain_entry_point():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT
+    r = subprocess.run([sys.executable, "-m", "cellchain", "--help"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "watch" in r.stdout and "settings" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "cellchain", "--socket", "127.0.0.1:1", "status"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cellchain:" in r.stderr
