@@ -1,0 +1,58 @@
+"""Roles on the link: begin (originates), between (forwards), end (assembles the snapshot).
+
+Each role module has ``make(hw, board_def)`` returning an object with ``cycle(dt_ms)`` (once per
+link cycle), ``poll()`` (drain received characters: the byte path), ``tick(dt_ms)`` (LED and
+button timing), ``safe()`` and ``cycle_ms``. The shared link plumbing lives here.
+"""
+from micropython import const
+
+from core import codec, frame
+
+DEFAULT_CYCLE_MS = const(1000)
+_POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
+
+
+def cycle_ms_of(board_def):
+    ms = getattr(board_def, "LINK_CYCLE_MS", DEFAULT_CYCLE_MS)
+    return 500 if ms == 500 else DEFAULT_CYCLE_MS
+
+
+class LinkPort:
+    """Receiver -> Forwarder -> (optional) transmitter, character by character."""
+
+    def __init__(self, rx, tx, on_event):
+        self.rx = rx
+        self.tx = tx
+        self.fw = frame.Forwarder()
+        self.on_event = on_event        # bound method of the role, called with the event code
+        self.rx_chars = 0
+
+    def poll(self):
+        """Handle what the receiver has; returns the number of characters handled."""
+        rx = self.rx
+        if rx is None:
+            return 0
+        fw = self.fw
+        tx = self.tx
+        n = 0
+        while n < _POLL_MAX:
+            ev = rx.read()
+            if ev == codec.NONE:
+                break
+            n += 1
+            if ev == codec.GAP:
+                if fw.gap():
+                    while fw.in_frame():
+                        o = fw.byte(codec.FRAMING)
+                        if tx is not None:
+                            tx.write_byte(o)
+                        if fw.event:
+                            self.on_event(fw.event)
+                continue
+            o = fw.byte(ev)
+            if o >= 0 and tx is not None:
+                tx.write_byte(o)
+            if fw.event:
+                self.on_event(fw.event)
+        self.rx_chars += n
+        return n

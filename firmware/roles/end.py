@@ -1,0 +1,150 @@
+"""End board (pack plus): receives and checks every frame, adds its own cell as the last
+position, assembles core.snapshot.PackSnapshot and runs the pack brain and the relays.
+
+comm_ok (PackSnapshot) is True only while a valid complete frame (both sections good, no break
+reported, originated by the Begin board) has arrived within ``comm_timeout_cycles`` cycles;
+a frame originated by a board whose upstream went silent makes it False at once. Without a
+brain the relays stay off."""
+from micropython import const
+
+from core import frame
+from core.snapshot import CellStatus, PackSnapshot
+from roles import LinkPort, cycle_ms_of
+
+_AGE_MAX = const(255)
+
+
+class End:
+    def __init__(self, hw, board_def, cell, brain=None, outputs=None, comm_timeout_cycles=3, snapshot=None):
+        self.hw = hw
+        self.cell = cell
+        self.brain = brain
+        self.outputs = outputs          # optional: outputs.update(snap, brain, dt_ms) each cycle
+        self.cycle_ms = cycle_ms_of(board_def)
+        self.snap = snapshot if snapshot is not None else PackSnapshot()
+        self.port = LinkPort(hw.link_rx, None, self._on_event)
+        self.fw = self.port.fw
+        self.comm_timeout_cycles = comm_timeout_cycles
+        self.missed = comm_timeout_cycles   # cycles without a valid complete frame
+        self.broken = False
+        self.complete_frames = 0
+        self._complete = False
+        self._a_ok = False
+        self._own_due = True
+        self.safe()
+
+    def _on_event(self, ev):
+        fw = self.fw
+        snap = self.snap
+        out = fw.out
+        if ev == frame.EV_A:
+            self._a_ok = fw.a_result == frame.OK
+            if self._a_ok:
+                frame.apply_a(out, snap)
+                snap.valid = True
+                if out[frame.O_FLAGS] & frame.F_LOST:
+                    self.broken = True         # chain broken: relays off now, not next cycle
+                    snap.comm_ok = False
+                    self.hw.set_charge_relay(False)
+                    self.hw.set_load_relay(False)
+        elif ev == frame.EV_B:
+            if fw.b_result == frame.OK:
+                brk = out[frame.O_BRK]
+                if self._a_ok:
+                    frame.apply_b(out, fw.w, snap.cell_count, snap)
+                    self.cell.frame_seen()
+                if brk:
+                    snap.break_position = brk
+                elif (self._a_ok and out[frame.O_LOST] == 0
+                      and not out[frame.O_FLAGS] & frame.F_LOST):
+                    self._complete = True
+                    self.broken = False
+            self._a_ok = False
+            if self._own_due:
+                self._set_own()
+
+    def _set_own(self):
+        cell = self.cell
+        self.fw.set_own(cell.cell_mv, cell.temp_dc, cell.status)
+        self._own_due = False
+
+    def cycle(self, dt_ms):
+        cell = self.cell
+        snap = self.snap
+        cell.measure(dt_ms)
+        if self._complete:
+            self._complete = False
+            self.missed = 0
+            self.complete_frames += 1
+        elif self.missed < 255:
+            self.missed += 1
+        snap.comm_ok = snap.valid and self.missed < self.comm_timeout_cycles and not self.broken
+        self._age_cells()
+        brain = self.brain
+        hw = self.hw
+        if brain is not None:
+            brain.update(snap, dt_ms)
+            hw.set_charge_relay(brain.charge_allowed)
+            hw.set_load_relay(brain.load_allowed)
+            hw.set_charge_led(brain.charge_led)
+            hw.set_load_led(brain.load_led)
+        else:
+            hw.set_charge_relay(False)
+            hw.set_load_relay(False)
+        if self.outputs is not None:
+            self.outputs.update(snap, brain, dt_ms)
+        cell.balance(snap.switch_vbal_mv if snap.comm_ok else 0, snap.comm_ok, dt_ms)
+        self._own_due = True
+        if not self.fw.in_frame():
+            self._set_own()
+
+    def _age_cells(self):
+        """One more cycle for every cell's detail; STALE once older than a full window
+        rotation plus the comm timeout. The End board's own cell is always fresh."""
+        snap = self.snap
+        n = snap.cell_count
+        limit = frame.windows(snap.cells_max) + self.comm_timeout_cycles
+        age = snap.cell_age
+        st = snap.cell_status
+        for i in range(n):
+            a = age[i]
+            if a < _AGE_MAX:
+                a += 1
+                age[i] = a
+            if a > limit:
+                st[i] |= CellStatus.STALE
+        if n:
+            cell = self.cell
+            k = n - 1
+            snap.cell_mv[k] = cell.cell_mv if 0 <= cell.cell_mv <= 0xFFFF else 0
+            snap.cell_temp_dc[k] = cell.temp_dc
+            st[k] = cell.status
+            age[k] = 0
+
+    def poll(self):
+        return self.port.poll()
+
+    def tick(self, dt_ms):
+        self.cell.tick(dt_ms)
+
+    def safe(self):
+        hw = self.hw
+        hw.set_charge_relay(False)
+        hw.set_load_relay(False)
+        if hasattr(hw, "set_charge_led"):
+            hw.set_charge_led(False)
+            hw.set_load_led(False)
+        self.cell.safe()
+
+
+def make(hw, board_def, cell=None, brain=None, outputs=None, comm_timeout_cycles=3):
+    if cell is None:
+        from roles.cell_board import CellBoard
+        cell = CellBoard(hw, board_def)
+    if brain is None:
+        from core import settings as cs
+        from core.brain import PackBrain
+        data_dir = getattr(hw, "data_dir", ".")
+        s, status = cs.load(data_dir + "/settings.json")
+        brain = PackBrain(s, status == cs.LOADED, data_dir + "/soc.json")
+    return End(hw, board_def, cell, brain, outputs, comm_timeout_cycles)
