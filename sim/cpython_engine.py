@@ -210,7 +210,7 @@ class CpythonFirmware:
         if chain is None:
             if roles_available():
                 from sim.roles_chain import RolesChain
-                chain = RolesChain(sim)
+                chain = RolesChain(sim)  # the real link
             else:
                 chain = DirectChain(sim)
         self.chain = chain

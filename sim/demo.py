@@ -8,12 +8,12 @@ from sim import power, scenario
 
 DEMO = {
     "name": "demo",
-    "description": "16 x 40 Ah LiFePO4: charge at 20 A to full, then discharge at 40 A to empty",
+    "description": "16 x 40 Ah LiFePO4: charge at 20 A to full, then discharge at 60 A to empty",
     "duration_s": 5 * 3600,
     "pack": {"cells": 16, "chemistry": "lifepo4", "capacity_ah": 40, "soc_pct": 80, "soc_spread_pct": 0.2,
              "capacity_spread_pct": 0.5},
     "charger": {"max_a": 20, "bulk_mv_per_cell": 3440},
-    "load": {"a": 40, "schedule": [[0, False]]},
+    "load": {"a": 60, "schedule": [[0, False]]},
 }
 
 
