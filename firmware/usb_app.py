@@ -20,13 +20,19 @@ from micropython import const
 _MAX_BYTES_PER_POLL = const(128)
 
 
+def _stdio(name):
+    """sys.stdin / sys.stdout as a byte stream (its .buffer where the port has one)."""
+    stream = getattr(sys, name)
+    return getattr(stream, "buffer", stream)
+
+
 class UsbApp:
     """One app-protocol session on the REPL's stdin/stdout."""
 
     def __init__(self, app, stdin=None, stdout=None, poller=None):
         self.app = app
-        inp = stdin if stdin is not None else getattr(sys.stdin, "buffer", sys.stdin)
-        out = stdout if stdout is not None else getattr(sys.stdout, "buffer", sys.stdout)
+        inp = stdin if stdin is not None else _stdio("stdin")
+        out = stdout if stdout is not None else _stdio("stdout")
         self._in = inp
         self._readinto = inp.readinto
         self._write_out = out.write
@@ -93,8 +99,10 @@ class _EndWithUsb:
 
 def run(board_def=None):
     """REPL entry: run the End role with the app protocol on USB (see the module docstring)."""
-    if board_def is None:
-        import board as board_def  # the image's board definition (written by build_images)
+    bd = board_def
+    if bd is None:
+        import board  # type: ignore[import-not-found]  # the image's board definition
+        bd = board
     from hal import loop
     from roles import end
-    loop.run(board_def, _EndWithUsb(end))
+    loop.run(bd, _EndWithUsb(end))
