@@ -236,17 +236,18 @@ class Chain:
             s = (s * 1103515245 + 12345) & 0x7FFFFFFF
             phase = 0 if k == 0 else 1000 + s % cyc_ns
             self.sched.at(phase, self._cycle, k)
-        self.frame_start_ns = []     # when Begin sent each frame
-        self.a_done_ns = []          # when End finished section A of a frame (good or not)
-        self.b_done_ns = []
+        self.frame_start_ns = {}     # Begin's seq -> when Begin handed the frame to its wire
+        self.a_done_ns = {}          # seq -> when End had section A of it checked OK
+        self.b_done_ns = {}          # seq -> when End had the whole frame checked OK
         end_port = self.end.port
         orig = end_port.on_event
+        fw = end_port.fw
 
         def spy(ev):
-            if ev == 2:
-                self.a_done_ns.append(self.sched.now)
-            elif ev == 3:
-                self.b_done_ns.append(self.sched.now)
+            if ev == 2 and fw.a_result == 1 and fw.out[5] == 0:       # OK, not originated
+                self.a_done_ns[fw.out[2]] = self.sched.now
+            elif ev == 3 and fw.b_result == 1 and fw.out[35] == 0:
+                self.b_done_ns[fw.out[2]] = self.sched.now
             orig(ev)
         end_port.on_event = spy
 
@@ -254,9 +255,9 @@ class Chain:
         self.sched.at(self.sched.now + self.cycle_ms * 1000000, self._cycle, k)
         if not self.alive[k]:
             return
-        if k == 0:
-            self.frame_start_ns.append(self.sched.now)
         self.boards[k].cycle(self.cycle_ms)
+        if k == 0:
+            self.frame_start_ns[self.begin.seq] = self.sched.now
         if k > 0:
             self.boards[k].poll()
 

@@ -20,7 +20,8 @@ class Between:
         self.buf = bytearray(frame.MAX_FRAME)
         self.link_timeout_ms = comm_timeout_cycles * self.cycle_ms
         self.lost_after_ms = 2 * self.cycle_ms      # no frame start for this long: originate
-        self.since_frame_ms = self.lost_after_ms    # since a frame started arriving
+        self.since_frame_ms = 0                     # since a frame started arriving (at power-up:
+        #                                             give upstream lost_after_ms to show up)
         self.since_good_ms = self.link_timeout_ms   # since a frame checked OK (both sections)
         self.since_origin_ms = 0
         self.lost = False
