@@ -388,3 +388,25 @@ def test_update_allocates_nothing_and_extremes_stay_small():
     snap2 = fill(PackSnapshot(), 3300)
     snap2.comm_ok = False
     assert no_alloc(lambda: b.update(snap2, 1000))
+
+
+def test_begin_sensor_pair_to_brain_current():
+    """Begin side readings (real SensorPair, fake ADC) as the link carries them, into the brain."""
+    from core.current import SensorPair
+
+    class Hw:
+        ma = (30000, 7000)     # 30 A in (high range), 7 A out (low range), 2 turns
+
+        def read_current_uv(self, sensor, high_range):
+            ma = self.ma[sensor - 1] * 2
+            uv = 1650000 + (ma * 3 if high_range else ma * 75)
+            return 0 if uv < 0 else 3300000 if uv > 3300000 else uv
+    pair = SensorPair(None)
+    pair.update(Hw())
+    b = PackBrain(lfp(loop_count=2), True)
+    snap = fill(PackSnapshot(), 3300, s1=pair.s1_ma, s2=pair.s2_ma)
+    snap.s1_flags, snap.s2_flags = pair.s1_flags, pair.s2_flags
+    assert pair.s1_flags & SensorFlags.HIGH_RANGE and not pair.s2_flags & SensorFlags.HIGH_RANGE
+    b.update(snap, 1000)
+    assert (b.charge_ma, b.discharge_ma, b.current_ma) == (30000, 7000, 23000)
+    assert b.power_in_w == 396 and b.power_out_w == 92       # x 13.2 V
