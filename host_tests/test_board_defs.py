@@ -201,3 +201,16 @@ def test_analog_ranges_fit_the_adc():
                 assert span[0] <= zero - rng * per_a and zero + rng * per_a <= span[1], d.NAME
         for k in ("CURRENT_LOW_UV_PER_A", "CURRENT_HIGH_UV_PER_A", "CURRENT_ZERO_UV", "NTC_SUPPLY_UV"):
             assert isinstance(getattr(d, k), int)
+
+
+def test_wiring_doc_matches_definitions():
+    import subprocess
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import wiring_table
+    doc = open(os.path.join(ROOT, "docs", "wiring.md")).read()
+    block = doc[doc.index(wiring_table.BEGIN) + len(wiring_table.BEGIN):doc.index(wiring_table.END)]
+    assert block.strip() == wiring_table.tables().strip(), "run: python tools/wiring_table.py --write"
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "wiring_table.py")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "| Charge relay driver (high = allowed) | GP16 | end |" in out
