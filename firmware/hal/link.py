@@ -1,0 +1,51 @@
+"""Link transmitters and receivers from the board definition (docs/link-protocol.md).
+
+``make_tx(board_def, pin, invert, baud)`` -> transmitter or None when ``pin`` is None;
+``make_rx(board_def)`` -> receiver on LINK_IN_PIN. The backend is board_def.LINK_BACKEND:
+"pio" (RP2040 state machines, hal/link_pio.py), "uart" (hardware UART, hal/link_uart.py) or
+"soft" (timer TX + pin-edge IRQ RX, hal/link_soft.py, low baud only). The extended data output
+uses the same transmitter classes (board_def.EXTOUT_UART_ID picks a UART for it when set).
+
+Transmitter: ``write_byte(b)`` -> bool (False = buffer full, byte dropped), ``write(buf, n)``
+(a burst sent back to back), ``pending()`` (characters not yet on the wire).
+Receiver: ``read()`` -> byte 0..255, or core.codec.FRAMING / GAP / NONE;
+``set_handler(fn)``: fn() is scheduled (micropython.schedule) when characters arrive, so a
+role's ``poll`` runs within a character time instead of at the next loop wake-up.
+"""
+GAP_BITS = 30        # idle bit times after a character that end a frame (core.codec.Decoder)
+
+
+def _backend(board_def):
+    return getattr(board_def, "LINK_BACKEND", "soft")
+
+
+def make_tx(board_def, pin, invert, baud):
+    if pin is None:
+        return None
+    kind = _backend(board_def)
+    is_extout = pin == getattr(board_def, "EXTOUT_PIN", None) and pin != board_def.LINK_OUT_PIN
+    uart_id = getattr(board_def, "EXTOUT_UART_ID" if is_extout else "LINK_UART_ID", None)
+    if uart_id is not None and (kind == "uart" or is_extout):
+        from hal import link_uart
+        return link_uart.UartTx(uart_id, pin, invert, baud)
+    if kind == "pio":
+        from hal import link_pio
+        sm_id = getattr(board_def, "EXTOUT_PIO_SM" if is_extout else "LINK_PIO_SM_TX", 2 if is_extout else 0)
+        return link_pio.PioTx(sm_id, pin, invert, baud)
+    from hal import link_soft
+    return link_soft.SoftTx(pin, invert, baud, getattr(board_def, "LINK_SOFT_TIMER_ID", -1))
+
+
+def make_rx(board_def):
+    kind = _backend(board_def)
+    pin = board_def.LINK_IN_PIN
+    invert = board_def.LINK_INVERT
+    baud = board_def.LINK_BAUD
+    if kind == "uart":
+        from hal import link_uart
+        return link_uart.UartRx(board_def.LINK_UART_ID, pin, invert, baud, GAP_BITS)
+    if kind == "pio":
+        from hal import link_pio
+        return link_pio.PioRx(getattr(board_def, "LINK_PIO_SM_RX", 1), pin, invert, baud, GAP_BITS)
+    from hal import link_soft
+    return link_soft.SoftRx(pin, invert, baud, GAP_BITS)
