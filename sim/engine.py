@@ -132,6 +132,8 @@ class Simulation:
         self.extout_written = 0
         self.history = []          # compact per-second records for the view and the plot
         self.keep_history = True
+        self.last_rec = None
+        self._change_t = None
         self._faults = [dict(f, _state=0) for f in sc.faults]
         self._events = list(sc.events)
         self._buttons = []
@@ -167,6 +169,7 @@ class Simulation:
         while self._events and t_s >= self._events[0]["t"]:
             e = self._events.pop(0)
             if "settings" in e:
+                self._change_t = int(t_s)
                 for name, value in e["settings"].items():
                     msg = self.fw.apply_setting(name, value)
                     if msg:
@@ -232,8 +235,8 @@ class Simulation:
         try:
             while self.t_ms < end_ms:
                 self.step()
-                if self.t_ms % 1000 == 0 and self.history:
-                    rec = self.history[-1]
+                if self.t_ms % 1000 == 0 and self.last_rec is not None:
+                    rec = self.last_rec
                     if on_second is not None:
                         on_second(self, rec)
                     if stop is not None and stop(self, rec):
@@ -281,7 +284,8 @@ class Simulation:
         s = settings_for_trace(st["settings"], self.balance_mv)
         if s != self._last_settings:
             self._last_settings = s
-            self.trace.write({"t": t, "settings": s})
+            self.trace.write({"t": self._change_t if self._change_t is not None else t, "settings": s})
+        self._change_t = None
         p = self.pack
         cmv = st["cell_mv"]
         v_meas = [(m / 1000.0 if m else None) for m in cmv]
@@ -310,6 +314,7 @@ class Simulation:
             "powered": [b is True for b in self.fw.powered()],
         }
         self.trace.write(rec)
+        self.last_rec = rec
         if self.keep_history:
             self.history.append(rec)
         return rec

@@ -1,0 +1,160 @@
+"""Virtual pack scenarios on the cpython engine: the real firmware (roles, link, cell boards,
+pack brain) against the pack model; every assertion is made on the trace file alone."""
+import json
+import os
+
+import pytest
+
+from sim import engine, scenario, trace
+
+SCEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sim", "scenarios")
+
+
+def _run(tmp_path, name_or_dict, duration=None, **kw):
+    sc = scenario.load(name_or_dict if isinstance(name_or_dict, dict) else os.path.join(SCEN, name_or_dict + ".json"))
+    path = str(tmp_path / "trace.jsonl")
+    ext = str(tmp_path / "ext.bin")
+    engine.Simulation(sc, trace=path, extout=ext, **kw).run(duration_s=duration)
+    header, states, changes = trace.read(path)
+    return header, states, changes, ext
+
+
+def _first(states, pred):
+    for r in states:
+        if pred(r):
+            return r
+    return None
+
+
+def test_every_example_scenario_loads():
+    names = [f for f in os.listdir(SCEN) if f.endswith(".json")]
+    assert len(names) >= 6
+    for f in names:
+        sc = scenario.load(os.path.join(SCEN, f))
+        assert sc.cells >= 2 and sc.description
+
+
+def test_scenario_errors_name_the_key():
+    for bad, word in (({"pack": {"cels": 4}}, "cels"), ({"faults": [{"t": 1, "kind": "meteor"}]}, "kind"),
+                      ({"faults": [{"t": 1, "kind": "link_break", "position": 9}]}, "position"),
+                      ({"mode": "turbo"}, "mode")):
+        with pytest.raises(scenario.ScenarioError) as e:
+            scenario.load(bad)
+        assert word in str(e.value)
+
+
+def test_trace_header_and_lines(tmp_path):
+    header, states, changes, ext = _run(tmp_path, "sensor_faults", duration=300)
+    assert "t" not in header and header["cells"] == 4 and header["chemistry"] == "lifepo4"
+    s = header["settings"]
+    for key in ("vmin_mv", "vbal_mv", "vmax_mv", "tmin_charge_dc", "tmin_discharge_dc", "tmax_dc", "capacity_ah",
+                "charge_restart_pct", "discharge_restart_pct", "mode", "loop_count"):
+        assert isinstance(s[key], int), key
+    assert [r["t"] for r in states] == list(range(1, 301))
+    for key in ("v_true", "v_meas", "temp", "balancing", "soc_true"):
+        assert len(states[-1][key]) == 4
+    for key in ("soc_est", "current", "charge_allowed", "load_allowed", "mode", "alarms"):
+        assert key in states[-1]
+    # the settings change at t=250 is in the trace, and only once
+    assert len(changes) == 1 and changes[0]["t"] == 250 and changes[0]["settings"]["vmax_mv"] == 3650
+    # open NTC (60..120 s): reported as a sensor fault, never as a cell temperature alarm
+    during = [r for r in states if 65 <= r["t"] < 120]
+    assert all("temp_sensor_fault" in r["alarms"] for r in during)
+    assert not any("over_temp" in r["alarms"] or "under_temp_charge" in r["alarms"] for r in during)
+    # cell ADC stuck at 0 V (150..200 s): a sensor fault, both relays open, closed again afterwards
+    stuck = [r for r in states if 155 <= r["t"] < 200]
+    assert stuck and not any(r["charge_allowed"] or r["load_allowed"] for r in stuck)
+    assert all("volt_sensor_fault" in r["alarms"] for r in stuck)
+    assert states[-1]["load_allowed"]
+    assert os.path.getsize(ext) >= 58 and os.path.getsize(ext) % 58 == 0   # whole extended-output packets
+
+
+def test_over_voltage_opens_the_charge_relay(tmp_path):
+    header, states, _, _ = _run(tmp_path, "over_voltage", duration=900)
+    vmax = header["settings"]["vmax_mv"] / 1000.0
+    assert any(r["charge_allowed"] for r in states)
+    trip = _first(states, lambda r: r["charge_allowed"] and max(v for v in r["v_meas"] if v) >= vmax)
+    assert trip is None or not states[trip["t"]]["charge_allowed"]     # opened within one cycle
+    high = [r for r in states if max(r["v_true"]) >= vmax + 0.005]
+    assert high and not any(r["charge_allowed"] for r in high[2:])
+    assert any("over_voltage" in r["alarms"] for r in states if abs(r["t"] - high[0]["t"]) <= 2)
+    assert max(max(r["v_true"]) for r in states) < vmax + 0.1                # the BMS stopped it
+    assert all(r["load_allowed"] for r in states[5:])                        # load stays on
+
+
+def test_under_voltage_opens_the_load_relay(tmp_path):
+    header, states, _, _ = _run(tmp_path, "under_voltage", duration=200)
+    vmin = header["settings"]["vmin_mv"] / 1000.0
+    low = [r for r in states if r["t"] > 5 and min(v for v in r["v_meas"] if v) <= vmin]
+    assert low
+    for r in low:
+        nxt = states[r["t"]] if r["t"] < len(states) else r
+        assert not nxt["load_allowed"]                  # at the latest the cycle after
+    assert min(min(r["v_true"]) for r in states) > vmin - 0.05
+    assert all(r["charge_allowed"] for r in states[5:])
+
+
+def _check_restart_rules(header, states):
+    s = header["settings"]
+    vmin, vbal = s["vmin_mv"] / 1000.0, s["vbal_mv"] / 1000.0
+    closings = 0
+    for a, b in zip(states, states[1:], strict=False):
+        if b["load_allowed"] and not a["load_allowed"] and b["t"] > 5:
+            closings += 1
+            assert b["soc_est"] >= s["discharge_restart_pct"] and min(b["v_meas"]) > vmin
+        if b["charge_allowed"] and not a["charge_allowed"] and b["t"] > 5:
+            closings += 1
+            assert b["soc_est"] < s["charge_restart_pct"] and max(b["v_meas"]) < vbal
+    return closings
+
+
+def test_full_recalibrates_soc_and_charge_restart_threshold(tmp_path):
+    header, states, _, _ = _run(tmp_path, "charge_full", duration=2400)
+    full = _first(states, lambda r: r["soc_calibrated"] and r["soc_est"] == 100.0)
+    assert full is not None, "never recalibrated at full"
+    assert states[0]["soc_est"] == 50.0 and not states[0]["soc_calibrated"]
+    s = header["settings"]
+    vbal = s["vbal_mv"] / 1000.0
+    assert all(v >= vbal for v in full["v_meas"])          # manual: all cells >= V-balance ...
+    assert full["current"] <= 0.05 * s["capacity_ah"]      # ... and charge rate <= 5 % of capacity
+    assert not states[full["t"] + 2]["charge_allowed"]     # charge relay open at full
+    again = _first(states[full["t"]:], lambda r: r["charge_allowed"])
+    assert again is not None and again["soc_est"] < s["charge_restart_pct"]
+    assert abs(again["soc_est"] - again["soc_true_pack"]) < 3.0
+    assert _check_restart_rules(header, states) >= 1
+
+
+def test_temperature_limits(tmp_path):
+    header, states, _, _ = _run(tmp_path, "temperature")
+    at = {r["t"]: r for r in states}
+    assert at[99]["charge_allowed"] and at[99]["load_allowed"]
+    hot = [at[t] for t in range(105, 300)]
+    assert not any(r["charge_allowed"] or r["load_allowed"] for r in hot)
+    assert all("over_temp" in r["alarms"] for r in hot)
+    assert at[320]["charge_allowed"] and at[320]["load_allowed"]
+    cold = [at[t] for t in range(505, 700)]
+    assert not any(r["charge_allowed"] for r in cold) and all(r["load_allowed"] for r in cold)
+    assert all("under_temp_charge" in r["alarms"] for r in cold)
+    assert at[720]["charge_allowed"]
+    _check_restart_rules(header, states)
+
+
+def test_comm_loss_opens_both_and_reports_the_break(tmp_path):
+    header, states, _, _ = _run(tmp_path, "comm_loss")
+    at = {r["t"]: r for r in states}
+    timeout_s = header["settings"]["comm_timeout_cycles"] * header["settings"]["cycle_ms"] // 1000
+    for t0, t1 in ((100, 200), (300, 400)):
+        assert at[t0 - 1]["charge_allowed"] and at[t0 - 1]["load_allowed"]
+        cut = [at[t] for t in range(t0 + timeout_s + 1, t1)]
+        assert not any(r["charge_allowed"] or r["load_allowed"] for r in cut)
+        assert all("comm_lost" in r["alarms"] for r in cut)
+        assert at[t1 + 20]["charge_allowed"] and at[t1 + 20]["load_allowed"]
+    assert at[150]["break_position"] == 3        # the first board whose input failed
+    assert at[350]["powered"][2] is False and at[350]["balancing"][2] is False
+
+
+def test_seed_makes_runs_reproducible(tmp_path):
+    d = {"duration_s": 30, "pack": {"cells": 3, "soc_pct": 50}, "charger": {"max_a": 2}}
+    a = _run(tmp_path, d, seed=3)[1]
+    b = _run(tmp_path, d, seed=3)[1]
+    assert json.dumps(a) == json.dumps(b)
