@@ -20,7 +20,7 @@ except ImportError:
     TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from rp2 import asm_pio, PIO, label, wait, pin, set, x, in_, pins, jmp, x_dec, push, block
+    from rp2 import label, wait, pin, set, x, in_, pins, jmp, x_dec, push, block
     from rp2 import irq, rel, out, pull, nop  # noqa: F401
 
 _FIFO_MAX = const(8)

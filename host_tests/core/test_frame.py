@@ -85,7 +85,7 @@ def test_aggregates_detail_and_positions_16():
 
 def test_window_covers_only_its_slots_and_ties_keep_first():
     fws = []
-    for i in range(40):
+    for _i in range(40):
         fw = frame.Forwarder()
         fw.set_own(3500, 200, 0)          # all equal: the lowest position must win
         fws.append(fw)
