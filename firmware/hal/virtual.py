@@ -119,7 +119,7 @@ class ExtOut:
 
 class Pack:
     def __init__(self, cfg):
-        import wire
+        import wire  # type: ignore[import-not-found]  # sim/wire.py, on the path the host gives
         self.wire = wire
         self.n = cfg["cells"]
         self.dirs = cfg["dirs"]
@@ -128,7 +128,8 @@ class Pack:
         self.sched = wire.Scheduler()
         self.wires = [wire.Wire(self.sched, cfg.get("baud", 9600)) for _ in range(self.n - 1)]
         self.hws = [VirtualHw(k, self.dirs[k]) for k in range(self.n)]
-        self.hws[-1].extout_tx = Capture()
+        self.capture = Capture()
+        self.hws[-1].extout_tx = self.capture
         self.roles = [None] * self.n
         self.on = [True] * self.n
         self.broken = []
@@ -227,9 +228,8 @@ class Pack:
             msg = self.apply_setting(req["set"][0], req["set"][1])
         self.sched.run_until(self.sched.now + req["dt"] * 1000000)
         end_hw = self.hws[-1]
-        x = end_hw.extout_tx.data
-        hexed = "".join("%02x" % b for b in x)
-        end_hw.extout_tx.data = bytearray()
+        hexed = "".join("%02x" % b for b in self.capture.data)
+        self.capture.data = bytearray()
         out = {"d": [h.duty for h in self.hws], "r": [1 if end_hw.charge else 0, 1 if end_hw.load else 0],
                "x": hexed, "msg": msg, "st": self.state()}
         return out
@@ -269,6 +269,6 @@ def main():
             out = pack.step(json.loads(line))
         except Exception as e:  # report to the host, which stops the run with this message
             if hasattr(sys, "print_exception"):
-                sys.print_exception(e, sys.stderr)
+                sys.print_exception(e, sys.stderr)  # type: ignore[arg-type]
             out = {"error": "%s: %s" % (type(e).__name__, e)}
         sys.stdout.write(json.dumps(out) + "\n")
