@@ -133,6 +133,9 @@ def write_config(target, skipped):
     lines = [base.rstrip(), ""]
     lines.append("mypy_path = %s" % os.pathsep.join((folder, os.path.join(ROOT, "firmware"), work, ROOT)))
     lines.append("custom_typeshed_dir = %s" % folder)
+    # no incremental cache: with files appearing while others write them, a stale cache gave
+    # false "module has no attribute" errors; a full run takes a few seconds
+    lines.append("incremental = False")
     lines.append("cache_dir = %s" % os.path.join(ROOT, ".mypy_cache", target))
     lines.append("")
     stubs = stub_modules(folder)
