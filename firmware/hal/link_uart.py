@@ -45,6 +45,8 @@ class UartTx:
 
 
 class UartRx:
+    interrupt_driven = False     # the role's loop polls it (roles.LinkPort.wake_in_ms)
+
     def __init__(self, uart_id, pin_no, invert, baud, gap_bits):
         self.uart = _uart(uart_id, baud, rx=pin_no, invert=invert)
         self._one = bytearray(1)

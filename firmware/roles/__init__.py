@@ -26,12 +26,27 @@ class LinkPort:
         self.fw = frame.Forwarder()
         self.on_event = on_event        # bound method of the role, called with the event code
         self.rx_chars = 0
+        self._busy = False
+        self._poll_ref = self.poll      # bound method made once: the receiver schedules it
+        # receivers that can schedule us on arrival (PIO, soft) get forwarding within a
+        # character time; the others (UART) rely on the loop waking often (wake_in_ms)
+        self.interrupt_driven = rx is not None and hasattr(rx, "set_handler") and \
+            getattr(rx, "interrupt_driven", True)
+        if self.interrupt_driven:
+            rx.set_handler(self._poll_ref)
 
     def poll(self):
         """Handle what the receiver has; returns the number of characters handled."""
         rx = self.rx
-        if rx is None:
+        if rx is None or self._busy:    # a scheduled call while the loop is inside poll()
             return 0
+        self._busy = True
+        try:
+            return self._drain(rx)
+        finally:
+            self._busy = False
+
+    def _drain(self, rx):
         fw = self.fw
         tx = self.tx
         n = 0
@@ -56,3 +71,10 @@ class LinkPort:
                 self.on_event(fw.event)
         self.rx_chars += n
         return n
+
+    def wake_in_ms(self, other_ms):
+        """How soon the board loop must run again: 1 ms while a receiver without arrival
+        interrupts may have characters coming, else other_ms."""
+        if self.rx is not None and not self.interrupt_driven:
+            return 1
+        return other_ms

@@ -127,6 +127,10 @@ class End:
     def tick(self, dt_ms):
         self.cell.tick(dt_ms)
 
+    def wake_in_ms(self):
+        w = getattr(self.cell, "wake_in_ms", None)
+        return self.port.wake_in_ms(w() if w is not None else 1000)
+
     def safe(self):
         hw = self.hw
         hw.set_charge_relay(False)
