@@ -133,6 +133,7 @@ class Simulation:
         self.history = []          # compact per-second records for the view and the plot
         self.keep_history = True
         self.last_rec = None
+        self.cycle_hooks = []      # fn(dt_ms) after every firmware cycle (app socket server)
         self._change_t = None
         self._faults = [dict(f, _state=0) for f in sc.faults]
         self._events = list(sc.events)
@@ -224,6 +225,8 @@ class Simulation:
         self.t_ms += dt_ms
         self.fw.cycle(dt_ms)
         self._flush_extout()
+        for hook in self.cycle_hooks:
+            hook(dt_ms)
         if self.t_ms % 1000 == 0:
             self._second()
 
