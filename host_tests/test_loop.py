@@ -56,9 +56,10 @@ class Machine:
 
 class Hw:
     def __init__(self):
+        import tempfile
         self.feeds = 0
         self.safe_calls = 0
-        self.data_dir = "."
+        self.data_dir = tempfile.mkdtemp(prefix="cellchain-loop-")
 
     def feed_watchdog(self):
         self.feeds += 1

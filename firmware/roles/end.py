@@ -122,10 +122,20 @@ class End:
             age[k] = 0
 
     def poll(self):
-        return self.port.poll()
+        n = self.port.poll()
+        outputs = self.outputs
+        if outputs is not None and hasattr(outputs, "poll"):
+            outputs.poll()
+        return n
 
     def tick(self, dt_ms):
-        self.cell.tick(dt_ms)
+        cell = self.cell
+        cell.tick(dt_ms)
+        if cell.take_long_press():
+            outputs = self.outputs
+            if outputs is not None and hasattr(outputs, "button_long_press"):
+                outputs.button_long_press()
+            cell.confirm()
 
     def wake_in_ms(self):
         w = getattr(self.cell, "wake_in_ms", None)
@@ -142,13 +152,23 @@ class End:
 
 
 def make(hw, board_def, cell=None, brain=None, outputs=None, comm_timeout_cycles=3):
+    """The End role as a board runs it: settings from the data folder, pack brain, app protocol
+    on BLE (and USB via usb_app), extended output, persistence (roles/end_app.py)."""
     if cell is None:
         from roles.cell_board import CellBoard
         cell = CellBoard(hw, board_def)
+    snap = PackSnapshot()
+    services = None
     if brain is None:
-        from core import settings as cs
-        from core.brain import PackBrain
-        data_dir = getattr(hw, "data_dir", ".")
-        s, status = cs.load(data_dir + "/settings.json")
-        brain = PackBrain(s, status == cs.LOADED, data_dir + "/soc.json")
-    return End(hw, board_def, cell, brain, outputs, comm_timeout_cycles)
+        from roles.end_app import make_services
+        s, brain, services = make_services(hw, snap, getattr(hw, "data_dir", "."))
+        comm_timeout_cycles = s.comm_timeout_cycles
+        if outputs is None:
+            outputs = services
+    role = End(hw, board_def, cell, brain, outputs, comm_timeout_cycles, snap)
+    if services is not None:
+        services.role = role
+        role.app = services.app
+        role.services = services
+        role.settings = services.settings
+    return role

@@ -1,0 +1,145 @@
+"""End board services around the pack brain: settings file, app protocol (BLE and USB), extended
+data output, state persistence and the 5 s password-reset button.
+
+``EndServices`` is both the controller the app protocol talks to (``ctl``: snap, brain,
+settings, apply_setting, set_password_hash, select_preset, set_mode, zero_current,
+firmware_version) and the End role's ``outputs`` (``update(snap, brain, dt_ms)`` once a cycle).
+Radio, USB and app faults stay here: every call into the transports is guarded, so a BLE stack
+error is logged and counted but never reaches the relays, which the brain alone decides.
+"""
+from micropython import const
+
+from core import settings as cs
+from core.app_protocol import AppProtocol
+from core.extout import ExtOutSender
+from core.version import FIRMWARE_VERSION
+
+_TRANSPORT_ERRORS_MAX = const(0x3FFFFFFF)
+
+
+class EndServices:
+    """Settings, app protocol, extended output and persistence for one End board."""
+
+    def __init__(self, hw, settings, settings_status, brain, snap, settings_path):
+        self.hw = hw
+        self.settings = settings
+        self.settings_status = settings_status
+        self.brain = brain
+        self.snap = snap
+        self.settings_path = settings_path
+        self.firmware_version = FIRMWARE_VERSION
+        self.app = AppProtocol(self)
+        self.ble = getattr(hw, "ble", None)
+        tx = getattr(hw, "extout_tx", None)
+        self.extout = ExtOutSender(tx) if tx is not None else None
+        self.transport_errors = 0
+        self.last_transport_error = ""
+        self.saves = 0
+        self.save_errors = 0
+        self.role = None            # set by the End role (for comm timeout changes)
+        if self.ble is not None:
+            self._guard(self._start_ble)
+
+    # ---- transports (never allowed to raise into the role) ----------------------------------
+    def _start_ble(self):
+        s = self.settings
+        self.ble.start(self.app, s.name, s.name == "123\\SmartBMS")
+
+    def _guard(self, fn):
+        try:
+            fn()
+        except Exception as e:  # a radio fault must not stop the pack brain
+            if self.transport_errors < _TRANSPORT_ERRORS_MAX:
+                self.transport_errors += 1
+            self.last_transport_error = repr(e)
+            print("end_app: transport error", repr(e))
+
+    def poll(self):
+        """Move radio bytes in and out (called on every wake-up of the board loop)."""
+        if self.ble is not None:
+            self._guard(self.ble.poll)
+
+    # ---- once per cycle ---------------------------------------------------------------------
+    def update(self, snap, brain, dt_ms):
+        if self.extout is not None:
+            self.extout.cycle(dt_ms, snap, brain, self.settings)
+        app = self.app
+        app.tick(dt_ms)
+        app.stream_round()
+        if brain is not None and brain.should_save:
+            if brain.save_state():
+                self.saves += 1
+            else:
+                self.save_errors += 1
+
+    def button_long_press(self):
+        """Manual: hold the End board button 5 s -> password back to 1234, every session
+        dropped, Bluetooth reconfigured."""
+        self.app.reset_password()
+        if self.ble is not None:
+            self._guard(self.ble.disconnect_all)
+            self._guard(self._start_ble)
+
+    # ---- controller for core.app_protocol ------------------------------------------------------
+    def _commit(self, trial):
+        """Validate and save ``trial``, then make it the settings in force. None or a message."""
+        msg = cs.check(trial)
+        if msg is not None:
+            return msg
+        try:
+            cs.save(self.settings_path, trial)
+        except (OSError, cs.SettingsError) as e:
+            return "settings not saved: %s" % e
+        self.settings.set_from(trial)
+        self.settings_status = cs.LOADED
+        self.brain.set_settings(self.settings, True)
+        if self.role is not None:
+            self.role.comm_timeout_cycles = self.settings.comm_timeout_cycles
+        return None
+
+    def apply_setting(self, name, value):
+        trial = self.settings.copy()
+        msg = cs.apply(trial, name, value)
+        if msg is not None:
+            return msg
+        return self._commit(trial)
+
+    def set_password_hash(self, salt, pw_hash):
+        trial = self.settings.copy()
+        trial.pw_salt = salt
+        trial.pw_hash = pw_hash
+        try:
+            cs.save(self.settings_path, trial)
+        except (OSError, cs.SettingsError) as e:
+            return "password not saved: %s" % e
+        self.settings.pw_salt = salt
+        self.settings.pw_hash = pw_hash
+        return None
+
+    def select_preset(self, chemistry):
+        trial = self.settings.copy()
+        msg = cs.apply_preset(trial, chemistry)
+        if msg is not None:
+            return msg
+        return self._commit(trial)
+
+    def set_mode(self, mode):
+        return self.apply_setting("mode", mode)
+
+    def zero_current(self):
+        if self.brain.zero_current():
+            return None
+        return "zero calibration refused: a sensor gives no data or current is flowing"
+
+
+def make_services(hw, snap, data_dir):
+    """Load the settings file (fail-safe on anything but a good file), build the pack brain and
+    the services around it. Returns (settings, brain, services)."""
+    from core.brain import PackBrain
+    settings_path = data_dir + "/settings.json"
+    s, status = cs.load(settings_path)
+    if status != cs.LOADED:
+        print("end: settings", cs.LOAD_NAMES[status], "- relays stay off until settings are written")
+    brain = PackBrain(s, status == cs.LOADED, data_dir + "/soc.json")
+    services = EndServices(hw, s, status, brain, snap, settings_path)
+    return s, brain, services
