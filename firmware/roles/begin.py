@@ -59,7 +59,31 @@ class Begin:
         return 0
 
     def tick(self, dt_ms):
-        self.cell.tick(dt_ms)
+        cell = self.cell
+        cell.tick(dt_ms)
+        if cell.take_long_press():
+            self.zero_current()
+
+    def zero_current(self):
+        """Manual: no current flowing, hold the button until the LED flashes fast. The present
+        readings become the sensors' zero, saved in the Begin board's data folder. Refused (no
+        fast flash, False) when a channel is far from its nominal zero: a current is flowing or
+        a sensor is missing."""
+        pair = self.pair
+        pair.zero()
+        if not getattr(pair, "zero_ok", True):
+            print("begin: zero calibration refused - is a current flowing or a sensor missing?")
+            return False
+        save = getattr(pair, "save_zero_file", None)
+        if save is not None:
+            from core import current
+            try:
+                save(current.zero_path(getattr(self.hw, "data_dir", ".")))
+            except OSError as e:
+                print("begin: zero calibration not saved:", e)
+                return False
+        self.cell.confirm()
+        return True
 
     def safe(self):
         self.cell.safe()
@@ -67,8 +91,9 @@ class Begin:
 
 def make(hw, board_def, cell=None, pair=None):
     if cell is None:
+        from core import ui
         from roles.cell_board import CellBoard
-        cell = CellBoard(hw, board_def)
+        cell = CellBoard(hw, board_def, long_press_ms=ui.CALIBRATE_PRESS_MS)
     if pair is None:
         from core import current
         pair = current.SensorPair(board_def)

@@ -31,6 +31,10 @@ class End:
         self._complete = False
         self._a_ok = False
         self._own_due = True
+        # set by make() on a real board: roles/end_app.EndServices and what it carries
+        self.services = None
+        self.app = None
+        self.settings = None
         self.safe()
 
     def _on_event(self, ev):

@@ -32,6 +32,9 @@ class EndServices:
         self.ble = getattr(hw, "ble", None)
         tx = getattr(hw, "extout_tx", None)
         self.extout = ExtOutSender(tx) if tx is not None else None
+        # readers take the first packet they see as the pack's state: send nothing until the
+        # chain has delivered one complete frame (afterwards a lost link is sent as its flag)
+        self.extout_started = False
         self.transport_errors = 0
         self.last_transport_error = ""
         self.saves = 0
@@ -43,7 +46,9 @@ class EndServices:
     # ---- transports (never allowed to raise into the role) ----------------------------------
     def _start_ble(self):
         s = self.settings
-        self.ble.start(self.app, s.name, s.name == "123\\SmartBMS")
+        ble = self.ble
+        if ble is not None:
+            ble.start(self.app, s.name, s.name == "123\\SmartBMS")
 
     def _guard(self, fn):
         try:
@@ -62,7 +67,10 @@ class EndServices:
     # ---- once per cycle ---------------------------------------------------------------------
     def update(self, snap, brain, dt_ms):
         if self.extout is not None:
-            self.extout.cycle(dt_ms, snap, brain, self.settings)
+            if snap.comm_ok:
+                self.extout_started = True
+            if self.extout_started:
+                self.extout.cycle(dt_ms, snap, brain, self.settings)
         app = self.app
         app.tick(dt_ms)
         app.stream_round()

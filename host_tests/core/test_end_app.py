@@ -1,0 +1,239 @@
+"""End board services: settings through the app (validated, atomic, applied to the brain),
+fail-safe without a settings file, radio faults kept away from the relays, the 5 s button,
+extended output only after the first complete frame, state saving. Both interpreters."""
+from core import alarms
+from core import settings as cs
+from core.snapshot import CellStatus
+from roles import end
+from support import tmpdir
+
+
+class Board:
+    NAME = "test"
+    LINK_CYCLE_MS = 1000
+
+
+class Rx:
+    def read(self):
+        return -1  # core.codec.NONE: nothing on the wire
+
+
+class Tx:
+    def __init__(self):
+        self.bursts = []
+
+    def write(self, buf, n):
+        self.bursts.append(bytes(buf[:n]))
+
+
+class Ble:
+    def __init__(self, fail=False):
+        self.fail = fail
+        self.started = 0
+        self.disconnects = 0
+        self.polls = 0
+
+    def start(self, app, name, compat):
+        self.started += 1
+
+    def poll(self):
+        self.polls += 1
+        if self.fail:
+            raise OSError(-5)
+
+    def disconnect_all(self):
+        self.disconnects += 1
+
+
+class Hw:
+    def __init__(self, data_dir, ble=None):
+        self.data_dir = data_dir
+        self.link_rx = Rx()
+        self.extout_tx = Tx()
+        self.ble = ble
+        self.charge = None
+        self.load = None
+
+    def set_charge_relay(self, on):
+        self.charge = on
+
+    def set_load_relay(self, on):
+        self.load = on
+
+    def set_charge_led(self, on):
+        pass
+
+    def set_load_led(self, on):
+        pass
+
+
+class Cell:
+    def __init__(self):
+        self.cell_mv = 3300
+        self.temp_dc = 250
+        self.status = 0
+        self.long = False
+        self.confirmed = 0
+
+    def measure(self, dt_ms):
+        pass
+
+    def balance(self, vbal_mv, link_ok, dt_ms):
+        pass
+
+    def frame_seen(self):
+        pass
+
+    def tick(self, dt_ms):
+        pass
+
+    def take_long_press(self):
+        long, self.long = self.long, False
+        return long
+
+    def confirm(self):
+        self.confirmed += 1
+
+    def safe(self):
+        pass
+
+
+class Out:
+    def __init__(self):
+        self.data = b""
+
+    def __call__(self, buf, n):
+        self.data += bytes(buf[:n])
+
+
+def make(ble=None, with_settings=None):
+    d = tmpdir()
+    if with_settings is not None:
+        cs.save(d + "/settings.json", with_settings)
+    hw = Hw(d, ble)
+    role = end.make(hw, Board(), cell=Cell())
+    out = Out()
+    slot = role.app.open(out)
+    return role, hw, out, slot, d
+
+
+def say(role, out, line, slot=0):
+    out.data = b""
+    role.app.feed(line + b"\r", -1, slot)
+    return out.data
+
+
+def fill_chain(snap, n=4, mv=3300):
+    snap.valid = True
+    snap.comm_ok = True
+    snap.cell_count = n
+    snap.cells_min, snap.cells_max = 2, 4
+    for i in range(n):
+        snap.cell_mv[i] = mv
+        snap.cell_temp_dc[i] = 250
+        snap.cell_status[i] = 0
+    snap.min_mv, snap.min_mv_cell, snap.max_mv, snap.max_mv_cell = mv, 1, mv, 1
+    snap.min_temp_dc, snap.min_temp_cell, snap.max_temp_dc, snap.max_temp_cell = 250, 1, 250, 1
+    snap.pack_mv = mv * n
+
+
+def test_no_settings_file_keeps_relays_off_until_a_chemistry_is_chosen():
+    role, hw, out, slot, d = make()
+    role.cycle(1000)
+    assert hw.charge is False and hw.load is False
+    assert not role.settings.is_configured()
+    assert say(role, out, b"PW1234!", slot) == b"OK\r"
+    assert say(role, out, b"CH:lifepo4!", slot) == b"OK\r"
+    loaded, status = cs.load(d + "/settings.json")
+    assert status == cs.LOADED and loaded.chemistry == cs.LIFEPO4
+    assert role.settings.is_configured()
+    role.cycle(1000)
+    assert not role.brain.alarms & alarms.SETTINGS_INVALID
+    assert role.brain.alarms & alarms.COMM_LOST      # still nothing from the chain
+    assert hw.charge is False and hw.load is False
+
+
+def test_rejected_setting_changes_nothing_and_names_the_field():
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    say(role, out, b"PW1234!", slot)
+    reply = say(role, out, b"S:vmax_mv=9000!", slot)
+    assert reply.startswith(b"NA") and b"vmax_mv" in reply and b"1500..5000" in reply
+    loaded, _ = cs.load(d + "/settings.json")
+    assert loaded.vmax_mv == 3700 and role.settings.vmax_mv == 3700
+    assert say(role, out, b"S:vmax_mv=3650!", slot) == b"OK\r"
+    loaded, _ = cs.load(d + "/settings.json")
+    assert loaded.vmax_mv == 3650 and role.settings.vmax_mv == 3650
+    assert say(role, out, b"S:comm_timeout_cycles=5!", slot) == b"OK\r"
+    assert role.comm_timeout_cycles == 5
+
+
+def test_unauthenticated_write_is_refused():
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    assert say(role, out, b"S:vmax_mv=3650!", slot).startswith(b"NA")
+    assert role.settings.vmax_mv == 3700
+
+
+def test_radio_fault_never_reaches_the_relays():
+    ble = Ble(fail=True)
+    role, hw, out, slot, d = make(ble=ble, with_settings=cs.preset(cs.LIFEPO4))
+    assert ble.started == 1
+    fill_chain(role.snap)
+    for _ in range(5):
+        role.poll()          # raises inside the BLE stack every time
+        role.services.update(role.snap, role.brain, 1000)
+    assert ble.polls == 5
+    assert role.services.transport_errors == 5
+    assert "OSError" in role.services.last_transport_error
+
+
+def test_long_press_resets_password_and_drops_sessions():
+    ble = Ble()
+    role, hw, out, slot, d = make(ble=ble, with_settings=cs.preset(cs.NMC))
+    say(role, out, b"PW1234!", slot)
+    assert say(role, out, b"PC:1234:987654!", slot) == b"OK\r"
+    loaded, _ = cs.load(d + "/settings.json")
+    assert loaded.pw_hash != ""
+    say(role, out, b"PW987654!", slot)
+    assert role.app.logged_in(slot)
+    role.cell.long = True
+    role.tick(100)
+    assert role.cell.confirmed == 1
+    assert not role.app.logged_in(slot)
+    assert ble.disconnects == 1 and ble.started == 2
+    assert role.settings.pw_hash == ""
+    assert say(role, out, b"PW1234!", slot) == b"OK\r"
+
+
+def test_extended_output_waits_for_the_first_complete_frame():
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    services = role.services
+    for _ in range(5):
+        services.update(role.snap, role.brain, 1000)
+    assert hw.extout_tx.bursts == []
+    fill_chain(role.snap)
+    for _ in range(3):
+        services.update(role.snap, role.brain, 1000)
+    assert len(hw.extout_tx.bursts) == 3
+    assert all(len(b) == 58 for b in hw.extout_tx.bursts)
+    role.snap.comm_ok = False   # a lost link afterwards is reported, not silenced
+    services.update(role.snap, role.brain, 1000)
+    assert len(hw.extout_tx.bursts) == 4
+    assert hw.extout_tx.bursts[-1][30] & 0x04
+
+
+def test_state_is_saved_when_the_brain_asks():
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    role.brain.should_save = True
+    role.services.update(role.snap, role.brain, 1000)
+    assert role.services.saves == 1
+    import os
+    assert "soc.json" in os.listdir(d)
+
+
+def test_stale_cells_do_not_enable_relays():
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    for _ in range(10):
+        role.cycle(1000)    # nothing ever arrives on the link
+    assert hw.charge is False and hw.load is False
+    assert not role.snap.comm_ok
+    assert role.snap.cell_status[0] & CellStatus.STALE == 0  # no cells known at all
