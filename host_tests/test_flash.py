@@ -148,8 +148,7 @@ def test_flash_real_image_onto_virtual_board(tmp_path):
     build = tmp_path / "build"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_images.py"), "--board", "pico",
                         "--role", "between", "--out", str(build)], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        pytest.skip("the real between image does not build yet: " + r.stdout.strip().splitlines()[-2])
+    assert r.returncode == 0, r.stdout + r.stderr
     if not _ensure_socat():
         pytest.skip("socat is not installed and apt-get cannot install it: no virtual board")
     root = tmp_path / "board_fs"
@@ -161,4 +160,5 @@ def test_flash_real_image_onto_virtual_board(tmp_path):
         assert rc == 0, out + err
     want = _board_files(build / "pico" / "between")
     assert want <= _board_files(root) and "main.py" in want
+    assert "diag.mpy" in want and "roles/between.mpy" in want and "roles/end.mpy" not in want
     assert (root / "data" / "calibration.json").read_text() == "keep me"

@@ -311,7 +311,7 @@ def build_image(board_def_path, role, firmware, out_root):
     # REPL entry points a user imports by hand (nothing imports them): diagnostics on every
     # board, the app protocol on USB for the End board.
     for extra, roles in REPL_MODULES:
-        if role in roles:
+        if role in roles and os.path.exists(os.path.join(firmware, extra + ".py")):
             res.add(extra, "the REPL")
     shutil.copy(board_def_path, os.path.join(out, "board.py"))
     cross = mpy_cross()
