@@ -14,16 +14,11 @@ def _build(args, sc):
 
 
 def _serve_app(sim, port):
-    """Serve the app protocol of the End board on a local TCP port (needs cellchain.client)."""
-    try:
-        from sim.app_server import serve
-    except ImportError as e:
-        print("app port: not available (%s)" % e)
-        return None
+    """Serve the End board's app protocol on a local TCP port."""
+    from sim.app_server import serve
     srv = serve(sim, port)
-    if srv is not None:
-        print("app protocol on 127.0.0.1:%d - connect with: cellchain --socket 127.0.0.1:%d status"
-              % (port, port))
+    print("app protocol on 127.0.0.1:%d - connect with: cellchain --socket 127.0.0.1:%d status"
+          % (srv.port, srv.port))
     return srv
 
 

@@ -134,6 +134,7 @@ class Simulation:
         self.keep_history = True
         self.last_rec = None
         self.cycle_hooks = []      # fn(dt_ms) after every firmware cycle (app socket server)
+        self.idle_hooks = []       # fn(timeout_s) -> bool: wait serving something (--realtime)
         self._change_t = None
         self._faults = [dict(f, _state=0) for f in sc.faults]
         self._events = list(sc.events)
@@ -245,12 +246,22 @@ class Simulation:
                     if stop is not None and stop(self, rec):
                         break
                 if self.realtime:
-                    ahead = self.t_ms / 1000.0 - (time.monotonic() - wall0)
-                    if ahead > 0:
-                        time.sleep(ahead)
+                    self._wait_until(wall0 + self.t_ms / 1000.0)
         finally:
             self.close()
         return self
+
+    def _wait_until(self, wall_t):
+        while True:
+            ahead = wall_t - time.monotonic()
+            if ahead <= 0:
+                return
+            served = False
+            for hook in self.idle_hooks:
+                served = hook(min(ahead, 0.05)) or served
+            if not served:
+                time.sleep(ahead)
+                return
 
     def close(self):
         self.trace.close()

@@ -1,27 +1,13 @@
 """The real role objects (firmware/roles/{begin,between,end}.py) on the virtual hardware, joined
 by sim/wire.py in virtual time: every board runs ``cycle`` at its own phase each cycle and
 ``poll`` whenever a character reaches it, exactly as the link helper's chain tests do, but with
-the real CellBoard, SensorPair and PackBrain reading the pack model."""
-import os
+the real CellBoard, SensorPair and PackBrain reading the pack model.
 
+Every role is built with plain ``make(hw, board_def)`` as hal/loop.py builds it on a board, so the
+End board brings its own services (roles/end_app.py: settings file, app protocol, extended
+output, state saving, 5 s password reset); settings changes go through them."""
 from sim import paths  # noqa: F401
-from core import settings as cs
 from sim import wire as wire_mod
-
-
-class _ExtOut:
-    """End role ``outputs``: the extended-output sender on hw.extout_tx."""
-
-    def __init__(self, tx, chain):
-        from core.extout import ExtOutSender
-        self.sender = ExtOutSender(tx)
-        self.chain = chain
-
-    def update(self, snap, brain, dt_ms):
-        if brain is not None:
-            self.sender.cycle(dt_ms, snap, brain, self.chain.settings)
-            if brain.should_save:
-                brain.save_state()
 
 
 class BurstWire(wire_mod.Wire):
@@ -81,7 +67,6 @@ class RolesChain:
         self.roles = [None] * self.n
         self.on = [True] * self.n
         self.broken_after = set()
-        self.settings = None
         self.cycle_ns = sim.cycle_ms * 1000000
         self._bd = _CycleDef(sim.board_def, sim.cycle_ms)
 
@@ -107,9 +92,7 @@ class RolesChain:
         elif k < self.n - 1:
             role = between.make(hw, self._bd)
         else:
-            self.settings, _ = cs.load(os.path.join(hw.data_dir, "settings.json"))
-            role = end.make(hw, self._bd, outputs=_ExtOut(hw.extout_tx, self),
-                            comm_timeout_cycles=self.settings.comm_timeout_cycles)
+            role = end.make(hw, self._bd)
         self.roles[k] = role
         if k > 0:
             self.wires[k - 1].receiver = _drain(role)
@@ -148,23 +131,19 @@ class RolesChain:
         if self.on[position - 1]:
             self.wires[position - 1].broken = broken
 
+    def end_role(self):
+        """The End board's role object (None while it has no power)."""
+        return self.roles[-1]
+
     def apply_setting(self, name, value):
+        """A settings change through the End board's own validated, atomic path (as the app
+        does): ``preset`` selects a chemistry preset, anything else one setting."""
         end = self.roles[-1]
         if end is None:
             return "End board has no power"
-        trial = self.settings.copy()
-        msg = cs.apply_preset(trial, value) if name == "preset" else cs.apply(trial, name, value)
-        if msg is None:
-            cs.save(os.path.join(self.sim.boards[-1].data_dir, "settings.json"), trial)
-            self.settings.set_from(trial)
-            end.brain.set_settings(self.settings, True)
-        return msg
-
-    def end_objects(self):
-        end = self.roles[-1]
-        if end is None:
-            return None, None, None
-        return end.snap, end.brain, self.settings
+        if name == "preset":
+            return end.services.select_preset(value)
+        return end.services.apply_setting(name, value)
 
 
 def _drain(role):
