@@ -162,3 +162,12 @@ def test_flash_real_image_onto_virtual_board(tmp_path):
     assert want <= _board_files(root) and "main.py" in want
     assert "diag.mpy" in want and "roles/between.mpy" in want and "roles/end.mpy" not in want
     assert (root / "data" / "calibration.json").read_text() == "keep me"
+
+
+def test_dry_run_of_the_real_firmware_with_a_relative_build_folder(tmp_path):
+    """The README's command: the real image, built into a folder given relative to the repo."""
+    rel = os.path.relpath(str(tmp_path / "b"), ROOT)
+    rc, out, err = _flash("between", "pico", "--dry-run", env={"CELLCHAIN_BUILD": rel})
+    assert rc == 0, out + err
+    assert "fs cp " + rel + "/pico/between/roles/between.mpy :roles/between.mpy" in out
+    assert "connect auto" in out

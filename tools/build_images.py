@@ -382,6 +382,10 @@ def main(argv=None):
     ap.add_argument("--board-defs", default=os.path.join(ROOT, "board_defs"))
     ap.add_argument("--out", default=os.path.join(ROOT, "build"))
     args = ap.parse_args(argv)
+    # mpy-cross runs inside the firmware folder: every path it is given must be absolute
+    args.out = os.path.abspath(args.out)
+    args.firmware = os.path.abspath(args.firmware)
+    args.board_defs = os.path.abspath(args.board_defs)
 
     known = board_names(args.board_defs)
     boards = args.board or known
