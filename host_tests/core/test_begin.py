@@ -3,6 +3,7 @@ data folder, survives a restart), refused while a current flows. Both interprete
 from core import current
 from core.current import SensorPair
 from roles import begin
+from fakes import Cell
 from support import tmpdir
 
 
@@ -31,35 +32,6 @@ class Hw:
         if high_range:
             return 1650000 + self.ma * 3 + self.offset_uv // 25
         return 1650000 + self.ma * 75 + self.offset_uv
-
-
-class Cell:
-    def __init__(self):
-        self.cell_mv, self.temp_dc, self.status = 3300, 250, 0
-        self.long = False
-        self.confirmed = 0
-
-    def measure(self, dt_ms):
-        pass
-
-    def balance(self, vbal_mv, link_ok, dt_ms):
-        pass
-
-    def frame_seen(self):
-        pass
-
-    def tick(self, dt_ms):
-        pass
-
-    def take_long_press(self):
-        long, self.long = self.long, False
-        return long
-
-    def confirm(self):
-        self.confirmed += 1
-
-    def safe(self):
-        pass
 
 
 def test_button_zeroes_sensors_and_survives_restart():

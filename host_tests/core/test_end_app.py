@@ -5,6 +5,7 @@ from core import alarms
 from core import settings as cs
 from core.snapshot import CellStatus
 from roles import end
+from fakes import Cell
 from support import tmpdir
 
 
@@ -64,37 +65,6 @@ class Hw:
         pass
 
     def set_load_led(self, on):
-        pass
-
-
-class Cell:
-    def __init__(self):
-        self.cell_mv = 3300
-        self.temp_dc = 250
-        self.status = 0
-        self.long = False
-        self.confirmed = 0
-
-    def measure(self, dt_ms):
-        pass
-
-    def balance(self, vbal_mv, link_ok, dt_ms):
-        pass
-
-    def frame_seen(self):
-        pass
-
-    def tick(self, dt_ms):
-        pass
-
-    def take_long_press(self):
-        long, self.long = self.long, False
-        return long
-
-    def confirm(self):
-        self.confirmed += 1
-
-    def safe(self):
         pass
 
 
