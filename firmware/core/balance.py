@@ -6,8 +6,14 @@ for the balance resistor in permille (0 = off, 1000 = fully on). Rules, in order
 * off when balancing is disabled (``vbal_mv`` 0: option switches 4-8 all off), when the link is
   stale (``link_ok`` False), when the cell reading is not data (``cell_ok`` False) or when the
   board temperature is unknown (``temp_ok`` False): off on doubt;
-* hysteresis: switches on when the cell is above V-balance (``cell_mv > vbal_mv``), off again
-  only when it falls below ``vbal_mv - hyst_mv``, so the resistor does not chatter;
+* hysteresis ABOVE V-balance: switches on when the cell reaches V-balance plus a margin
+  (``cell_mv >= vbal_mv + hyst_mv``), off again as soon as it falls below V-balance
+  (``cell_mv < vbal_mv``). A balancing cell is therefore always at or above V-balance: the
+  resistor never holds a cell just under V-balance, where the pack's "all cells >= V-balance"
+  (full, SoC recalibration, charge off) could never be reached while the CV charger tapers to
+  about the balance current. The ``hyst_mv`` band (10 mV) keeps the resistor from chattering on
+  ADC noise; the reading is always taken with the resistor off (see below), so switching does not
+  move the reading by I x R;
 * thermal: full duty up to ``derate_dc``, then linearly less down to ``min_duty`` at ``stop_dc``;
   at or above ``stop_dc`` a hard stop that holds until the board cools below ``resume_dc``.
 
@@ -25,7 +31,7 @@ from micropython import const
 FULL_DUTY = const(1000)
 
 # Defaults (board definitions may override with BALANCE_* constants).
-HYST_MV = const(20)
+HYST_MV = const(10)       # on at V-balance + 10 mV, off below V-balance
 DERATE_DC = const(600)     # derating starts at 60.0 degC board temperature
 STOP_DC = const(750)       # hard stop at 75.0 degC
 RESUME_DC = const(650)     # after a hard stop, resume below 65.0 degC
@@ -76,9 +82,9 @@ class Balancer:
         if vbal_mv <= 0 or not link_ok or not cell_ok:
             self.wanted = False
         elif self.wanted:
-            if cell_mv < vbal_mv - self.hyst_mv:
+            if cell_mv < vbal_mv:
                 self.wanted = False
-        elif cell_mv > vbal_mv:
+        elif cell_mv >= vbal_mv + self.hyst_mv:
             self.wanted = True
         if temp_ok:
             limit = self.thermal_duty(temp_dc)

@@ -55,7 +55,7 @@ class CellBoard:
         self.temp_over = Oversampler(_TEMP_SAMPLES, 2)
         self.has_chip_temp = hasattr(hw, "read_chip_temp_dc")
         self.balancer = Balancer(
-            hyst_mv=g(board_def, "BALANCE_HYST_MV", 20), derate_dc=g(board_def, "BALANCE_DERATE_DC", 600),
+            hyst_mv=g(board_def, "BALANCE_HYST_MV", 10), derate_dc=g(board_def, "BALANCE_DERATE_DC", 600),
             stop_dc=g(board_def, "BALANCE_STOP_DC", 750), resume_dc=g(board_def, "BALANCE_RESUME_DC", 650),
             min_duty=g(board_def, "BALANCE_MIN_DUTY", 200), settle_reads=g(board_def, "BALANCE_SETTLE_READS", 4))
         self.button = ui.Button(long_ms=long_press_ms)
