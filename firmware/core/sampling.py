@@ -13,6 +13,11 @@ Pipeline per measurement (one call of ``CellChannel.begin()``, N ``add(pin_uv)``
 4. ``Calibration``: cell_01mv = nominal + nominal * delta_q16 / 65536 + offset_01mv, i.e. a gain
    close to 1 (stored as its difference from 1 in 1/65536) and an offset, found from two known
    voltages (``solve_two_point``). The result is rounded to mV.
+5. Plausibility: a burst at the ADC's rails, or a result outside ``CELL_MIN_MV`` ..
+   ``CELL_MAX_MV`` (1.0 .. 5.1 V; the boards work from 1.5 to 5.0 V), is not a cell voltage:
+   ``ok`` False, which the cell board reports as VOLT_SENSOR_FAULT (no balancing; the pack brain
+   treats it as a sensor fault, not as an over- or under-voltage of the cell). A stuck-high ADC
+   (e.g. 5.5 V) therefore never drains a cell through its balance resistor.
 
 All of it is integer arithmetic on values that stay far below 2**30 (small ints on the boards),
 so ``begin/add/finish`` allocate nothing. Computing a calibration allocates (floats, messages);
@@ -21,6 +26,11 @@ it only runs from the REPL.
 from array import array
 
 from micropython import const
+
+# Plausible cell voltages: the boards work from 1.5 to 5.0 V; outside 1.0 .. 5.1 V the reading is
+# a sensor fault (open input, stuck or saturated ADC), never a real over-/under-voltage.
+CELL_MIN_MV = const(1000)
+CELL_MAX_MV = const(5100)
 
 # Calibration acceptance limits (a calibration outside these is refused with a message).
 GAIN_MIN_PPM = const(900000)      # gain 0.90 .. 1.10 of the nominal divider
@@ -209,7 +219,8 @@ class CellChannel:
     """One cell-voltage input: oversample -> filter -> divider -> calibration. No allocation.
 
     ``full_scale_uv`` is the highest reading the ADC can give: a reading within 1 % of it, or
-    below ``min_pin_uv``, marks the measurement as a sensor fault (saturated / open)."""
+    below ``min_pin_uv``, marks the measurement as a sensor fault (saturated / open); so does a
+    cell voltage outside ``CELL_MIN_MV`` .. ``CELL_MAX_MV`` after calibration."""
 
     def __init__(self, divider_num, divider_den, samples=16, trim=4, filter_shift=2,
                  filter_step_uv=15000, full_scale_uv=3300000, min_pin_uv=100000):
@@ -223,7 +234,9 @@ class CellChannel:
         self.pin_uv = 0          # filtered pin voltage
         self.nominal_01mv = 0    # before calibration
         self.cell_mv = 0
-        self.ok = False          # last measurement plausible
+        self.ok = False          # last measurement plausible (ADC off its rails AND a cell voltage)
+        self.adc_ok = False      # ADC off its rails (calibration uses this: before calibration a
+                                 # gain error may put a real 5.0 V cell outside CELL_MAX_MV)
 
     def begin(self):
         self.over.reset()
@@ -240,10 +253,12 @@ class CellChannel:
         raw = self.over.result()
         if self.over.count == 0 or raw < self.min_pin_uv or raw >= self.sat_uv:
             self.ok = False
+            self.adc_ok = False
             self.filter.reset()
             self.pin_uv = raw
         else:
             self.ok = True
+            self.adc_ok = True
             self.pin_uv = self.filter.update(raw)
         self.nominal_01mv = ((self.pin_uv // 10) * self.num) // (self.den * 10)
         cal01 = self.cal.apply(self.nominal_01mv)
@@ -252,5 +267,8 @@ class CellChannel:
         mv = (cal01 + 5) // 10
         if mv > 65535:
             mv = 65535
+        if self.ok and not CELL_MIN_MV <= mv <= CELL_MAX_MV:
+            self.ok = False          # not a cell voltage: the next plausible one starts afresh
+            self.filter.reset()
         self.cell_mv = mv
         return mv

@@ -25,15 +25,13 @@ from core import ntc as ntc_mod
 from core import store
 from core import ui
 from core.balance import Balancer
-from core.sampling import Calibration, CalibrationError, CellChannel, Oversampler, solve_two_point
+from core.sampling import CELL_MAX_MV, CELL_MIN_MV, Calibration, CalibrationError, CellChannel, Oversampler, solve_two_point
 from core.snapshot import CellStatus
 
 CAL_FILE = "/calibration.json"
 CAL_KIND = "calibration"
 CAL_VERSION = const(1)
 
-CELL_MIN_MV = const(1000)     # outside 1.0..5.6 V the reading is not a cell voltage
-CELL_MAX_MV = const(5600)
 CHIP_MIN_DC = const(-400)     # plausible die temperatures
 CHIP_MAX_DC = const(1250)
 _TEMP_SAMPLES = const(8)
@@ -232,7 +230,7 @@ class CellBoard:
         total = 0
         for _ in range(reads):
             self.measure(0)
-            if not self.channel.ok:
+            if not self.channel.adc_ok:
                 raise CalibrationError("no plausible cell reading (pin %d uV): check the wiring" % self.channel.pin_uv)
             total += self.channel.nominal_01mv
         return (total + reads // 2) // reads

@@ -286,3 +286,40 @@ def test_cycle_allocates_nothing():
         cb.wake_in_ms()
 
     assert support.no_alloc(cycle)
+
+
+def test_stuck_high_adc_is_a_sensor_fault_not_over_voltage():
+    # the fake reads 2 % high: 5392 mV at the cell reads as 5.50 V (an ADC stuck at 5.5 V)
+    hw, cb = _board(5392)
+    cb.measure(0)
+    assert 5490 <= cb.cell_mv <= 5510
+    assert not cb.cell_ok and cb.status & CellStatus.VOLT_SENSOR_FAULT
+    assert cb.balance(3400, True, 1000) == 0 and hw.duty == 0    # never drains the cell
+    for _ in range(5):
+        cb.measure(1000)
+        assert cb.balance(3400, True, 1000) == 0
+    # a real full NMC cell (4.25 V) and the board's top (5.0 V) are data and balance
+    hw.cell_mv = 4900                      # reads 4998 mV
+    cb.measure(1000)
+    assert cb.cell_ok and not cb.status & CellStatus.VOLT_SENSOR_FAULT
+    assert cb.balance(3400, True, 1000) == 1000
+    hw.cell_mv = 1480                      # reads 1.51 V: an LTO cell near its V-min is data
+    cb.measure(1000)
+    assert cb.cell_ok
+    hw.cell_mv = 900                       # reads 0.92 V: open input, not a cell
+    cb.measure(1000)
+    assert not cb.cell_ok and cb.balance(3400, True, 1000) == 0
+
+
+def test_calibration_works_on_a_board_reading_high():
+    # before calibration a 10 % gain error shows a real 4.8 V cell as 5.28 V (implausible), but
+    # the two-point calibration still takes it (it only needs the ADC off its rails)
+    hw, cb = _board(3000)
+    hw.read_cell_uv = lambda: hw.cell_mv * 1000 * 110 // 200
+    cb.calibrate_point(3000)
+    hw.cell_mv = 4800
+    cb.measure(0)
+    assert not cb.cell_ok
+    cb.calibrate_point(4800)
+    cb.measure(0)
+    assert cb.cell_ok and abs(cb.cell_mv - 4800) <= 3

@@ -220,3 +220,26 @@ def test_sampling_path_allocates_nothing():
         ch.finish()
 
     assert support.no_alloc(cycle)
+
+
+def _burst(ch, pin_uv):
+    ch.begin()
+    for _ in range(ch.samples):
+        ch.add(pin_uv)
+    return ch.finish()
+
+
+def test_implausible_cell_voltage_is_a_fault():
+    # 2:1 divider, ADC full scale 3.3 V: a stuck-high ADC at 5.5 V (2.75 V at the pin) is far from
+    # the rail, but no board works above 5.0 V: not a cell voltage (was believed up to 5.6 V)
+    ch = CellChannel(2, 1, full_scale_uv=3300000)
+    assert _burst(ch, 2750000) == 5500 and not ch.ok and ch.adc_ok
+    assert _burst(ch, 2560000) == 5120 and not ch.ok
+    assert _burst(ch, 2550000) == 5100 and ch.ok          # top of the plausible range
+    assert _burst(ch, 2500000) == 5000 and ch.ok          # the boards' working range ends here
+    assert _burst(ch, 750000) == 1500 and ch.ok           # LTO at its lowest
+    assert _burst(ch, 500000) == 1000 and ch.ok
+    assert _burst(ch, 450000) == 900 and not ch.ok
+    # back in range: plausible again at once (no smearing from the rejected value)
+    assert _burst(ch, 1650000) == 3300 and ch.ok
+    assert sampling.CELL_MIN_MV == 1000 and sampling.CELL_MAX_MV == 5100
