@@ -8,7 +8,7 @@ one firmware cycle at a time and can act at any virtual instant, also in the mid
 the action. It records the End board's relay outputs after every cycle and reads the trace at
 the end. Only the simulator's public surface is used: Simulation(.step, .relays, .fw.cycle/power/
 state, .boards[i].data_dir, .end), scenario.load, trace.read; the End board's snapshot (per-cell
-status bits, as the app protocol reports them) through ``end_snapshot``.
+status bits, as the app protocol reports them in its cell lines) through the engine's ``app()``.
 """
 import os
 
@@ -144,7 +144,8 @@ def _load_json(base):
 def end_snapshot(sim):
     """The End board's PackSnapshot (what the app's cell lines and the brain see), or None
     while the End board is off."""
-    return sim.fw.chain.end_objects()[0]
+    app = sim.fw.app()              # engine front: the End board's app protocol handler
+    return None if app is None else app.ctl.snap
 
 
 def doc_timeout_ms(header):
