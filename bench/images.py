@@ -1,0 +1,72 @@
+"""Image size per role and target (issue 9, figure 3).
+
+Builds every (board, role) image with ``tools/build_images.py --out <temp dir>`` (mpy-cross -O2
+-march=<board's MPY_ARCH>; the same command as ``make images``, into a scratch folder so a
+concurrent ``make images`` is not disturbed) and sums the files of each image:
+``mpy_bytes`` = the compiled firmware modules (*.mpy), ``bytes`` = everything flash.sh copies
+(the .mpy files plus main.py, boot.py and board.py as source). Per target (mpy-cross arch) the
+figure is that of the board named in BOARD_FOR_TARGET (the End role on the RP2040 needs the
+Pico W: the plain Pico has no radio and builds no End image).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BOARD_FOR_TARGET = {"armv6m": "pico_w", "xtensawin": "esp32_devkitc", "rv32imc": "esp32c3_devkitm"}
+ROLES = ("begin", "between", "end")
+
+
+def image_sizes(folder):
+    total = 0
+    mpy = 0
+    files = 0
+    for dirpath, _dirs, names in os.walk(folder):
+        for name in names:
+            size = os.path.getsize(os.path.join(dirpath, name))
+            total += size
+            files += 1
+            if name.endswith(".mpy"):
+                mpy += size
+    return {"bytes": total, "mpy_bytes": mpy, "files": files}
+
+
+def build(out, boards=None):
+    args = [sys.executable, os.path.join(ROOT, "tools", "build_images.py"), "--out", out]
+    for b in boards or sorted(set(BOARD_FOR_TARGET.values())):
+        args += ["--board", b]
+    res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return res.returncode, res.stdout + res.stderr
+
+
+def run(results, boards=None):
+    out = tempfile.mkdtemp(prefix="cellchain-bench-img-")
+    try:
+        rc, log = build(out, boards)
+        images = {}
+        rows = []
+        for target, board in sorted(BOARD_FOR_TARGET.items()):
+            if boards and board not in boards:
+                continue
+            per = {}
+            for role in ROLES:
+                folder = os.path.join(out, board, role)
+                if os.path.isdir(folder):
+                    per[role] = dict(image_sizes(folder), board=board)
+            if per:
+                images[target] = per
+                rows.append([target, board] + [per[r]["bytes"] if r in per else "-" for r in ROLES]
+                            + [per[r]["mpy_bytes"] if r in per else "-" for r in ROLES])
+        if not images:
+            raise RuntimeError("build_images.py built nothing (exit %d): %s" % (rc, log[-2000:]))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    results["images"] = images
+    from bench import table
+    table("image size per target and role (bytes: all files copied / .mpy only; mpy-cross -O2)",
+          ["target", "board", "begin", "between", "end", "begin mpy", "between mpy", "end mpy"], rows)
+    if rc != 0:
+        print("note: build_images.py exit %d (some image failed):\n%s" % (rc, log[-1500:]))
+    return results
