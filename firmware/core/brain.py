@@ -151,6 +151,7 @@ class PackBrain:
             n = MAX_CELLS
         vfault = False
         tfault = False
+        stale = False
         hot = False
         count = 0
         total = 0
@@ -166,6 +167,11 @@ class PackBrain:
             min_mv = 0xFFFF
             for i in range(n):
                 st = status[i]
+                if st & CellStatus.STALE:
+                    # detail not (yet) received: nothing of this cell is data (a snapshot
+                    # still filling in after boot, or a board whose detail stopped coming)
+                    stale = True
+                    continue
                 if st & CellStatus.DERATED:
                     hot = True
                 if st & CellStatus.VOLT_SENSOR_FAULT:
@@ -195,7 +201,8 @@ class PackBrain:
             else:
                 self._pack_mv = total if total < _MAX_PACK_MV else _MAX_PACK_MV
                 self._cells = n
-        comm = snap.valid and snap.comm_ok and n > 0
+        # complete: every cell's detail is fresh; until then only COMM_LOST (no cell alarms)
+        comm = snap.valid and snap.comm_ok and n > 0 and not stale
         count_ok = True
         if snap.cells_min > 0 and (n < snap.cells_min or n > snap.cells_max):
             count_ok = False
@@ -267,6 +274,12 @@ class PackBrain:
             soc.set_soc(0)
         if det.full or det.empty:
             self.soc_calibrated = True
+            self._urgent = True
+        # a cell at V-min: the pack is empty whatever was counted (an uncalibrated 50 % would
+        # re-close the load 30 s after every trip): cap the SoC below the discharge restart, so
+        # the load waits for charge counted back in (core.relays: empty_cap_c / empty_restart_c)
+        if data_ok and self._ok and min_mv <= lim.vmin_mv and soc.soc_c > lim.empty_cap_c:
+            soc.set_soc(lim.empty_cap_c)
             self._urgent = True
 
         # --- relays ---------------------------------------------------------------------------

@@ -18,6 +18,14 @@ Normal mode                                     Critical mode
              OR T > T-max OR no communication
 
 Neither on- nor off-condition: the relay keeps its state (that gap is the hysteresis).
+
+Empty (normal mode, beyond the manual's table): a cell at V-min means the pack is empty whatever
+the coulomb counter says. The pack brain then caps the SoC at ``Limits.empty_cap_c`` (1 % below
+the discharge-restart SoC, at least 0 %), and the load relay here stays off after a V-min trip
+until the SoC has reached ``Limits.empty_restart_c`` (the discharge-restart SoC, at least 1 %):
+the cells recovering above V-min once the load is off never re-close it, only charge counted back
+into the pack does. Critical mode keeps the manual's table (no SoC condition): with the combined
+wiring the charger runs only while the load relay is closed too, so an SoC latch could never clear.
 Timing (beyond the manual): V-max, V-min, no communication and invalid settings switch off in the
 same cycle; temperature and "full" need ``TRIP_SAMPLES`` consecutive samples; switching on needs
 ``ENABLE_SAMPLES`` consecutive samples with every on-condition true, and after a voltage or
@@ -74,6 +82,9 @@ class Limits:
         self.tmin_discharge_dc = _clamp(s.tmin_discharge_dc, ABS_TMIN_DC, ABS_TMAX_DC)
         self.charge_restart_c = _clamp(s.charge_restart_pct, 1, 100) * 100
         self.discharge_restart_c = _clamp(s.discharge_restart_pct, 0, 99) * 100
+        # V-min (empty): SoC capped 1 % below the discharge restart; load back at >= max(restart, 1 %)
+        self.empty_cap_c = self.discharge_restart_c - 100 if self.discharge_restart_c >= 100 else 0
+        self.empty_restart_c = self.discharge_restart_c if self.discharge_restart_c >= 100 else 100
         cap = _clamp(s.capacity_ah, 1, 20000)
         self.full_ma = cap * 50        # 5 % of capacity per hour (0.05 C) in mA
         self.critical = s.mode == _settings.CRITICAL
@@ -143,6 +154,7 @@ class Relays:
         self.charge_on = False
         self.load_on = False
         self.changed = False
+        self.empty = False        # normal mode: a cell reached V-min; load off until SoC >= empty_restart_c
 
     def force_off(self):
         """Both off now (no data, invalid settings). No hold-off: on again once data is good."""
@@ -174,7 +186,13 @@ class Relays:
         # load relay
         l_enable = min_mv > lim.vmin_mv and t_fine and min_t > lim.tmin_discharge_dc
         if not lim.critical:
-            l_enable = l_enable and soc_c >= lim.discharge_restart_c
+            if min_mv <= lim.vmin_mv:
+                self.empty = True
+            elif self.empty and soc_c >= lim.empty_restart_c:
+                self.empty = False
+            l_enable = l_enable and soc_c >= lim.discharge_restart_c and not self.empty
+        else:
+            self.empty = False
         lc = self._load.step(min_mv <= lim.vmin_mv, t_hot or t_cold_d, True, l_enable, dt_ms)
         self.charge_on = self._charge.on
         self.load_on = self._load.on

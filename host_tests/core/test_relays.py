@@ -264,3 +264,39 @@ def test_relays_allocate_nothing():
         r.update(lim, 3300, 3700, True, 250, 250, 5000, 0, 1000)
         r.force_off()
     assert no_alloc(cycle)
+
+
+def test_vmin_trip_waits_for_charge_even_with_discharge_restart_zero():
+    # discharge restart 0 %: "SoC >= 0" is always true, so the cells recovering above V-min after
+    # the trip re-closed the load every RETRY_MS at an empty pack; now it needs 1 % counted back
+    s = settings.preset(settings.LIFEPO4)
+    s.discharge_restart_pct = 0
+    lim = Limits(s)
+    assert lim.empty_cap_c == 0 and lim.empty_restart_c == 100
+    r = both_on(lim)
+    step(r, lim, 1, min_mv=2900, soc_c=0)
+    assert not r.load_on and r.empty
+    step(r, lim, 10 * RETRY_MS // 1000, min_mv=3050, soc_c=0)     # ten hold-offs later
+    assert not r.load_on
+    step(r, lim, 5, min_mv=3050, soc_c=99)
+    assert not r.load_on
+    step(r, lim, ENABLE_SAMPLES, min_mv=3050, soc_c=100)
+    assert r.load_on and not r.empty
+
+
+def test_empty_limits_follow_discharge_restart():
+    lim = limits()                       # preset: discharge restart 10 %
+    assert lim.empty_cap_c == 900 and lim.empty_restart_c == 1000
+    r = both_on(lim)
+    step(r, lim, 1, min_mv=2880, soc_c=lim.empty_cap_c)
+    step(r, lim, 200, min_mv=3100, soc_c=999)
+    assert not r.load_on
+    step(r, lim, ENABLE_SAMPLES, min_mv=3100, soc_c=1000)
+    assert r.load_on
+    # critical mode: the manual's table, V-min then the hold-off only (combined wiring)
+    lim = limits(settings.CRITICAL)
+    r = both_on(lim)
+    step(r, lim, 1, min_mv=2900, soc_c=0)
+    assert not r.load_on and not r.empty
+    step(r, lim, RETRY_MS // 1000, min_mv=3000, soc_c=0)
+    assert r.load_on
