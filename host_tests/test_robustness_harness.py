@@ -17,6 +17,7 @@ from sim import paths  # noqa: F401  (firmware/ on sys.path)
 from core import settings as cs
 from core import store
 
+SAMPLE_MS = 50          # the relay outputs are sampled this often (virtual time)
 SCEN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "sim", "scenarios")
 
 
@@ -32,15 +33,25 @@ class _MidCycleFw:
         return getattr(self._inner, name)
 
     def cycle(self, dt_ms):
-        end = self._run.sim.t_ms            # Simulation.step advances t_ms before cycling
+        run = self._run
+        end = run.sim.t_ms                  # Simulation.step advances t_ms before cycling
         pos = end - dt_ms
-        for t, fn in self._run.take_actions(pos, end):
-            if t > pos:
-                self._inner.cycle(t - pos)
-                pos = t
+        for t, fn in run.take_actions(pos, end):
+            pos = self._advance(pos, t)
             fn()
-        if end > pos:
-            self._inner.cycle(end - pos)
+        self._advance(pos, end)
+
+    def _advance(self, pos, to):
+        """Run the engine from pos to ``to`` (ms) in pieces of at most SAMPLE_MS, sampling the
+        relay outputs after each piece (Run.fine_log)."""
+        run = self._run
+        while pos < to:
+            step = min(SAMPLE_MS - pos % SAMPLE_MS, to - pos)
+            self._inner.cycle(step)
+            pos += step
+            c, ld = run.sim.relays()
+            run.fine_log.append((pos, bool(c), bool(ld)))
+        return pos
 
 
 class Run:
@@ -62,6 +73,7 @@ class Run:
         self.cycle_ms = self.sc.cycle_ms
         self._actions = []
         self.log = []               # (t_ms after the cycle, charge relay, load relay)
+        self.fine_log = []          # the same every SAMPLE_MS
         self.sim.fw = _MidCycleFw(self, self.sim.fw)
         self.header = None
         self.states = None
@@ -111,12 +123,12 @@ class Run:
 
     # --- checks -------------------------------------------------------------------------------
     def both_off_by(self, t_fault_s, until_s):
-        """Virtual time (ms) of the first cycle end at or after the fault with both relays open,
-        provided they then stay open until ``until_s``; None otherwise."""
+        """Virtual time (ms, SAMPLE_MS resolution) when both relays were first seen open at or
+        after the fault, provided they then stay open until ``until_s``; None otherwise."""
         t0 = int(round(t_fault_s * 1000))
         t1 = int(round(until_s * 1000))
         first = None
-        for t, c, ld in self.log:
+        for t, c, ld in self.fine_log:
             if t < t0 or t > t1:
                 continue
             if not c and not ld:
@@ -149,12 +161,15 @@ def end_snapshot(sim):
 
 
 def doc_timeout_ms(header):
-    """docs/link-protocol.md: comm_ok needs a complete frame within comm_timeout_cycles End
-    cycles, and docs/pack-brain.md: loss of communication opens both relays in the same cycle.
-    A fault is applied at a cycle boundary or inside a cycle, so both relays must be open at
-    the latest comm_timeout_cycles cycle ends later."""
+    """docs/link-protocol.md: comm_ok is True only while a complete frame has arrived within
+    comm_timeout_cycles End cycles (the End counts a frame at its next cycle), and
+    docs/pack-brain.md: loss of communication opens both relays in the same cycle. The last
+    complete frame can have arrived just before the fault and be counted up to one End cycle
+    later, so the worst case from the fault is (comm_timeout_cycles + 1) cycles (measured: a
+    wire cut 60 ms into the frame in front of the End board opens the relays after 3.09 s at
+    comm_timeout_cycles 3 and a 1 s cycle)."""
     s = header["settings"]
-    return s["comm_timeout_cycles"] * s["cycle_ms"]
+    return (s["comm_timeout_cycles"] + 1) * s["cycle_ms"]
 
 
 def read_soc_file(path):
