@@ -1,9 +1,12 @@
 """Link transmitters and receivers from the board definition (docs/link-protocol.md).
 
 ``make_tx(board_def, pin, invert, baud)`` -> transmitter or None when ``pin`` is None;
-``make_rx(board_def)`` -> receiver on LINK_IN_PIN. The backend is board_def.LINK_BACKEND:
-"pio" (RP2040 state machines, hal/link_pio.py), "uart" (hardware UART, hal/link_uart.py) or
-"soft" (timer TX + pin-edge IRQ RX, hal/link_soft.py, low baud only). The extended data output
+``make_rx(board_def)`` -> receiver on LINK_IN_PIN. Both take ``machine=`` and ``rp2=``
+(modules, injected by tests; imported here lazily otherwise) and build the Pin / Timer / UART /
+StateMachine objects the backend classes are given - nothing is touched at import time.
+The backend is board_def.LINK_BACKEND: "pio" (RP2040 state machines, hal/link_pio.py),
+"uart" (hardware UART, hal/link_uart.py) or "soft" (timer TX + pin-edge IRQ RX,
+hal/link_soft.py, low baud only). The extended data output
 uses the same transmitter classes (board_def.EXTOUT_UART_ID picks a UART for it when set).
 
 Transmitter: ``write_byte(b)`` -> bool (False = buffer full, byte dropped), ``write(buf, n)``
@@ -19,33 +22,46 @@ def _backend(board_def):
     return getattr(board_def, "LINK_BACKEND", "soft")
 
 
-def make_tx(board_def, pin, invert, baud):
+def _machine(machine):
+    if machine is None:
+        import machine as _m
+        return _m
+    return machine
+
+
+def make_tx(board_def, pin, invert, baud, machine=None, rp2=None):
     if pin is None:
         return None
     kind = _backend(board_def)
     is_extout = pin == getattr(board_def, "EXTOUT_PIN", None) and pin != board_def.LINK_OUT_PIN
     uart_id = getattr(board_def, "EXTOUT_UART_ID" if is_extout else "LINK_UART_ID", None)
+    machine = _machine(machine)
     if uart_id is not None and (kind == "uart" or is_extout):
         from hal import link_uart
-        return link_uart.UartTx(uart_id, pin, invert, baud)
+        return link_uart.UartTx(link_uart.make_uart(machine, uart_id, baud, tx=pin, invert=invert))
+    p = machine.Pin(pin, machine.Pin.OUT, value=0 if invert else 1)
     if kind == "pio":
         from hal import link_pio
         sm_id = getattr(board_def, "EXTOUT_PIO_SM" if is_extout else "LINK_PIO_SM_TX", 2 if is_extout else 0)
-        return link_pio.PioTx(sm_id, pin, invert, baud)
+        return link_pio.PioTx(sm_id, p, invert, baud, rp2=rp2)
     from hal import link_soft
-    return link_soft.SoftTx(pin, invert, baud, getattr(board_def, "LINK_SOFT_TIMER_ID", -1))
+    timer = machine.Timer(getattr(board_def, "LINK_SOFT_TIMER_ID", -1))
+    return link_soft.SoftTx(p, timer, invert, baud)
 
 
-def make_rx(board_def):
+def make_rx(board_def, machine=None, rp2=None):
     kind = _backend(board_def)
     pin = board_def.LINK_IN_PIN
     invert = board_def.LINK_INVERT
     baud = board_def.LINK_BAUD
+    machine = _machine(machine)
     if kind == "uart":
         from hal import link_uart
-        return link_uart.UartRx(board_def.LINK_UART_ID, pin, invert, baud, GAP_BITS)
+        return link_uart.UartRx(link_uart.make_uart(machine, board_def.LINK_UART_ID, baud, rx=pin,
+                                                    invert=invert), baud, GAP_BITS)
+    p = machine.Pin(pin, machine.Pin.IN)
     if kind == "pio":
         from hal import link_pio
-        return link_pio.PioRx(getattr(board_def, "LINK_PIO_SM_RX", 1), pin, invert, baud, GAP_BITS)
+        return link_pio.PioRx(getattr(board_def, "LINK_PIO_SM_RX", 1), p, invert, baud, GAP_BITS, rp2=rp2)
     from hal import link_soft
-    return link_soft.SoftRx(pin, invert, baud, GAP_BITS)
+    return link_soft.SoftRx(p, invert, baud, GAP_BITS)

@@ -1,16 +1,27 @@
 """RP2040 PIO link backend: one state machine sends, one receives, 8 PIO cycles per bit.
 # mypy-targets: rp2
 
-RX pushes 9 bits per character (8 data bits then the stop bit, LSB first, shifted right) and
-raises its IRQ flag; ``read`` turns a word into a byte or core.codec.FRAMING and reports
-core.codec.GAP once the line has been idle for gap_bits. Inversion is handled by separate
-programs (start edge / idle sense) plus an XOR of the data on the CPU side.
+Hardware is injected: ``PioTx(sm_id, pin, invert, baud, rp2=None)``, ``PioRx(sm_id, pin,
+invert, baud, gap_bits, rp2=None, ...)`` take Pin objects and (for tests) an rp2 module; the
+programs below are plain functions assembled with ``rp2.asm_pio`` when the first state machine
+is made, so importing this module touches no hardware (and needs no rp2 module).
+
+TX (8 cycles per bit, side-set optional on the one pin): ``pull`` holds the line at mark
+(side-set, also the stop bit), ``set x`` asserts the start bit, then ``out`` + ``jmp x--``
+shift 8 data bits LSB first. A byte waiting in the FIFO follows after exactly one stop bit, so
+a burst goes out back to back. The inverted program swaps the side-set levels; the CPU inverts
+the data bits.
+
+RX (8 cycles per bit): ``wait`` for the start edge (seen 0..1 cycle late), sample the 8 data
+bits at 1.5 .. 8.5 bits and the stop bit at 9.25 bits (early, so the machine is back at the
+start-edge wait at 9.6 bits: a sender up to 3.9 % fast still finds it waiting; sampled later
+it would fall behind a little with every character of a back-to-back frame). A good character
+is pushed as 8 bits (bits 31..24, bit 23 = 0); a framing error (stop bit = space) pushes all
+ones and waits for the line to return to mark, so a break is one FRAMING and no invented
+bytes. Each push raises the state machine's IRQ flag; its (soft) handler runs the receiver's
+handler (roles.LinkPort.poll). ``read`` takes ``sm.get(None, 23)``: bit 0 set = FRAMING.
 """
-import micropython
-import rp2
-from machine import Pin
 from micropython import const
-from time import ticks_diff, ticks_us
 
 from core import codec
 
@@ -21,61 +32,116 @@ except ImportError:
 
 if TYPE_CHECKING:
     from rp2 import label, wait, pin, set, x, in_, pins, jmp, x_dec, push, block
-    from rp2 import irq, rel, out, pull, nop  # noqa: F401
+    from rp2 import irq, rel, out, pull, nop, mov, isr, invert, null, wrap_target, wrap  # noqa: F401
 
-_FIFO_MAX = const(8)
+_FIFO_MAX = const(8)      # joined FIFO depth
+CYCLES_PER_BIT = const(8)
 
 
-@rp2.asm_pio(sideset_init=rp2.PIO.OUT_HIGH, out_init=rp2.PIO.OUT_HIGH,
-             out_shiftdir=rp2.PIO.SHIFT_RIGHT, fifo_join=rp2.PIO.JOIN_TX)
 def _tx_normal():
-    pull().side(1)[7]                 # idle / stop bit high
-    set(x, 7).side(0)[7]              # start bit low
+    pull().side(1)[7]                 # mark: idle, and the stop bit (8 cycles with the delay)
+    set(x, 7).side(0)[7]              # start bit, 8 cycles
     label("bits")
-    out(pins, 1)
-    jmp(x_dec, "bits")[6]
+    out(pins, 1)                      # data bit, LSB first
+    jmp(x_dec, "bits")[6]             # 1 + 7 = 8 cycles per bit
 
 
-@rp2.asm_pio(sideset_init=rp2.PIO.OUT_LOW, out_init=rp2.PIO.OUT_LOW,
-             out_shiftdir=rp2.PIO.SHIFT_RIGHT, fifo_join=rp2.PIO.JOIN_TX)
 def _tx_inverted():
-    pull().side(0)[7]                 # idle / stop bit low (opto off)
+    pull().side(0)[7]                 # mark is low behind an inverting opto stage
     set(x, 7).side(1)[7]              # start bit high
     label("bits")
     out(pins, 1)                      # the CPU sends the data bits already inverted
     jmp(x_dec, "bits")[6]
 
 
-@rp2.asm_pio(in_shiftdir=rp2.PIO.SHIFT_RIGHT, fifo_join=rp2.PIO.JOIN_RX)
 def _rx_normal():
-    wait(0, pin, 0)                   # start edge
-    set(x, 8)[10]                     # to the middle of data bit 0 (1.5 bits)
+    wrap_target()
+    label("start")
+    wait(0, pin, 0)                   # start edge (cycle W)
+    set(x, 7)[4]                      # W+1 .. W+5
     label("bits")
-    in_(pins, 1)                      # 8 data bits, then the stop bit
-    jmp(x_dec, "bits")[6]
+    nop()[5]                          # W+6+8k .. W+11+8k
+    in_(pins, 1)                      # W+12+8k: middle of data bit k
+    jmp(x_dec, "bits")                # last one at W+69
+    nop()[3]                          # W+70 .. W+73
+    jmp(pin, "good")                  # W+74: stop bit (mark = high)
+    mov(isr, invert(null))            # framing error: all ones
     push(block)
     irq(rel(0))
-    wait(1, pin, 0)                   # after a framing error: wait for idle
+    wait(1, pin, 0)                   # back to mark before looking for a start edge
+    jmp("start")
+    label("good")
+    push(block)                       # W+75
+    irq(rel(0))                       # W+76, then the start-edge wait at W+77
+    wrap()
 
 
-@rp2.asm_pio(in_shiftdir=rp2.PIO.SHIFT_RIGHT, fifo_join=rp2.PIO.JOIN_RX)
 def _rx_inverted():
-    wait(1, pin, 0)
-    set(x, 8)[10]
+    wrap_target()
+    label("start")
+    wait(1, pin, 0)                   # start edge (high behind an inverting opto stage)
+    set(x, 7)[4]
     label("bits")
+    nop()[5]
     in_(pins, 1)
-    jmp(x_dec, "bits")[6]
+    jmp(x_dec, "bits")
+    nop()[3]
+    jmp(pin, "bad")                   # W+74: stop bit must be low here
+    push(block)                       # W+75
+    irq(rel(0))                       # W+76
+    wrap()
+    label("bad")
+    mov(isr, invert(null))
     push(block)
     irq(rel(0))
-    wait(0, pin, 0)
+    wait(0, pin, 0)                   # back to mark (low)
+    jmp("start")
+
+
+_ASSEMBLED: dict = {}     # name -> (rp2 module, program): each program assembled once
+
+
+def program(rp2, name):
+    """The assembled program ``name`` ("tx_normal", "tx_inverted", "rx_normal",
+    "rx_inverted") for this rp2 module."""
+    got = _ASSEMBLED.get(name)
+    if got is not None and got[0] is rp2:
+        return got[1]
+    PIO = rp2.PIO
+    if name == "tx_normal":
+        prog = rp2.asm_pio(sideset_init=PIO.OUT_HIGH, out_init=PIO.OUT_HIGH,
+                           out_shiftdir=PIO.SHIFT_RIGHT, fifo_join=PIO.JOIN_TX)(_tx_normal)
+    elif name == "tx_inverted":
+        prog = rp2.asm_pio(sideset_init=PIO.OUT_LOW, out_init=PIO.OUT_LOW,
+                           out_shiftdir=PIO.SHIFT_RIGHT, fifo_join=PIO.JOIN_TX)(_tx_inverted)
+    elif name == "rx_normal":
+        prog = rp2.asm_pio(in_shiftdir=PIO.SHIFT_RIGHT, fifo_join=PIO.JOIN_RX)(_rx_normal)
+    elif name == "rx_inverted":
+        prog = rp2.asm_pio(in_shiftdir=PIO.SHIFT_RIGHT, fifo_join=PIO.JOIN_RX)(_rx_inverted)
+    else:
+        raise ValueError(name)
+    _ASSEMBLED[name] = (rp2, prog)
+    return prog
+
+
+def _rp2(rp2):
+    if rp2 is None:
+        import rp2 as _rp2mod
+        return _rp2mod
+    return rp2
 
 
 class PioTx:
-    def __init__(self, sm_id, pin_no, invert, baud):
-        p = Pin(pin_no, Pin.OUT, value=0 if invert else 1)
-        prog = _tx_inverted if invert else _tx_normal
+    """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()`` (characters in the FIFO;
+    the one being shifted out is not counted)."""
+
+    def __init__(self, sm_id, pin, invert, baud, rp2=None):
+        rp2 = _rp2(rp2)
+        pin.value(0 if invert else 1)
+        prog = program(rp2, "tx_inverted" if invert else "tx_normal")
         self._xor = 0xFF if invert else 0
-        self.sm = rp2.StateMachine(sm_id, prog, freq=8 * baud, sideset_base=p, out_base=p)
+        self.sm = rp2.StateMachine(sm_id, prog, freq=CYCLES_PER_BIT * baud, sideset_base=pin,
+                                   out_base=pin)
         self.sm.active(1)
 
     def write_byte(self, b):
@@ -96,31 +162,34 @@ class PioTx:
 
 
 class PioRx:
-    def __init__(self, sm_id, pin_no, invert, baud, gap_bits):
-        p = Pin(pin_no, Pin.IN)
-        prog = _rx_inverted if invert else _rx_normal
-        self._xor = 0x1FF if invert else 0
-        self.gap_us = gap_bits * 1000000 // baud
+    """``read()`` -> byte, codec.FRAMING, codec.GAP or codec.NONE; ``set_handler(fn)``."""
+
+    def __init__(self, sm_id, pin, invert, baud, gap_bits, rp2=None, ticks_us=None,
+                 ticks_diff=None):
+        rp2 = _rp2(rp2)
+        if ticks_us is None or ticks_diff is None:
+            import time
+            ticks_us = time.ticks_us
+            ticks_diff = time.ticks_diff
+        self._ticks_us = ticks_us
+        self._ticks_diff = ticks_diff
+        prog = program(rp2, "rx_inverted" if invert else "rx_normal")
+        self._xor = 0xFF if invert else 0
+        self.gap_us = (gap_bits * 1000000 + baud - 1) // baud
         self._last = ticks_us()
         self._armed = False
         self._handler = None
-        self._sched = self._run_handler     # bound method made once (schedule must not allocate)
         self.framing_errors = 0
-        self.sm = rp2.StateMachine(sm_id, prog, freq=8 * baud, in_base=p, jmp_pin=p)
-        self.sm.irq(self._irq)
+        self._irq_ref = self._irq      # bound method made once
+        self.sm = rp2.StateMachine(sm_id, prog, freq=CYCLES_PER_BIT * baud, in_base=pin,
+                                   jmp_pin=pin)
+        self.sm.irq(self._irq_ref)     # soft IRQ: MicroPython schedules the call
         self.sm.active(1)
 
     def set_handler(self, fn):
         self._handler = fn
 
     def _irq(self, _sm):
-        if self._handler is not None:
-            try:
-                micropython.schedule(self._sched, 0)
-            except RuntimeError:      # schedule queue full: the loop's poll picks it up
-                pass
-
-    def _run_handler(self, _arg):
         h = self._handler
         if h is not None:
             h()
@@ -128,14 +197,15 @@ class PioRx:
     def read(self):
         sm = self.sm
         if sm.rx_fifo():
-            v = (sm.get(None, 23) ^ self._xor) & 0x1FF
-            self._last = ticks_us()
+            v = sm.get(None, 23)           # bits 31..23: 8 data bits, then bit 23 (0 = good)
+            self._last = self._ticks_us()
             self._armed = True
-            if v & 0x100:
-                return v & 0xFF
-            self.framing_errors += 1
-            return codec.FRAMING
-        if self._armed and ticks_diff(ticks_us(), self._last) >= self.gap_us:
+            if v & 1:
+                self.framing_errors += 1
+                return codec.FRAMING
+            return ((v >> 1) ^ self._xor) & 0xFF
+        if self._armed and self._ticks_diff(self._ticks_us(), self._last) >= self.gap_us:
             self._armed = False
             return codec.GAP
         return codec.NONE
+

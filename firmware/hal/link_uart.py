@@ -1,18 +1,25 @@
 """Hardware-UART link backend (ESP32, or any board definition naming a free UART).
 
-The UART does the bit timing; MicroPython does not report framing errors, so a damaged
-character reaches core.frame as a wrong byte and is caught by the CRC. GAP comes from the time
-since the last character (ticks).
-"""
-from machine import UART
-from time import ticks_diff, ticks_us
+The UART object is injected (``make_uart`` builds one from a machine module; hal/link.py does
+that from the board definition, tests pass a fake):
 
+    tx = UartTx(make_uart(machine, uart_id, baud, tx=pin_no, invert=True))
+    rx = UartRx(make_uart(machine, uart_id, baud, rx=pin_no, invert=True), baud, gap_bits)
+
+The UART does the bit timing. MicroPython's UART does not report framing errors: a character
+whose stop bit was space arrives as some byte (the ESP-IDF driver drops it or passes it on,
+depending on the version), never as codec.FRAMING. core.frame's CRC-16 catches it: the section
+fails and the board reports the break like any other corrupt input. GAP comes from the idle
+time since the last character was read (ticks), so it can come late but never early.
+"""
 from core import codec
 
 _BUF = 512
 
 
-def _uart(uart_id, baud, tx=None, rx=None, invert=False):
+def make_uart(machine, uart_id, baud, tx=None, rx=None, invert=False):
+    """machine.UART for one direction (8N1, ``invert`` on the pins used)."""
+    UART = machine.UART
     inv = 0
     if invert:
         inv = (UART.INV_TX if tx is not None else 0) | (UART.INV_RX if rx is not None else 0)
@@ -25,8 +32,10 @@ def _uart(uart_id, baud, tx=None, rx=None, invert=False):
 
 
 class UartTx:
-    def __init__(self, uart_id, pin_no, invert, baud):
-        self.uart = _uart(uart_id, baud, tx=pin_no, invert=invert)
+    """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()`` (1 until the UART is done)."""
+
+    def __init__(self, uart):
+        self.uart = uart
         self._one = bytearray(1)
 
     def write_byte(self, b):
@@ -34,6 +43,7 @@ class UartTx:
         return self.uart.write(self._one) == 1
 
     def write(self, buf, n):
+        """A burst: the UART's TX buffer (512 bytes) sends it back to back."""
         one = self._one
         u = self.uart
         for i in range(n):
@@ -45,12 +55,20 @@ class UartTx:
 
 
 class UartRx:
+    """``read()`` -> byte, codec.GAP or codec.NONE (never FRAMING: see the module doc)."""
+
     interrupt_driven = False     # the role's loop polls it (roles.LinkPort.wake_in_ms)
 
-    def __init__(self, uart_id, pin_no, invert, baud, gap_bits):
-        self.uart = _uart(uart_id, baud, rx=pin_no, invert=invert)
+    def __init__(self, uart, baud, gap_bits, ticks_us=None, ticks_diff=None):
+        if ticks_us is None or ticks_diff is None:
+            import time
+            ticks_us = time.ticks_us
+            ticks_diff = time.ticks_diff
+        self._ticks_us = ticks_us
+        self._ticks_diff = ticks_diff
+        self.uart = uart
         self._one = bytearray(1)
-        self.gap_us = gap_bits * 1000000 // baud
+        self.gap_us = (gap_bits * 1000000 + baud - 1) // baud
         self._last = ticks_us()
         self._armed = False
         self._handler = None
@@ -63,11 +81,11 @@ class UartRx:
         u = self.uart
         if u.any():
             if u.readinto(self._one, 1) == 1:
-                self._last = ticks_us()
+                self._last = self._ticks_us()
                 self._armed = True
                 return self._one[0]
             return codec.NONE
-        if self._armed and ticks_diff(ticks_us(), self._last) >= self.gap_us:
+        if self._armed and self._ticks_diff(self._ticks_us(), self._last) >= self.gap_us:
             self._armed = False
             return codec.GAP
         return codec.NONE
