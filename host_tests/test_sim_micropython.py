@@ -44,3 +44,44 @@ def test_micropython_engine_agrees_with_cpython_on_relays(tmp_path):
     differ = sum(1 for a, b in zip(mp, cp, strict=True) if a != b)
     assert differ <= 3            # same decisions; at most an edge a cycle apart (board phases)
     assert not mp[200][0] and not mp[200][1] and mp[350] == (True, True)
+
+
+def test_micropython_engine_runs_the_built_images(tmp_path):
+    """Each board runs its image from tools/build_images.py: every firmware module the boards
+    loaded is a .mpy file (board.py excepted: the image carries the board definition as source)
+    from that role's image, byte-identical to build/<board>/<role>/."""
+    sc = scenario.load(os.path.join(SCEN, "comm_loss.json"))
+    sim = engine.Simulation(sc, engine="micropython", workdir=str(tmp_path))
+    try:
+        fw = sim.fw
+        assert fw.images == {"begin": "pico/begin", "between": "pico/between", "end": "pico_w/end"}
+        assert "pico_w/end" in fw.link
+        for role, board_role in fw.images.items():
+            files = fw.files[role]
+            assert "roles." + role in files and "roles.cell_board" in files and "core.frame" in files
+            image = os.path.join(str(tmp_path), "images", role)
+            built = os.path.join(os.path.dirname(SCEN), "..", "build", board_role)
+            for mod, path in files.items():
+                assert path.startswith(image + os.sep), (role, mod, path)
+                if mod == "board":
+                    assert path.endswith("board.py")
+                    continue
+                assert path.endswith(".mpy"), (role, mod, path)
+                rel = os.path.relpath(path, image)
+                with open(path, "rb") as a, open(os.path.join(built, rel), "rb") as b:
+                    assert a.read() == b.read(), rel
+        # each image only holds what its role needs: no brain on a Between board
+        assert "core.brain" in fw.files["end"] and "core.brain" not in fw.files["between"]
+        assert "roles.end" not in fw.files["begin"]
+        sim.run(duration_s=20)
+        assert sim.last_rec["comm_ok"] and sim.last_rec["charge_allowed"]
+    finally:
+        sim.close()
+
+
+def test_image_boards_per_role():
+    assert mp_engine.image_boards("pico", ["begin", "between", "end"]) == \
+        {"begin": "pico", "between": "pico", "end": "pico_w"}
+    assert mp_engine.image_boards("esp32c3_devkitm", ["begin", "between", "end"]) == \
+        {"begin": "pico", "between": "esp32c3_devkitm", "end": "pico_w"}
+    assert mp_engine.image_boards("esp32_devkitc", ["end"]) == {"end": "esp32_devkitc"}

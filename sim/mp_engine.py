@@ -1,38 +1,168 @@
-"""micropython engine: every board's role code runs under the MicroPython Unix port.
+"""micropython engine: every board runs its BUILT IMAGE under the MicroPython Unix port.
 
-One ``micropython`` process hosts all boards (firmware/hal/virtual.py) joined by the virtual
-wire (sim/wire.py runs there too); each cycle this side sends the sensor values the host hw
-objects produce (same conversions, noise and faults as the cpython engine) and applies the
-outputs that come back (balance duty, relays, extended-output bytes). Protocol: see
-firmware/hal/virtual.py and docs/virtual-pack.md.
+The images are the ones ``make images`` builds (build/<board>/<role>/ from tools/build_images.py:
+``.mpy`` files compiled by mpy-cross plus the board definition as board.py). The engine builds
+the ones it needs when they are missing or older than the firmware sources
+(``tools/build_images.py --board B --role R``) and copies them into the run's scratch folder,
+as flashing copies them onto a board, so a rebuild elsewhere cannot change a running pack.
+Board per role: the scenario's board when it can take the role, else a board with the same CPU
+that can (pico -> pico_w for the End board), else the first that can.
+
+One ``micropython`` process hosts every board; firmware/hal/virtual.py is the hardware layer
+there (each image gets its own module namespace) and sim/wire.py the wire between them. Each
+cycle this side sends the sensor values the host hw objects produce (same conversions, noise and
+faults as the cpython engine) and applies the outputs that come back (balance duty, relays,
+extended-output bytes). App sessions (``--app-port``) travel in the same lines (``RemoteApp``).
+Protocol: see firmware/hal/virtual.py and docs/virtual-pack.md.
 """
 import json
 import os
+import shutil
 import subprocess
+import sys
 
 from sim import paths
 
 MPY_DEFAULT = os.path.join(paths.ROOT, ".venv", "bin", "micropython")
-_BOOT = ("import sys; sys.path[:0] = ['firmware', 'sim']; from hal import virtual; virtual.main()")
-
-
-def board_consts(board_def):
-    """The board definition's upper-case constants that JSON can carry."""
-    out = {}
-    for name in dir(board_def):
-        if name.isupper() and not name.startswith("_"):
-            v = getattr(board_def, name)
-            if v is None or isinstance(v, (int, str, float)):
-                out[name] = v
-    return out
+BUILD = os.path.join(paths.ROOT, "build")
+BOARD_DEFS = os.path.join(paths.ROOT, "board_defs")
+BUILD_TOOL = os.path.join(paths.ROOT, "tools", "build_images.py")
+_BOOT = "import sys; sys.path.insert(0, %r); import virtual; virtual.main()"
 
 
 class MicropythonError(RuntimeError):
     pass
 
 
+def _board_defs():
+    """{name: constants} of every board definition, registry order."""
+    sys.path.insert(0, os.path.join(paths.ROOT, "tools"))
+    try:
+        import build_images
+    finally:
+        sys.path.pop(0)
+    return {n: build_images.load_board_def(os.path.join(BOARD_DEFS, n + ".py"))
+            for n in build_images.board_names(BOARD_DEFS)}
+
+
+def image_boards(board_name, roles):
+    """{role: board name} for the images a pack needs (see the module doc)."""
+    defs = _board_defs()
+    base = defs.get(board_name)
+    out = {}
+    for role in roles:
+        able = [n for n, d in defs.items() if role in d["ROLES"]]
+        if not able:
+            raise MicropythonError("no board definition can take the %s role" % role)
+        if base is not None and role in base["ROLES"]:
+            out[role] = board_name
+        else:
+            same_cpu = [n for n in able if base is not None and defs[n]["CPU"] == base["CPU"]]
+            out[role] = (same_cpu or able)[0]
+    return out
+
+
+def _newest(paths_):
+    t = 0.0
+    for p in paths_:
+        if os.path.isdir(p):
+            for dirpath, _dirs, names in os.walk(p):
+                for n in names:
+                    if n.endswith(".py"):
+                        t = max(t, os.path.getmtime(os.path.join(dirpath, n)))
+        elif os.path.exists(p):
+            t = max(t, os.path.getmtime(p))
+    return t
+
+
+def _oldest_file(folder):
+    t = None
+    for dirpath, _dirs, names in os.walk(folder):
+        for n in names:
+            m = os.path.getmtime(os.path.join(dirpath, n))
+            t = m if t is None else min(t, m)
+    return t
+
+
+def image_fresh(board, role, build=BUILD):
+    folder = os.path.join(build, board, role)
+    if not os.path.exists(os.path.join(folder, "roles", role + ".mpy")):
+        return False
+    built = _oldest_file(folder)
+    sources = _newest([paths.FIRMWARE, os.path.join(BOARD_DEFS, board + ".py"), BUILD_TOOL])
+    return built is not None and built >= sources
+
+
+def ensure_image(board, role, dest, build=BUILD):
+    """Build build/<board>/<role>/ if needed and copy it to ``dest``. Returns ``dest``."""
+    last = ""
+    for _attempt in range(3):
+        if not image_fresh(board, role, build):
+            r = subprocess.run([sys.executable, BUILD_TOOL, "--board", board, "--role", role, "--out", build],
+                               capture_output=True, text=True, cwd=paths.ROOT)
+            if r.returncode != 0:       # (or another make rebuilt it at the same moment)
+                last = "did not build:\n" + r.stdout + r.stderr
+                continue
+        if os.path.isdir(dest):
+            shutil.rmtree(dest)
+        try:
+            shutil.copytree(os.path.join(build, board, role), dest)
+        except (OSError, shutil.Error) as e:     # rebuilt under our feet by another make: again
+            last = "could not be copied: %s" % e
+            continue
+        if os.path.exists(os.path.join(dest, "roles", role + ".mpy")):
+            return dest
+    raise MicropythonError("image %s/%s %s" % (board, role, last))
+
+
+class RemoteApp:
+    """The End board's app protocol handler as seen from this side of the pipe: the interface
+    cellchain.client.AppSocketServer uses (open / feed / close); the bytes go to the handler
+    in the MicroPython process with the next cycle and the answers come back with its reply."""
+
+    def __init__(self):
+        self.writers = {}
+        self.ops = []
+        self._closed = []
+        self._next = 1
+
+    def open(self, write):
+        sid = self._next
+        self._next += 1
+        self.writers[sid] = write
+        self.ops.append(["o", sid])
+        return sid
+
+    def feed(self, data, n=-1, slot=0):
+        n = len(data) if n < 0 else n
+        if slot in self.writers and n > 0:
+            self.ops.append(["f", slot, bytes(data[:n]).hex()])
+
+    def close(self, slot):
+        if self.writers.pop(slot, None) is not None:
+            self.ops.append(["c", slot])
+
+    def take_ops(self):
+        ops, self.ops = self.ops, []
+        return ops
+
+    def deliver(self, answers, closed):
+        for sid, hexed in answers:
+            w = self.writers.get(sid)
+            if w is not None:
+                data = bytes.fromhex(hexed)
+                w(data, len(data))
+        for sid in closed:
+            if self.writers.pop(sid, None) is not None:
+                self._closed.append(sid)
+
+    def take_closed(self):
+        out, self._closed = self._closed, []
+        return out
+
+
 class MicropythonFirmware:
-    link = "wire (micropython)"
+    link = "wire (micropython, built images)"
 
     def __init__(self, sim, mpy=None):
         self.sim = sim
@@ -41,19 +171,32 @@ class MicropythonFirmware:
         self.on = [True] * len(sim.boards)
         self.broken = []
         self._state = None
+        self._settings = sim.settings.to_dict()
         self._pending_set = None
+        self.remote = RemoteApp()
+        self.images = {}        # role -> "board/role"
+        self.files = {}         # role -> {module: __file__} as the MicroPython process reports
 
     def boot(self):
         if not os.path.exists(self.mpy):
             raise MicropythonError("MicroPython Unix port not found at %s (make venv)" % self.mpy)
-        self.proc = subprocess.Popen([self.mpy, "-X", "heapsize=64M", "-c", _BOOT], cwd=paths.ROOT,
+        n = len(self.sim.boards)
+        roles = ["begin", "end"] + (["between"] if n > 2 else [])
+        boards = image_boards(getattr(self.sim.board_def, "NAME", "pico"), roles)
+        folders = {}
+        for role in roles:
+            folders[role] = ensure_image(boards[role], role, os.path.join(self.sim.workdir, "images", role))
+            self.images[role] = "%s/%s" % (boards[role], role)
+        self.link = "wire (micropython, images %s)" % ", ".join(self.images[r] for r in roles)
+        boot = _BOOT % os.path.join(paths.FIRMWARE, "hal")
+        self.proc = subprocess.Popen([self.mpy, "-X", "heapsize=64M", "-c", boot], cwd=self.sim.workdir,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        cfg = {"cells": len(self.sim.boards), "dirs": [b.data_dir for b in self.sim.boards],
-               "cycle_ms": self.sim.cycle_ms, "baud": getattr(self.sim.board_def, "LINK_BAUD", 9600),
-               "board": board_consts(self.sim.board_def)}
+        cfg = {"cells": n, "dirs": [b.data_dir for b in self.sim.boards], "cycle_ms": self.sim.cycle_ms,
+               "images": folders, "wire": os.path.join(paths.ROOT, "sim")}
         reply = self._talk(cfg)
-        if reply.get("ready") != len(self.sim.boards):
+        if reply.get("ready") != n:
             raise MicropythonError("micropython did not start: %r" % (reply,))
+        self.files = reply.get("files", {})
         self._state = None
 
     def _talk(self, obj):
@@ -84,6 +227,9 @@ class MicropythonFirmware:
         if self._pending_set is not None:
             req["set"] = self._pending_set
             self._pending_set = None
+        ops = self.remote.take_ops()
+        if ops:
+            req["app"] = ops
         out = self._talk(req)
         for h, d in zip(b, out["d"], strict=True):
             if self.on[h.index]:
@@ -94,10 +240,15 @@ class MicropythonFirmware:
             end.set_load_relay(bool(out["r"][1]))
             if out["x"]:
                 end.extout_tx.write(bytes.fromhex(out["x"]))
+        self.remote.deliver(out.get("ao", []), out.get("ac", []))
         self._state = out["st"]
-        self.last_msg = out.get("msg")
+        if out.get("msg"):
+            print("t=%.0f s: setting %s=%r refused: %s" % (self.sim.t_ms / 1000.0, req["set"][0],
+                                                            req["set"][1], out["msg"]))
 
     def power(self, i, on):
+        if on and not self.on[i] and i == len(self.on) - 1:
+            self.remote = RemoteApp()       # a restarted End board: new sessions
         self.on[i] = bool(on)
         if not on:
             self.sim.boards[i].power_off()
@@ -112,16 +263,23 @@ class MicropythonFirmware:
             self.broken.remove(position)
 
     def apply_setting(self, name, value):
-        self._pending_set = [name, value]   # applied at the start of the next cycle over there
+        """Applied through the End board's services at the start of the next cycle over there
+        (a refusal is printed when the reply brings it)."""
+        self._pending_set = [name, value]
         return None
+
+    def app(self):
+        """The End board's app handler (a proxy over the pipe), None while it has no power."""
+        return self.remote if self.on[-1] else None
 
     def state(self):
         st = self._state
         n = len(self.sim.boards)
         if st is None:
-            return {"settings": self.sim.settings.to_dict(), "cell_mv": [0] * n, "soc_c": None,
+            return {"settings": self._settings, "cell_mv": [0] * n, "soc_c": None,
                     "alarms": None, "comm_ok": None, "current_ma": None, "soc_calibrated": None,
                     "break_position": None}
+        self._settings = st["settings"]
         return st
 
     def close(self):

@@ -1,24 +1,35 @@
-"""Virtual hal for the MicroPython Unix port: every board of a virtual pack in one process.
+"""Virtual hal for the MicroPython Unix port: every board of a virtual pack in one process, each
+running its own BUILT IMAGE (build/<board>/<role>/: the .mpy files of tools/build_images.py plus
+the image's board.py), joined by the virtual wire.
 
 The host simulator (sim/mp_engine.py) starts ``micropython`` with this module and talks JSON
-lines over stdin/stdout. The boards run their real role code (roles/begin|between|end.make)
-with ``VirtualHw`` objects, joined by the virtual wire (sim/wire.py, which also runs here).
+lines over stdin/stdout. This module is the hardware layer: ``VirtualHw`` objects whose sensor
+values come from the host every cycle. Every board's role is built as hal/loop.py builds it on a
+board: ``roles.<role>.make(hw, board)`` with the modules of that board's image. Each image keeps
+its own module namespace: while a board's code runs, ``sys.modules`` holds that image's modules
+and ``sys.path`` its folder, so a board imports only what its image holds (a module missing from
+an image fails as it would on the board).
 
 Protocol (one line each way per cycle; see docs/virtual-pack.md):
-  host -> here, first line: {"cells": N, "dirs": [data dir per board], "cycle_ms": ms, "baud": b,
-                             "board": {board-definition constants: numbers, strings, None}}
+  host -> here, first line: {"cells": N, "dirs": [data dir per board], "cycle_ms": ms,
+                             "images": {"begin"|"between"|"end": image folder}, "wire": folder of wire.py}
+  here -> host:             {"ready": N, "files": {role: {module: __file__}}}
   host -> here, per cycle:  {"dt": ms, "c": [cell pin uV], "n": [NTC pin uV or null],
                              "i": [s1 low, s1 high, s2 low, s2 high uV], "sw": switch word,
                              "b": [button 0/1], "p": [powered 0/1], "k": [broken wire positions],
-                             "set": [name, value] (optional settings change)}
+                             "set": [name, value] (optional settings change through the End
+                             board's services; name "preset" selects a chemistry preset),
+                             "app": [["o", id] | ["f", id, hex] | ["c", id]] (optional app sessions)}
   here -> host, per cycle:  {"d": [balance permille], "r": [charge, load], "x": "hex extout",
-                             "st": {...End state...}, "msg": refusal or null}
+                             "st": {...End state...}, "msg": refusal or null,
+                             "ao": [[id, hex answer]], "ac": [ids of sessions the board closed]}
 Nothing here touches hardware; the module imports nothing at import time beyond the stdlib.
 """
 import json
 import sys
 
 _NOISE = (0, 700, -900, 300, -200, 1100, -600, 400, -1000, 800, -300, 100, -700, 500, -400, 200)
+_IMAGE_TOPS = ("core", "roles", "hal", "board", "boot", "main", "diag", "usb_app")
 
 
 class VirtualHw:
@@ -39,6 +50,7 @@ class VirtualHw:
         self.link_tx = None
         self.link_rx = None
         self.extout_tx = None
+        self.ble = None
         self._n = index
 
     def read_cell_uv(self):
@@ -81,6 +93,12 @@ class VirtualHw:
     def set_load_led(self, on):
         self.load_led = on
 
+    def safe(self):
+        self.duty = 0
+        self.led = False
+        self.charge = self.load = False
+        self.charge_led = self.load_led = False
+
 
 class Capture:
     def __init__(self):
@@ -95,45 +113,153 @@ class Capture:
         return False
 
 
-class BoardDef:
-    """The board definition's constants as the host sent them (plus the cycle time)."""
+class CycleDef:
+    """The image's board definition (board.py) with the run's cycle time on top."""
 
-    def __init__(self, cycle_ms, consts):
-        for name in consts:
-            setattr(self, name, consts[name])
+    def __init__(self, board, cycle_ms):
+        self._board = board
         self.LINK_CYCLE_MS = cycle_ms
 
+    def __getattr__(self, name):
+        return getattr(self._board, name)
 
-class ExtOut:
-    def __init__(self, tx, pack):
-        from core.extout import ExtOutSender
-        self.sender = ExtOutSender(tx)
-        self.pack = pack
 
-    def update(self, snap, brain, dt_ms):
-        if brain is not None:
-            self.sender.cycle(dt_ms, snap, brain, self.pack.settings)
-            if brain.should_save:
-                brain.save_state()
+class Image:
+    """One built image: its folder and, while none of its boards runs, its modules."""
+
+    def __init__(self, role, folder):
+        self.role = role
+        self.folder = folder
+        self.mods = {}
+
+
+def _image_module(name):
+    dot = name.find(".")
+    return (name if dot < 0 else name[:dot]) in _IMAGE_TOPS
+
+
+class Images:
+    """Switches ``sys.modules`` / ``sys.path`` between the images' namespaces."""
+
+    def __init__(self, folders):
+        self.by_role = {}
+        for role in folders:
+            self.by_role[role] = Image(role, folders[role])
+        self.active = None
+        self.base_path = [p for p in sys.path if p == ".frozen"]
+
+    def enter(self, img):
+        cur = self.active
+        if cur is img:
+            return
+        mods = sys.modules
+        if cur is not None:
+            for name in list(mods):
+                if _image_module(name):
+                    cur.mods[name] = mods.pop(name)
+        for name in img.mods:
+            mods[name] = img.mods[name]
+        sys.path[:] = [img.folder] + self.base_path
+        self.active = img
+
+    def files(self):
+        """{role: {module: __file__}} of every image's loaded modules."""
+        cur = self.active
+        if cur is not None:
+            for name in list(sys.modules):
+                if _image_module(name):
+                    cur.mods[name] = sys.modules[name]
+        out = {}  # type: dict
+        for role in self.by_role:
+            img = self.by_role[role]
+            out[role] = {}
+            for name in img.mods:
+                out[role][name] = getattr(img.mods[name], "__file__", None)
+        return out
+
+
+class AppSessions:
+    """App protocol sessions of host clients on the End board's handler (role.app)."""
+
+    def __init__(self, app):
+        self.app = app
+        self.slots = {}        # host session id -> protocol slot
+        self.out = {}          # host session id -> bytes written since the last reply
+        self.closed = []
+
+    def _writer(self, sid):
+        out = self.out
+
+        def write(data, n):            # copies at once: the protocol reuses its buffers
+            buf = out.get(sid)
+            if buf is not None:
+                for i in range(n):
+                    buf.append(data[i])
+        return write
+
+    def op(self, o):
+        import binascii
+        kind = o[0]
+        sid = o[1]
+        if kind == "o":
+            self.out[sid] = bytearray()
+            slot = self.app.open(self._writer(sid))
+            if slot < 0:
+                self.out[sid] = bytearray(b"NA too many connections\r")
+                self.closed.append(sid)
+            else:
+                self.slots[sid] = slot
+        elif kind == "f" and sid in self.slots:
+            data = binascii.unhexlify(o[2])
+            self.app.feed(data, len(data), self.slots[sid])
+        elif kind == "c" and sid in self.slots:
+            self.app.close(self.slots.pop(sid))
+
+    def take(self):
+        answers = []
+        for sid in list(self.out):
+            buf = self.out[sid]
+            if buf:
+                answers.append([sid, "".join("%02x" % b for b in buf)])
+                self.out[sid] = bytearray()
+        closed = self.closed
+        self.closed = []
+        for sid in closed:
+            self.out.pop(sid, None)
+        return answers, closed
+
+    def end(self):
+        """The End board restarted or lost power: every session is gone."""
+        for sid in self.slots:
+            self.closed.append(sid)
+        self.slots = {}
 
 
 class Pack:
     def __init__(self, cfg):
-        import wire  # type: ignore[import-not-found]  # sim/wire.py, on the path the host gives
-        self.wire = wire
         self.n = cfg["cells"]
         self.dirs = cfg["dirs"]
         self.cycle_ms = cfg.get("cycle_ms", 1000)
-        self.bd = BoardDef(self.cycle_ms, cfg.get("board", {}))
+        self.images = Images(cfg["images"])
+        self.roles_of = ["begin"] + ["between"] * (self.n - 2) + ["end"]
+        begin_img = self.images.by_role["begin"]
+        self.images.enter(begin_img)
+        sys.path.append(cfg["wire"])
+        import wire  # type: ignore[import-not-found]  # sim/wire.py: the simulated wire itself
+        sys.path.remove(cfg["wire"])
+        import board  # type: ignore[import-not-found]  # the Begin image's board definition
+        self.wire = wire
         self.sched = wire.Scheduler()
-        self.wires = [wire.Wire(self.sched, cfg.get("baud", 9600)) for _ in range(self.n - 1)]
+        baud = getattr(board, "LINK_BAUD", 9600)
+        self.wires = [wire.Wire(self.sched, baud) for _ in range(self.n - 1)]
         self.hws = [VirtualHw(k, self.dirs[k]) for k in range(self.n)]
         self.capture = Capture()
         self.hws[-1].extout_tx = self.capture
         self.roles = [None] * self.n
         self.on = [True] * self.n
         self.broken = []
-        self.settings = None
+        self.sessions = None
+        self._settings = None
         seed = 12345
         cyc_ns = self.cycle_ms * 1000000
         for k in range(self.n):
@@ -141,30 +267,52 @@ class Pack:
             seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
             self.sched.at(0 if k == 0 else 1000 + seed % cyc_ns, self._cycle, k)
 
+    def _enter(self, k):
+        self.images.enter(self.images.by_role[self.roles_of[k]])
+
     def _make(self, k):
-        from roles import begin, between, end
-        from core import settings as cs
+        """Boot board k from its image: ``roles.<role>.make(hw, board)`` as hal/loop.py does."""
+        role_name = self.roles_of[k]
+        self._enter(k)
+        __import__("board")
+        __import__("roles." + role_name)
+        board = sys.modules["board"]
+        role_mod = sys.modules["roles." + role_name]
         hw = self.hws[k]
         if k < self.n - 1:
             hw.link_tx = self.wires[k]
         if k > 0:
-            hw.link_rx = self.wires[k - 1].rx
-        if k == 0:
-            role = begin.make(hw, self.bd)
-        elif k < self.n - 1:
-            role = between.make(hw, self.bd)
-        else:
-            self.settings, _ = cs.load(hw.data_dir + "/settings.json")
-            role = end.make(hw, self.bd, outputs=ExtOut(hw.extout_tx, self),
-                            comm_timeout_cycles=self.settings.comm_timeout_cycles)
+            rx = self.wires[k - 1].rx
+            rx.q = []
+            rx.head = 0
+            hw.link_rx = rx
+        role = role_mod.make(hw, CycleDef(board, self.cycle_ms))
         self.roles[k] = role
         if k > 0:
-            self.wires[k - 1].receiver = _drain(role)
+            self.wires[k - 1].receiver = self._drain(k, role)
+        if k == self.n - 1:
+            if self.sessions is not None:
+                self.sessions.end()
+                closed = self.sessions.closed
+            else:
+                closed = []
+            self.sessions = AppSessions(role.app)
+            self.sessions.closed = closed
+
+    def _drain(self, k, role):
+        poll = role.poll
+
+        def drain():
+            self._enter(k)
+            while poll():
+                pass
+        return drain
 
     def _cycle(self, k):
         self.sched.at(self.sched.now + self.cycle_ms * 1000000, self._cycle, k)
         if not self.on[k]:
             return
+        self._enter(k)
         role = self.roles[k]
         role.tick(self.cycle_ms)
         role.cycle(self.cycle_ms)
@@ -176,12 +324,12 @@ class Pack:
             return
         self.on[k] = on
         if not on:
-            hw = self.hws[k]
-            hw.duty = 0
-            hw.charge = hw.load = False
+            self.hws[k].safe()      # no power: every output drops
             if k > 0:
                 self.wires[k - 1].receiver = None
             self.roles[k] = None
+            if k == self.n - 1 and self.sessions is not None:
+                self.sessions.end()
         else:
             self._make(k)
         self._wires()
@@ -191,17 +339,13 @@ class Pack:
             self.wires[k].broken = (not self.on[k]) or ((k + 1) in self.broken)
 
     def apply_setting(self, name, value):
-        from core import settings as cs
         end = self.roles[-1]
         if end is None:
             return "End board has no power"
-        trial = self.settings.copy()
-        msg = cs.apply_preset(trial, value) if name == "preset" else cs.apply(trial, name, value)
-        if msg is None:
-            cs.save(self.hws[-1].data_dir + "/settings.json", trial)
-            self.settings.set_from(trial)
-            end.brain.set_settings(self.settings, True)
-        return msg
+        self._enter(self.n - 1)
+        if name == "preset":
+            return end.services.select_preset(value)
+        return end.services.apply_setting(name, value)
 
     def step(self, req):
         c = req["c"]
@@ -226,13 +370,18 @@ class Pack:
         msg = None
         if req.get("set"):
             msg = self.apply_setting(req["set"][0], req["set"][1])
+        ops = req.get("app")
+        if ops and self.roles[-1] is not None:
+            self._enter(self.n - 1)
+            for o in ops:
+                self.sessions.op(o)
         self.sched.run_until(self.sched.now + req["dt"] * 1000000)
         end_hw = self.hws[-1]
         hexed = "".join("%02x" % b for b in self.capture.data)
         self.capture.data = bytearray()
-        out = {"d": [h.duty for h in self.hws], "r": [1 if end_hw.charge else 0, 1 if end_hw.load else 0],
-               "x": hexed, "msg": msg, "st": self.state()}
-        return out
+        answers, closed = self.sessions.take() if self.sessions is not None else ([], [])
+        return {"d": [h.duty for h in self.hws], "r": [1 if end_hw.charge else 0, 1 if end_hw.load else 0],
+                "x": hexed, "msg": msg, "st": self.state(), "ao": answers, "ac": closed}
 
     def state(self):
         end = self.roles[-1]
@@ -241,26 +390,25 @@ class Pack:
         snap = end.snap
         brain = end.brain
         fresh = snap.valid and snap.comm_ok
-        return {"settings": self.settings.to_dict(),
+        return {"settings": end.settings.to_dict(),
                 "cell_mv": [snap.cell_mv[i] if fresh else 0 for i in range(self.n)],
                 "soc_c": brain.soc_c, "soc_calibrated": brain.soc_calibrated, "alarms": brain.alarms,
                 "comm_ok": bool(snap.comm_ok), "current_ma": brain.current_ma,
                 "break_position": brain.break_position}
 
 
-def _drain(role):
-    poll = role.poll
-
-    def drain():
-        while poll():
-            pass
-    return drain
-
-
 def main():
     line = sys.stdin.readline()
-    pack = Pack(json.loads(line))
-    sys.stdout.write(json.dumps({"ready": pack.n}) + "\n")
+    try:
+        pack = Pack(json.loads(line))
+        reply = {"ready": pack.n, "files": pack.images.files()}
+    except Exception as e:  # an image that does not boot: tell the host why
+        if hasattr(sys, "print_exception"):
+            sys.print_exception(e, sys.stderr)  # type: ignore[arg-type]
+        reply = {"error": "boot: %s: %s" % (type(e).__name__, e)}
+    sys.stdout.write(json.dumps(reply) + "\n")
+    if "error" in reply:
+        return
     while True:
         line = sys.stdin.readline()
         if not line or line.strip() == "quit":
