@@ -1,8 +1,9 @@
 """Link transmitters and receivers from the board definition (docs/link-protocol.md).
 
 ``make_tx(board_def, pin, invert, baud)`` -> transmitter or None when ``pin`` is None;
-``make_rx(board_def)`` -> receiver on LINK_IN_PIN. Both take ``machine=`` and ``rp2=``
-(modules, injected by tests; imported here lazily otherwise) and build the Pin / Timer / UART /
+``make_rx(board_def)`` -> receiver on LINK_IN_PIN. Both take ``machine=`` and ``rp2=``, and
+make_rx ``time=`` (anything with ticks_us / ticks_diff) - injected by tests, imported lazily
+otherwise - and build the Pin / Timer / UART /
 StateMachine objects the backend classes are given - nothing is touched at import time.
 The backend is board_def.LINK_BACKEND: "pio" (RP2040 state machines, hal/link_pio.py),
 "uart" (hardware UART, hal/link_uart.py) or "soft" (timer TX + pin-edge IRQ RX,
@@ -49,19 +50,26 @@ def make_tx(board_def, pin, invert, baud, machine=None, rp2=None):
     return link_soft.SoftTx(p, timer, invert, baud)
 
 
-def make_rx(board_def, machine=None, rp2=None):
+def make_rx(board_def, machine=None, rp2=None, time=None):
     kind = _backend(board_def)
     pin = board_def.LINK_IN_PIN
     invert = board_def.LINK_INVERT
     baud = board_def.LINK_BAUD
     machine = _machine(machine)
+    if time is None:
+        import time as _time
+        time = _time
+    ticks_us = time.ticks_us
+    ticks_diff = time.ticks_diff
     if kind == "uart":
         from hal import link_uart
         return link_uart.UartRx(link_uart.make_uart(machine, board_def.LINK_UART_ID, baud, rx=pin,
-                                                    invert=invert), baud, GAP_BITS)
+                                                    invert=invert), baud, GAP_BITS,
+                                ticks_us=ticks_us, ticks_diff=ticks_diff)
     p = machine.Pin(pin, machine.Pin.IN)
     if kind == "pio":
         from hal import link_pio
-        return link_pio.PioRx(getattr(board_def, "LINK_PIO_SM_RX", 1), p, invert, baud, GAP_BITS, rp2=rp2)
+        return link_pio.PioRx(getattr(board_def, "LINK_PIO_SM_RX", 1), p, invert, baud, GAP_BITS, rp2=rp2,
+                              ticks_us=ticks_us, ticks_diff=ticks_diff)
     from hal import link_soft
-    return link_soft.SoftRx(p, invert, baud, GAP_BITS)
+    return link_soft.SoftRx(p, invert, baud, GAP_BITS, ticks_us=ticks_us, ticks_diff=ticks_diff)

@@ -1,4 +1,4 @@
-"""RP2040 PIO link backend: one state machine sends, one receives, 8 PIO cycles per bit.
+"""RP2040 PIO link backend: one state machine sends (8 cycles per bit), one receives (16).
 # mypy-targets: rp2
 
 Hardware is injected: ``PioTx(sm_id, pin, invert, baud, rp2=None)``, ``PioRx(sm_id, pin,
@@ -12,14 +12,17 @@ shift 8 data bits LSB first. A byte waiting in the FIFO follows after exactly on
 a burst goes out back to back. The inverted program swaps the side-set levels; the CPU inverts
 the data bits.
 
-RX (8 cycles per bit): ``wait`` for the start edge (seen 0..1 cycle late), sample the 8 data
-bits at 1.5 .. 8.5 bits and the stop bit at 9.25 bits (early, so the machine is back at the
-start-edge wait at 9.6 bits: a sender up to 3.9 % fast still finds it waiting; sampled later
-it would fall behind a little with every character of a back-to-back frame). A good character
-is pushed as 8 bits (bits 31..24, bit 23 = 0); a framing error (stop bit = space) pushes all
-ones and waits for the line to return to mark, so a break is one FRAMING and no invented
-bytes. Each push raises the state machine's IRQ flag; its (soft) handler runs the receiver's
-handler (roles.LinkPort.poll). ``read`` takes ``sm.get(None, 23)``: bit 0 set = FRAMING.
+RX (16 cycles per bit): ``wait`` for the start edge (seen 0..1 cycle late), sample the 8 data
+bits at 1.5 .. 8.5 bits and test the stop bit (``jmp pin``) at 9.375 bits, then push, raise
+the IRQ flag and wait for the next start edge from 9.56 bits on. The stop bit must fall after
+9 bits of a slow sender (9.28 bits at -3 %) and the machine must be waiting again before a
+fast sender's next start edge (9.71 bits at +3 %), with push and IRQ in between: at 8 cycles
+per bit that does not fit (a fast sender's back-to-back characters would be sampled a little
+later each time), at 16 it does, for +-3.5 %. A good character is pushed as 8 bits (bits
+31..24, bit 23 = 0); a framing error (stop bit = space) pushes all ones and waits for the line
+to return to mark, so a break is one FRAMING and no invented bytes. The IRQ flag's (soft)
+handler runs the receiver's handler (roles.LinkPort.poll) after each push. ``read`` takes
+``sm.get(None, 23)`` (<= 511, no big int): bit 0 set = FRAMING.
 """
 from micropython import const
 
@@ -35,7 +38,8 @@ if TYPE_CHECKING:
     from rp2 import irq, rel, out, pull, nop, mov, isr, invert, null, wrap_target, wrap  # noqa: F401
 
 _FIFO_MAX = const(8)      # joined FIFO depth
-CYCLES_PER_BIT = const(8)
+TX_CYCLES_PER_BIT = const(8)
+RX_CYCLES_PER_BIT = const(16)
 
 
 def _tx_normal():
@@ -57,22 +61,22 @@ def _tx_inverted():
 def _rx_normal():
     wrap_target()
     label("start")
-    wait(0, pin, 0)                   # start edge (cycle W)
-    set(x, 7)[4]                      # W+1 .. W+5
+    wait(0, pin, 0)                   # start edge: cycle W (seen 0..1 cycle = 1/16 bit late)
+    set(x, 7)[8]                      # W+1 .. W+9
     label("bits")
-    nop()[5]                          # W+6+8k .. W+11+8k
-    in_(pins, 1)                      # W+12+8k: middle of data bit k
-    jmp(x_dec, "bits")                # last one at W+69
-    nop()[3]                          # W+70 .. W+73
-    jmp(pin, "good")                  # W+74: stop bit (mark = high)
+    nop()[13]                         # W+10+16k .. W+23+16k
+    in_(pins, 1)                      # W+24+16k: middle of data bit k
+    jmp(x_dec, "bits")                # the last one at W+137
+    nop()[11]                         # W+138 .. W+149
+    jmp(pin, "good")                  # W+150: the stop bit (9.375 bits) must be mark (high)
     mov(isr, invert(null))            # framing error: all ones
     push(block)
     irq(rel(0))
     wait(1, pin, 0)                   # back to mark before looking for a start edge
     jmp("start")
     label("good")
-    push(block)                       # W+75
-    irq(rel(0))                       # W+76, then the start-edge wait at W+77
+    push(block)                       # W+151
+    irq(rel(0))                       # W+152; waiting for the next start edge from W+153
     wrap()
 
 
@@ -80,15 +84,15 @@ def _rx_inverted():
     wrap_target()
     label("start")
     wait(1, pin, 0)                   # start edge (high behind an inverting opto stage)
-    set(x, 7)[4]
+    set(x, 7)[8]
     label("bits")
-    nop()[5]
+    nop()[13]
     in_(pins, 1)
     jmp(x_dec, "bits")
-    nop()[3]
-    jmp(pin, "bad")                   # W+74: stop bit must be low here
-    push(block)                       # W+75
-    irq(rel(0))                       # W+76
+    nop()[11]
+    jmp(pin, "bad")                   # W+150: the stop bit must be low here
+    push(block)                       # W+151
+    irq(rel(0))                       # W+152
     wrap()
     label("bad")
     mov(isr, invert(null))
@@ -140,7 +144,7 @@ class PioTx:
         pin.value(0 if invert else 1)
         prog = program(rp2, "tx_inverted" if invert else "tx_normal")
         self._xor = 0xFF if invert else 0
-        self.sm = rp2.StateMachine(sm_id, prog, freq=CYCLES_PER_BIT * baud, sideset_base=pin,
+        self.sm = rp2.StateMachine(sm_id, prog, freq=TX_CYCLES_PER_BIT * baud, sideset_base=pin,
                                    out_base=pin)
         self.sm.active(1)
 
@@ -181,7 +185,7 @@ class PioRx:
         self._handler = None
         self.framing_errors = 0
         self._irq_ref = self._irq      # bound method made once
-        self.sm = rp2.StateMachine(sm_id, prog, freq=CYCLES_PER_BIT * baud, in_base=pin,
+        self.sm = rp2.StateMachine(sm_id, prog, freq=RX_CYCLES_PER_BIT * baud, in_base=pin,
                                    jmp_pin=pin)
         self.sm.irq(self._irq_ref)     # soft IRQ: MicroPython schedules the call
         self.sm.active(1)

@@ -6,7 +6,7 @@
                                        # rp2.PIO, rp2.StateMachine (cycle-level simulator)
 
 * ``Clock``: integer nanoseconds; ``ticks_us`` / ``ticks_diff`` for the backends; devices
-  (timers, state machines, waveforms) fire in time order in ``run_until`` / ``advance_us``;
+  (timers, state machines, waveforms: ``live``, ``next_ns``, ``fire()``) fire in time order in ``run_until`` / ``advance_us``;
   callbacks handed to ``clock.schedule`` (micropython.schedule stand-in, preallocated queue,
   RuntimeError when full like MicroPython's) run after each event when ``auto_run`` is set.
 * ``Pin``: level, mode, ``irq(handler, trigger, hard)``; an output pin ``connect``-ed to input
@@ -68,7 +68,7 @@ class Clock:
         while True:
             nxt = None
             for d in self.devices:
-                if d.active and d.next_ns <= t_ns and (nxt is None or d.next_ns < nxt.next_ns):
+                if d.live and d.next_ns <= t_ns and (nxt is None or d.next_ns < nxt.next_ns):
                     nxt = d
             if nxt is None:
                 break
@@ -93,7 +93,7 @@ class Waveform:
         self.pin = pin
         self.edges = sorted(edges)
         self.i = 0
-        self.active = bool(self.edges)
+        self.live = bool(self.edges)
         self.next_ns = self.edges[0][0] if self.edges else 0
         clock.add(self)
 
@@ -103,7 +103,7 @@ class Waveform:
         if self.i < len(self.edges):
             self.next_ns = self.edges[self.i][0]
         else:
-            self.active = False
+            self.live = False
 
 
 def char_edges(data, t0_ns, bit_ns, invert=False, jitter=None):
@@ -190,7 +190,7 @@ def make_machine(clock):
 
         def __init__(self, tid=-1):
             self.id = tid
-            self.active = False
+            self.live = False
             self.next_ns = 0
             self.freq = 0
             self.hard = None
@@ -208,18 +208,18 @@ def make_machine(clock):
             self._start = clock.ns
             self._k = 1
             self.next_ns = self._start + NS // freq
-            self.active = True
+            self.live = True
 
         def fire(self):
             if self.mode == self.PERIODIC:
                 self._k += 1
                 self.next_ns = self._start + self._k * NS // self.freq
             else:
-                self.active = False
+                self.live = False
             self.callback(self)
 
         def deinit(self):
-            self.active = False
+            self.live = False
 
     class UART:
         INV_TX = 1
@@ -402,6 +402,8 @@ class _Asm:
             self.prog.words[-1] |= d << 8
 
     def _addr(self, label):
+        if isinstance(label, int):
+            return label                 # an absolute address
         if self.pass_ == 0:
             return 0
         if label not in self.prog.labels:
@@ -574,7 +576,7 @@ def make_rp2(clock):
             self.stalls = 0
             self.handler = None
             self.active_flag = False
-            self.active = False
+            self.live = False
             self.next_ns = 0
             self._k = 0
             self._ns_per_cycle = NS / (freq * r.clock_scale.get(sm_id, 1.0))
@@ -594,8 +596,8 @@ def make_rp2(clock):
             if v is None:
                 return self.active_flag
             self.active_flag = bool(v)
-            self.active = self.active_flag
-            if self.active:
+            self.live = self.active_flag
+            if self.live:
                 self._start = clock.ns + r.phase_ns.get(self.id, 0)
                 self._k = 0
                 self.next_ns = self._start

@@ -1,0 +1,455 @@
+"""hal.link, hal.link_pio and hal.link_uart against injected fake hardware (CPython only: the
+fake rp2.asm_pio swaps the program function's globals, which needs ``__globals__``).
+
+PIO: the firmware's programs are assembled by host_tests/core/fake_machine.py into RP2040
+instruction words (encodings checked against the datasheet's), then executed cycle by cycle by
+its state-machine simulator: PioTx's line goes into PioRx (and into / out of the soft backend)
+in virtual time, with clock error and random clock phase. UART: the write / read contract, gap
+detection from idle time, bad bytes. Factory: make_tx / make_rx for every board definition.
+"""
+import random
+
+from fake_machine import NS, Clock, Waveform, char_edges, decode_fields, make_machine, make_rp2
+
+from board_defs import esp32_devkitc, esp32c3_devkitm, pico, pico_w
+from core import codec, frame
+from hal import link, link_pio, link_soft, link_uart
+
+BAUD = 9600
+GAP_US = (30 * 1000000 + BAUD - 1) // BAUD
+
+
+# ---- the fake assembler encodes like the RP2040 datasheet -------------------------------------
+
+def _prog(**opts):
+    rp2 = make_rp2(Clock())
+    return lambda fn: rp2.asm_pio(**opts)(fn)
+
+
+def test_assembler_encodings_match_the_datasheet():
+    def p():
+        nop()                      # noqa: F821 - names come from the assembler
+        pull(block)                # noqa: F821
+        push(block)                # noqa: F821
+        set(pins, 1)               # noqa: F821
+        mov(isr, invert(null))     # noqa: F821
+        jmp(x_dec, "end")          # noqa: F821
+        wait(1, pin, 0)            # noqa: F821
+        in_(pins, 1)               # noqa: F821
+        out(pins, 1)               # noqa: F821
+        irq(rel(0))                # noqa: F821
+        label("end")               # noqa: F821
+        jmp(pin, 0)                # noqa: F821
+    prog = _prog()(p)
+    assert prog.words == [0xA042, 0x80A0, 0x8020, 0xE001, 0xA0CB, 0x004A, 0x20A0, 0x4001,
+                          0x6001, 0xC010, 0x00C0]
+    assert "nop" not in globals()              # the function's globals were restored
+
+
+def test_tx_programs_eight_cycles_per_bit_and_polarity():
+    rp2 = make_rp2(Clock())
+    for name, mark in (("tx_normal", 1), ("tx_inverted", 0)):
+        prog = link_pio.program(rp2, name)
+        assert prog.sideset_bits == 2 and prog.sideset_opt     # 1 pin + enable bit
+        fields = [decode_fields(w, 2, True) for w in prog.words]
+        ops = [f[0] for f in fields]
+        assert ops == [4, 7, 3, 0]                              # pull, set, out, jmp
+        (_, _, d_pull, s_pull), (_, a_set, d_set, s_set), (_, a_out, d_out, s_out), \
+            (_, a_jmp, d_jmp, s_jmp) = fields
+        assert (s_pull, s_set, s_out, s_jmp) == (mark, 1 - mark, None, None)
+        assert 1 + d_pull == 8 and 1 + d_set == 8 and (1 + d_out) + (1 + d_jmp) == 8
+        assert a_set == (1 << 5) | 7                            # set x, 7: 8 data bits
+        assert a_jmp == (2 << 5) | 2                            # jmp x--, back to out
+        assert prog.opts["out_shiftdir"] == rp2.PIO.SHIFT_RIGHT  # LSB first
+        assert prog.opts["fifo_join"] == rp2.PIO.JOIN_TX
+
+
+def test_rx_program_sampling_points():
+    """Cycles from the start edge to each `in` and to the stop-bit `jmp pin`."""
+    rp2 = make_rp2(Clock())
+    for name in ("rx_normal", "rx_inverted"):
+        prog = link_pio.program(rp2, name)
+        words = prog.words
+        assert len(words) <= 16
+        fields = [decode_fields(w, 0, False) for w in words]
+        assert fields[0][0] == 1                               # wait
+        cyc = 0
+        pc = 1
+        x = None
+        samples = []
+        stop = None
+        while stop is None:
+            op, arg, delay, _ = fields[pc]
+            cyc += 1
+            if op == 7 and arg >> 5 == 1:
+                x = arg & 0x1F
+            elif op == 2:
+                samples.append(cyc)
+            elif op == 0 and arg >> 5 == 2:
+                if x:
+                    x -= 1
+                    cyc += delay
+                    pc = arg & 0x1F
+                    continue
+            elif op == 0 and arg >> 5 == 6:
+                stop = cyc
+            cyc += delay
+            pc += 1
+        assert samples == [24 + 16 * k for k in range(8)]        # data bits at 1.5 .. 8.5 bits
+        assert stop == 150                                      # stop bit at 9.375 bits
+        # after the stop bit: push, irq, then the start-edge wait at 153 cycles = 9.56 bits,
+        # before a 3.5 % fast sender's next start edge (10 / 1.035 bits = 154.6 cycles)
+        g = pc if name == "rx_inverted" else prog.labels["good"]   # pc: after the jmp pin
+        assert fields[g][0] == 4 and fields[g][1] & 0x80 == 0     # push
+        assert fields[g + 1][0] == 6 and prog.wrap == g + 1       # irq, then wrap to the wait
+        assert prog.wrap_target == 0
+
+
+# ---- PIO in virtual time ----------------------------------------------------------------------
+
+def pio_rig(invert, tx_scale=1.0, phase_ns=0, rx_backend="pio", tx_backend="pio"):
+    class Rig:
+        pass
+
+    r = Rig()
+    r.clock = Clock()
+    r.m = make_machine(r.clock)
+    r.rp2 = make_rp2(r.clock)
+    r.rp2.clock_scale[0] = tx_scale
+    r.rp2.phase_ns[1] = phase_ns
+    m = r.m
+    tx_pin = m.Pin(0, m.Pin.OUT, value=0 if invert else 1)
+    tx_pin.record = True
+    if tx_backend == "pio":
+        r.tx = link_pio.PioTx(0, tx_pin, invert, BAUD, rp2=r.rp2)
+    else:
+        r.tx = link_soft.SoftTx(tx_pin, m.Timer(-1), invert, int(BAUD * tx_scale))
+    rx_pin = m.Pin(1, m.Pin.IN)
+    m.connect(0, 1)
+    if rx_backend == "pio":
+        r.rx = link_pio.PioRx(1, rx_pin, invert, BAUD, 30, rp2=r.rp2, ticks_us=r.clock.ticks_us,
+                              ticks_diff=r.clock.ticks_diff)
+    else:
+        r.rx = link_soft.SoftRx(rx_pin, invert, BAUD, 30, ticks_us=r.clock.ticks_us,
+                                ticks_diff=r.clock.ticks_diff, schedule=r.clock.schedule)
+    r.got = []
+    r.handled = [0]
+
+    def handler():
+        r.handled[0] += 1
+        drain(r)
+
+    r.rx.set_handler(handler)
+    return r
+
+
+def drain(r):
+    while True:
+        v = r.rx.read()
+        if v == codec.NONE:
+            return
+        r.got.append(v)
+
+
+def send(r, data, settle_us=5000):
+    r.tx.write(data, len(data))
+    r.clock.advance_us(len(data) * 1100 + 500)
+    drain(r)
+    r.clock.advance_us(settle_us)
+    drain(r)
+
+
+def test_pio_tx_line_levels_and_times():
+    for invert in (False, True):
+        r = pio_rig(invert)
+        pin = r.m.pins[0]
+        r.clock.advance_us(300)
+        assert pin.history == []                 # idle holds the mark level
+        data = bytes([0x00, 0xFF, 0x35])
+        r.tx.write(data, 3)
+        r.clock.advance_us(4000)
+        hist = pin.history
+        cyc = NS / (8 * BAUD)
+        t0 = hist[0][0]
+        assert hist[0][1] == (1 if invert else 0)      # the first change is a start bit
+        expect = []
+        cur = codec.idle_level(invert)
+        for i, b in enumerate(data):
+            lv = codec.char_levels(b, invert)
+            for j in range(10):
+                v = (lv >> j) & 1
+                if v != cur:
+                    expect.append(((i * 10 + j) * 8, v))
+                    cur = v
+        got = [(round((t - t0) / cyc), v) for t, v in hist]
+        assert got == expect
+        assert pin.level == codec.idle_level(invert)
+
+
+def test_pio_tx_into_pio_rx_back_to_back():
+    rnd = random.Random(3)
+    data = bytes([0xC5, 0x00, 0xFF, 0x55, 0xAA, 0x01, 0x80]) + bytes(rnd.randrange(256) for _ in range(40))
+    for invert in (False, True):
+        r = pio_rig(invert, phase_ns=rnd.randrange(13000))
+        send(r, data)
+        assert r.got == list(data) + [codec.GAP], invert
+        assert r.handled[0] >= 1 and r.rx.framing_errors == 0
+        assert r.rp2.machines[1].freq == 16 * BAUD and r.rp2.machines[0].freq == 8 * BAUD
+
+
+def test_pio_clock_error_plus_minus_3_percent():
+    rnd = random.Random(5)
+    data = bytes(rnd.randrange(256) for _ in range(60)) + bytes([0x00, 0xFF, 0x80, 0x01])
+    for scale in (1.03, 0.97, 1.035, 0.965):
+        for invert in (False, True):
+            for _ in range(2):
+                r = pio_rig(invert, tx_scale=scale, phase_ns=rnd.randrange(13000))
+                send(r, data)
+                assert r.got == list(data) + [codec.GAP], (scale, invert)
+
+
+def test_pio_framing_error_reported_not_invented():
+    b = NS // BAUD
+    for invert in (False, True):
+        r = pio_rig(invert)
+        r.m.pins[0].sinks = []                   # drive the receiver's pin directly
+        pin = r.m.pins[1]
+        space = 1 if invert else 0
+        t0 = 1000000
+        edges = char_edges(b"\x41", t0, b, invert)
+        t1 = t0 + 11 * b
+        edges += [(t1, space), (t1 + 25 * b, 1 - space)]       # a break of 25 bit times
+        edges += char_edges(b"\x42", t1 + 27 * b, b, invert)
+        Waveform(r.clock, pin, edges)
+        r.clock.run_until(t1 + 45 * b)
+        drain(r)
+        r.clock.advance_us(5000)
+        drain(r)
+        assert r.got == [0x41, codec.FRAMING, 0x42, codec.GAP], (invert, r.got)
+        assert r.rx.framing_errors == 1
+
+
+def test_pio_write_byte_and_read_contract():
+    r = pio_rig(False)
+    assert r.rx.read() == codec.NONE
+    accepted = [r.tx.write_byte(i) for i in range(12)]
+    assert accepted[:8] == [True] * 8 and False in accepted     # 8-deep FIFO, full = False
+    assert r.tx.pending() >= 7
+    r.clock.advance_us(12000)
+    assert r.tx.pending() == 0
+    drain(r)
+    n = sum(accepted)
+    assert r.got[:n] == [i for i, ok in enumerate(accepted) if ok]
+    assert r.got[n:] == [codec.GAP]
+    assert r.rx.read() == codec.NONE                              # one GAP per idle period
+    r.clock.advance_us(10000)
+    assert r.rx.read() == codec.NONE
+
+
+def test_pio_gap_needs_30_idle_bit_times():
+    r = pio_rig(True)
+    r.rx.set_handler(None)
+    r.tx.write(b"\x12", 1)
+    r.clock.advance_us(1100)
+    assert r.rx.read() == 0x12
+    r.clock.advance_us(GAP_US - 200)
+    assert r.rx.read() == codec.NONE
+    r.clock.advance_us(300)
+    assert r.rx.read() == codec.GAP
+
+
+def test_cross_backends_soft_and_pio():
+    data = bytes(range(0, 256, 7))
+    for invert in (False, True):
+        r = pio_rig(invert, tx_backend="soft")
+        send(r, data)
+        assert r.got == list(data) + [codec.GAP], ("soft->pio", invert)
+        r = pio_rig(invert, rx_backend="soft")
+        send(r, data)
+        assert r.got == list(data) + [codec.GAP], ("pio->soft", invert)
+
+
+def test_pio_58_byte_bursts_back_to_back_nothing_between():
+    invert = pico_w.EXTOUT_INVERT
+    r = pio_rig(invert)
+    burst = bytes((i * 53 + 7) & 0xFF for i in range(58))
+    pin = r.m.pins[0]
+    cyc = NS / (8 * BAUD)
+    for _burst in range(2):
+        start = len(pin.history)
+        r.tx.write(burst, 58)                     # blocks while the FIFO is full, as on a board
+        r.clock.advance_us(70000)
+        hist = pin.history[start:]
+        t0 = hist[0][0]
+        last = hist[-1][0]
+        assert round((last - t0) / cyc) <= 58 * 80            # no idle inside the burst
+        r.clock.advance_us(200000)
+        assert pin.history[-1][0] == last                     # nothing between bursts
+        drain(r)
+    assert r.got == (list(burst) + [codec.GAP]) * 2
+
+
+# ---- UART ---------------------------------------------------------------------------------------
+
+def uart_rig():
+    clock = Clock()
+    m = make_machine(clock)
+    tx = link_uart.UartTx(link_uart.make_uart(m, 1, BAUD, tx=21, invert=True))
+    rx = link_uart.UartRx(link_uart.make_uart(m, 2, BAUD, rx=27, invert=True), BAUD, 30,
+                          ticks_us=clock.ticks_us, ticks_diff=clock.ticks_diff)
+    return clock, m, tx, rx
+
+
+def test_make_uart_settings():
+    clock, m, tx, rx = uart_rig()
+    u_tx, u_rx = m.uarts
+    assert (u_tx.id, u_tx.baudrate, u_tx.bits, u_tx.parity, u_tx.stop) == (1, BAUD, 8, None, 1)
+    assert u_tx.tx == 21 and u_tx.rx is None and u_tx.invert == m.UART.INV_TX
+    assert u_rx.rx == 27 and u_rx.tx is None and u_rx.invert == m.UART.INV_RX
+    u = link_uart.make_uart(m, 0, 19200, tx=1, rx=2)
+    assert u.invert == 0 and (u.tx, u.rx) == (1, 2)
+
+
+def test_uart_write_and_pending():
+    clock, m, tx, rx = uart_rig()
+    u = m.uarts[0]
+    assert tx.pending() == 0
+    assert tx.write_byte(0x1C5) is True
+    assert u.sent == bytearray([0xC5]) and tx.pending() == 1
+    clock.advance_us(1100)
+    assert tx.pending() == 0
+
+
+def test_uart_58_byte_burst_back_to_back():
+    clock, m, tx, rx = uart_rig()
+    u = m.uarts[0]
+    burst = bytes(range(100, 158))
+    tx.write(burst, 58)
+    clock.advance_us(200000)
+    tx.write(burst, 58)
+    assert bytes(u.sent) == burst * 2
+    gaps = [u.starts[i + 1] - u.starts[i] for i in range(len(u.starts) - 1)]
+    assert gaps[:57] == [u.char_ns()] * 57 and gaps[58:] == [u.char_ns()] * 57
+    assert gaps[57] > 100 * u.char_ns()
+
+
+def test_uart_read_and_gap():
+    clock, m, tx, rx = uart_rig()
+    u = m.uarts[1]
+    assert rx.read() == codec.NONE
+    clock.advance_us(GAP_US * 3)
+    assert rx.read() == codec.NONE               # no GAP before any character
+    u.receive(b"\x01\x02")
+    assert [rx.read(), rx.read(), rx.read()] == [1, 2, codec.NONE]
+    clock.advance_us(GAP_US - 10)
+    assert rx.read() == codec.NONE
+    clock.advance_us(20)
+    assert rx.read() == codec.GAP
+    clock.advance_us(GAP_US * 2)
+    assert rx.read() == codec.NONE               # one GAP per idle period
+    assert rx.interrupt_driven is False
+
+
+def test_uart_bad_byte_is_caught_by_the_frame_crc():
+    """MicroPython's UART hides framing errors: a damaged character arrives as a byte. The
+    receiver passes it on; the frame's CRC rejects the section."""
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 4, 9, 0x40, 1, 1)
+    up = frame.Forwarder()
+    up.set_own(3300, 250, 0)
+    good = bytearray()
+    for i in range(n):
+        o = up.byte(buf[i])
+        if o >= 0:
+            good.append(o)
+    for damaged_at in (5, 40):
+        clock, m, tx, rx = uart_rig()
+        data = bytearray(good)
+        data[damaged_at] ^= 0x10                     # what a mis-sampled character looks like
+        m.uarts[1].receive(data)
+        fw = frame.Forwarder()
+        fw.set_own(3300, 250, 0)
+        results = {}
+        while True:
+            v = rx.read()
+            if v == codec.NONE:
+                break
+            assert 0 <= v <= 255                     # never FRAMING from the UART backend
+            fw.byte(v)
+            if fw.event == frame.EV_A:
+                results["a"] = fw.a_result
+            if fw.event == frame.EV_B:
+                results["b"] = fw.b_result
+        if damaged_at < frame.A_LEN:
+            assert results["a"] == frame.BAD
+        else:
+            assert results["a"] == frame.OK and results["b"] == frame.BAD
+
+
+# ---- factory: make_tx / make_rx from the board definitions ---------------------------------------
+
+class SoftBoard:
+    LINK_BACKEND = "soft"
+    LINK_IN_PIN = 4
+    LINK_OUT_PIN = 5
+    LINK_BAUD = 2400
+    LINK_INVERT = False
+    LINK_SOFT_TIMER_ID = 3
+    EXTOUT_PIN = 6
+
+
+def test_factory_pio_boards():
+    for bd in (pico, pico_w):
+        clock = Clock()
+        m = make_machine(clock)
+        rp2 = make_rp2(clock)
+        tx = link.make_tx(bd, bd.LINK_OUT_PIN, bd.LINK_INVERT, bd.LINK_BAUD, machine=m, rp2=rp2)
+        rx = link.make_rx(bd, machine=m, rp2=rp2, time=clock)
+        assert isinstance(tx, link_pio.PioTx) and isinstance(rx, link_pio.PioRx)
+        assert rp2.machines[bd.LINK_PIO_SM_TX].out_base is m.pins[bd.LINK_OUT_PIN]
+        assert rp2.machines[bd.LINK_PIO_SM_TX].freq == 8 * bd.LINK_BAUD
+        assert rp2.machines[bd.LINK_PIO_SM_RX].freq == 16 * bd.LINK_BAUD
+        assert rp2.machines[bd.LINK_PIO_SM_RX].in_base is m.pins[bd.LINK_IN_PIN]
+        assert rp2.machines[bd.LINK_PIO_SM_RX].jmp_pin is m.pins[bd.LINK_IN_PIN]
+        assert m.pins[bd.LINK_OUT_PIN].level == codec.idle_level(bd.LINK_INVERT)
+    ext = link.make_tx(pico_w, pico_w.EXTOUT_PIN, pico_w.EXTOUT_INVERT, pico_w.EXTOUT_BAUD,
+                       machine=m, rp2=rp2)
+    assert isinstance(ext, link_pio.PioTx)
+    assert rp2.machines[pico_w.EXTOUT_PIO_SM].sideset_base is m.pins[pico_w.EXTOUT_PIN]
+    assert link.make_tx(pico, pico.EXTOUT_PIN, True, 9600, machine=m, rp2=rp2) is None
+    words = sum(len(link_pio.program(rp2, n).words) for n in ("tx_inverted", "rx_inverted"))
+    assert words <= 32                           # one PIO block's instruction memory
+
+
+def test_factory_uart_boards():
+    for bd in (esp32_devkitc, esp32c3_devkitm):
+        clock = Clock()
+        m = make_machine(clock)
+        tx = link.make_tx(bd, bd.LINK_OUT_PIN, bd.LINK_INVERT, bd.LINK_BAUD, machine=m)
+        rx = link.make_rx(bd, machine=m, time=clock)
+        assert isinstance(tx, link_uart.UartTx) and isinstance(rx, link_uart.UartRx)
+        assert tx.uart.id == bd.LINK_UART_ID and tx.uart.tx == bd.LINK_OUT_PIN
+        assert rx.uart.rx == bd.LINK_IN_PIN and rx.uart.invert == m.UART.INV_RX
+    m = make_machine(Clock())
+    ext = link.make_tx(esp32_devkitc, esp32_devkitc.EXTOUT_PIN, True, 9600, machine=m)
+    assert isinstance(ext, link_uart.UartTx) and ext.uart.id == esp32_devkitc.EXTOUT_UART_ID
+
+
+def test_factory_soft_board():
+    clock = Clock()
+    m = make_machine(clock)
+    tx = link.make_tx(SoftBoard, SoftBoard.LINK_OUT_PIN, False, 2400, machine=m)
+    ext = link.make_tx(SoftBoard, SoftBoard.EXTOUT_PIN, True, 9600, machine=m)
+    assert isinstance(tx, link_soft.SoftTx) and isinstance(ext, link_soft.SoftTx)
+    assert m.timers[0].id == 3 and m.timers[0].freq == 2400 and m.timers[1].freq == 9600
+    assert m.pins[SoftBoard.EXTOUT_PIN].level == 0           # inverted: idle low
+    rx = link.make_rx(SoftBoard, machine=m, time=clock)
+    assert isinstance(rx, link_soft.SoftRx)
+    assert m.pins[SoftBoard.LINK_IN_PIN].handler is not None
+
+
+def test_backends_import_without_hardware():
+    """No machine / rp2 import at module level: the modules load on the host."""
+    import importlib
+    for mod in (link, link_soft, link_pio, link_uart):
+        importlib.reload(mod)
