@@ -94,6 +94,7 @@ class BoardHw:
         self.cause = "power"
         self.link_tx = None
         self.link_rx = None
+        self.ble = None              # no radio: the app protocol goes over --app-port
 
     # noise: unit-sigma samples (x 1e6) cycled from a table, so reads stay cheap
     def _gauss_u(self):
@@ -143,10 +144,14 @@ class BoardHw:
     def reset_cause(self):
         return self.cause
 
-    def power_off(self):
-        """Board lost power: its balance resistor and LEDs go dark."""
+    def safe(self):
+        """Every output to its safe level (hal/loop.py calls it after a role fault)."""
         self.set_balance_duty(0)
         self.led = False
+
+    def power_off(self):
+        """Board lost power: its balance resistor and LEDs go dark."""
+        self.safe()
 
 
 class BeginHw(BoardHw):
@@ -209,7 +214,8 @@ class EndHw(BoardHw):
     def set_load_led(self, on):
         self.load_led = bool(on)
 
-    def power_off(self):
-        BoardHw.power_off(self)
-        self.set_charge_relay(False)   # a dead End board drops both relays (coils unpowered)
+    def safe(self):
+        BoardHw.safe(self)
+        self.set_charge_relay(False)   # relays and their LEDs off (a dead End board: coils unpowered)
         self.set_load_relay(False)
+        self.charge_led = self.load_led = False
