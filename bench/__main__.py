@@ -12,12 +12,85 @@ for sub in ("host_shims", "firmware", ""):
         sys.path.insert(0, p)
 
 
+NOT_SECTIONS = ("mp_probe",)     # runs under the MicroPython Unix port, not a section
+
+
 def sections():
     names = []
     for entry in sorted(os.listdir(HERE)):
-        if entry.endswith(".py") and not entry.startswith("_"):
+        if entry.endswith(".py") and not entry.startswith("_") and entry[:-3] not in NOT_SECTIONS:
             names.append(entry[:-3])
     return names
+
+
+def _get(d, *path):
+    for k in path:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def summary_rows(res):
+    """(figure, value) pairs of the headline figures present in a results dict."""
+    rows = []
+
+    def add(name, value, fmt="%s"):
+        if value is not None:
+            rows.append((name, fmt % value if not isinstance(value, str) else value))
+    for n in ("4", "16", "64", "255"):
+        c = _get(res, "link", "cells", n)
+        if c:
+            sb = _get(c, "compare", "smartbms123", "latency_ms")
+            add("link %s cells: aggregates at End" % n,
+                "%s ms (%s bit times), detail in %s cycles%s" % (
+                    c["aggregates_latency_ms"], c["aggregates_latency_bits"], c["detail_cycles"],
+                    "; 123SmartBMS scheme %s ms, %s cycles" % (sb, n) if sb is not None else ""))
+    for n in ("16", "255"):
+        for key, label in (("vmax_to_charge_off_ms", "V-max -> charge relay open"),
+                           ("vmin_to_load_off_ms", "V-min -> load relay open"),
+                           ("link_break_to_both_off_ms", "link break -> both relays open")):
+            m = _get(res, "reaction", "cells", n, key)
+            if m:
+                add("reaction %s cells: %s" % (n, label), "median %s ms, worst %s ms" % (m["median"], m["worst"]))
+    for role in ("begin", "between", "end"):
+        m = _get(res, "memory", role)
+        if m:
+            add("%s: heap after boot / alloc per cycle" % role,
+                "%s B / %s B" % (m["heap_after_boot_bytes"], m["alloc_per_cycle_bytes"]))
+            add("%s: CPU per cycle (Unix port) / awake" % role,
+                "%s ms / %.1f %%" % (m["cpu_ms_per_cycle"], 100.0 * m["awake_fraction"]))
+    for target, per in sorted((_get(res, "images") or {}).items()):
+        add("image %s" % target, ", ".join("%s %s B" % (r, per[r]["bytes"]) for r in ("begin", "between", "end")
+                                           if r in per))
+    soc = _get(res, "soc")
+    if soc:
+        add("SoC error with recalibration", "max %s %%, RMS %s %%" % (soc.get("max_error_pct"), soc.get("rms_error_pct")))
+        add("SoC error without recalibration", "max %s %%" % _get(soc, "no_recal", "max_error_pct"))
+    bal = _get(res, "balance")
+    if bal:
+        add("top-of-charge spread after %s cycles" % bal.get("days"),
+            "balancing on %s mV, off %s mV" % (bal.get("spread_mv_on"), bal.get("spread_mv_off")))
+    return rows
+
+
+def print_summary(res):
+    rows = summary_rows(res)
+    if not rows:
+        return
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        from bench import table
+        table("cellchain bench summary", ["figure", "value"], rows)
+        return
+    t = Table(title="cellchain bench summary (bench/results.json, docs/benchmarks.md)")
+    t.add_column("figure")
+    t.add_column("value")
+    for name, value in rows:
+        t.add_row(name, value)
+    Console().print(t)
 
 
 def main(argv):
@@ -42,6 +115,7 @@ def main(argv):
     with open(path, "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
         f.write("\n")
+    print_summary(results)
     print("wrote %s" % os.path.relpath(path))
     return 1 if failed else 0
 

@@ -33,18 +33,20 @@ def image_sizes(folder):
     return {"bytes": total, "mpy_bytes": mpy, "files": files}
 
 
-def build(out, boards=None):
+def build(out, boards=None, roles=None):
     args = [sys.executable, os.path.join(ROOT, "tools", "build_images.py"), "--out", out]
     for b in boards or sorted(set(BOARD_FOR_TARGET.values())):
         args += ["--board", b]
+    for r in roles or ():
+        args += ["--role", r]
     res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     return res.returncode, res.stdout + res.stderr
 
 
-def run(results, boards=None):
+def run(results, boards=None, roles=None):
     out = tempfile.mkdtemp(prefix="cellchain-bench-img-")
     try:
-        rc, log = build(out, boards)
+        rc, log = build(out, boards, roles)
         images = {}
         rows = []
         for target, board in sorted(BOARD_FOR_TARGET.items()):

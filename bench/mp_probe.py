@@ -297,4 +297,5 @@ def main():
     print(json.dumps(out))
 
 
-main()
+if sys.implementation.name == "micropython":
+    main()

@@ -1,0 +1,92 @@
+"""make bench sections other than the link (issue 9): each run with tiny parameters, checking the
+JSON keys the issue names and that the figures are sane (measured, not constants)."""
+import pytest
+
+from bench import __main__ as bench_main
+from bench import accuracy, images, link, memory, reaction
+
+
+def test_sections_exclude_the_micropython_probe():
+    names = bench_main.sections()
+    assert "mp_probe" not in names
+    for n in ("accuracy", "images", "link", "memory", "reaction"):
+        assert n in names
+
+
+def test_link_comparison_figures():
+    for n in (4, 16, 64, 255):
+        c = link.compare(n)
+        assert c["smartbms123"]["latency_bits"] == (n - 1) * (58 * 10 + link.PROC_BITS)
+        assert c["smartbms123"]["detail_cycles"] == n
+        assert c["floor"]["latency_bits"] == 350 + n - 2
+        assert c["store_forward"]["latency_bits"] > c["floor"]["latency_bits"]
+        assert c["store_forward"]["last_frame_bytes"] == 38 + 5 * n
+    assert link.compare(4)["store_forward"]["fits_cycle"] and not link.compare(64)["store_forward"]["fits_cycle"]
+    assert link.compare(255)["floor"]["detail_cycles"] == 2
+    m = link.measure(16)
+    c = link.compare(16)
+    # the measured chain sits between the floor and the other schemes
+    assert c["floor"]["latency_bits"] <= m["aggregates_latency_bits"] < c["smartbms123"]["latency_bits"]
+    assert m["aggregates_latency_bits"] < c["store_forward"]["latency_bits"]
+
+
+def test_memory_and_cpu_per_role():
+    res = {}
+    memory.run(res, cycles=60)
+    for role in ("begin", "between", "end"):
+        m = res["memory"][role]
+        assert 10000 < m["heap_after_boot_bytes"] < 400000
+        assert m["alloc_per_cycle_bytes"] == 0        # steady state allocates nothing
+        assert m["heap_lock_steady_ok"] is True
+        assert 0 < m["cpu_ms_per_cycle"] < 100
+        assert 0 < m["awake_fraction"] < 1
+        assert m["awake_fraction"] <= m["awake_fraction_board_est"] < 1
+    # Begin and Between allocate nothing even while starting; End saves its state once
+    assert res["memory"]["begin"]["first_alloc"] is None
+    assert res["memory"]["between"]["first_alloc"] is None
+    assert res["memory"]["end"]["relays_closed"] == [True, True]
+    rows = dict(bench_main.summary_rows(res))
+    assert "end: heap after boot / alloc per cycle" in rows
+
+
+def test_wire_time_depends_on_the_frame():
+    assert memory.wire_ms("between", 118) > memory.wire_ms("end", 118)
+    assert abs(memory.wire_ms("begin", 96, baud=9600) - 100.0) < 1e-9
+
+
+def test_image_sizes_from_a_fresh_build():
+    res = {}
+    images.run(res, boards=["pico_w"], roles=["between"])
+    per = res["images"]["armv6m"]
+    assert list(per) == ["between"]
+    assert per["between"]["bytes"] > per["between"]["mpy_bytes"] > 10000
+    assert per["between"]["board"] == "pico_w" and per["between"]["files"] > 3
+
+
+@pytest.mark.parametrize("kind", reaction.KINDS)
+def test_reaction_trial_16_cells(kind):
+    t = reaction.trial(16, kind, seed=3)
+    # at least the time to the next sample, at most sample + frame + comm timeout (1 s cycles)
+    assert t is not None and 0 < t < 4000
+
+
+def test_reaction_results_keys():
+    res = {}
+    reaction.run(res, sizes=(16,), trials=2, workers=1)
+    cell = res["reaction"]["cells"]["16"]
+    for key in ("vmax_to_charge_off_ms", "vmin_to_load_off_ms", "link_break_to_both_off_ms"):
+        assert cell[key]["trials"] == 2 and cell[key]["missed"] == 0
+        assert 0 < cell[key]["median"] <= cell[key]["worst"] < 4000
+
+
+def test_accuracy_keys_and_sanity():
+    res = {}
+    accuracy.run(res, soc_days=1, bal_days=1, day_s=864, cells=3, soc_cells=2, workers=1)
+    soc = res["soc"]
+    assert 0 <= soc["rms_error_pct"] <= soc["max_error_pct"] < 10
+    assert soc["recal"]["calibrated"] is True
+    assert soc["no_recal"]["detail"]["calibrated"] is False
+    assert soc["no_recal"]["max_error_pct"] >= 0
+    bal = res["balance"]
+    assert bal["balance_switch_mv"] > 0
+    assert 0 <= bal["spread_mv_on"] < 1000 and 0 <= bal["spread_mv_off"] < 1000
