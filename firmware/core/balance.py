@@ -6,14 +6,17 @@ for the balance resistor in permille (0 = off, 1000 = fully on). Rules, in order
 * off when balancing is disabled (``vbal_mv`` 0: option switches 4-8 all off), when the link is
   stale (``link_ok`` False), when the cell reading is not data (``cell_ok`` False) or when the
   board temperature is unknown (``temp_ok`` False): off on doubt;
-* hysteresis ABOVE V-balance: switches on when the cell reaches V-balance plus a margin
-  (``cell_mv >= vbal_mv + hyst_mv``), off again as soon as it falls below V-balance
-  (``cell_mv < vbal_mv``). A balancing cell is therefore always at or above V-balance: the
-  resistor never holds a cell just under V-balance, where the pack's "all cells >= V-balance"
-  (full, SoC recalibration, charge off) could never be reached while the CV charger tapers to
-  about the balance current. The ``hyst_mv`` band (10 mV) keeps the resistor from chattering on
-  ADC noise; the reading is always taken with the resistor off (see below), so switching does not
-  move the reading by I x R;
+* hysteresis ABOVE V-balance with a dwell: on when the cell is at or above V-balance
+  (``cell_mv >= vbal_mv``) and the resistor has been off for at least ``dwell_ms`` (60 s), or at
+  once when the cell is a margin above it (``cell_mv >= vbal_mv + hyst_mv``, 10 mV); off as soon
+  as the cell falls below V-balance (``cell_mv < vbal_mv``). A balancing cell is therefore always
+  at or above V-balance: the resistor never holds a cell just under V-balance, where the pack's
+  "all cells >= V-balance" (full, SoC recalibration, charge off) could never be reached while
+  the CV charger tapers to about the balance current. ADC noise around V-balance switches the
+  resistor on at most once per dwell (no chatter), and a cell resting at V-balance is still
+  drained below it in short bites, which the charge relay needs (normal mode switches charging on
+  only when all cells are below V-balance). The reading is always taken with the resistor off
+  (see below), so switching does not move the reading by I x R;
 * thermal: full duty up to ``derate_dc``, then linearly less down to ``min_duty`` at ``stop_dc``;
   at or above ``stop_dc`` a hard stop that holds until the board cools below ``resume_dc``.
 
@@ -31,7 +34,9 @@ from micropython import const
 FULL_DUTY = const(1000)
 
 # Defaults (board definitions may override with BALANCE_* constants).
-HYST_MV = const(10)       # on at V-balance + 10 mV, off below V-balance
+HYST_MV = const(10)       # on at once at V-balance + 10 mV; off below V-balance
+DWELL_MS = const(60000)   # on at V-balance once the resistor has been off this long
+_DWELL_CAP_MS = const(0x10000000)
 DERATE_DC = const(600)     # derating starts at 60.0 degC board temperature
 STOP_DC = const(750)       # hard stop at 75.0 degC
 RESUME_DC = const(650)     # after a hard stop, resume below 65.0 degC
@@ -40,10 +45,11 @@ MIN_DUTY = const(200)      # duty just below the hard stop
 
 class Balancer:
     def __init__(self, hyst_mv=HYST_MV, derate_dc=DERATE_DC, stop_dc=STOP_DC, resume_dc=RESUME_DC,
-                 min_duty=MIN_DUTY, settle_reads=4):
+                 min_duty=MIN_DUTY, settle_reads=4, dwell_ms=DWELL_MS):
         if not derate_dc < stop_dc or resume_dc >= stop_dc or not 0 < min_duty <= FULL_DUTY or hyst_mv < 0:
             raise ValueError("balance limits: derate < stop, resume < stop, 0 < min_duty <= 1000")
         self.hyst_mv = hyst_mv
+        self.dwell_ms = dwell_ms
         self.derate_dc = derate_dc
         self.stop_dc = stop_dc
         self.resume_dc = resume_dc
@@ -54,6 +60,7 @@ class Balancer:
     def reset(self):
         """Everything off (boot, safe state)."""
         self.wanted = False      # voltage rule says balance
+        self.off_ms = self.dwell_ms  # time since the voltage rule last switched off
         self.hot_stop = False    # thermal hard stop latched
         self.derated = False     # duty reduced or stopped by temperature
         self.duty = 0
@@ -79,13 +86,17 @@ class Balancer:
         return d if d > self.min_duty else self.min_duty
 
     def update(self, cell_mv, cell_ok, vbal_mv, link_ok, temp_dc, temp_ok, dt_ms):
-        if vbal_mv <= 0 or not link_ok or not cell_ok:
-            self.wanted = False
-        elif self.wanted:
-            if cell_mv < vbal_mv:
+        if not self.wanted:
+            a = self.off_ms
+            if dt_ms > 0 and a < _DWELL_CAP_MS:
+                self.off_ms = a + dt_ms
+        if vbal_mv <= 0 or not link_ok or not cell_ok or cell_mv < vbal_mv:
+            if self.wanted:
                 self.wanted = False
-        elif cell_mv >= vbal_mv + self.hyst_mv:
-            self.wanted = True
+                self.off_ms = 0
+        elif not self.wanted:
+            if self.off_ms >= self.dwell_ms or cell_mv >= vbal_mv + self.hyst_mv:
+                self.wanted = True
         if temp_ok:
             limit = self.thermal_duty(temp_dc)
         else:
