@@ -25,6 +25,7 @@ from core import settings as _settings
 from core import store
 from core.current import PackCurrent, sensor_ok
 from core.relays import Limits, RelayLeds, Relays
+from core.sampling import CELL_MAX_MV, CELL_MIN_MV
 from core.snapshot import MAX_CELLS, CellStatus
 from core.soc import EnergyCounter, FullEmptyDetector, SocCounter, mul_e4, mul_e5
 
@@ -167,9 +168,13 @@ class PackBrain:
             min_mv = 0xFFFF
             for i in range(n):
                 st = status[i]
-                if st & CellStatus.STALE:
-                    # detail not (yet) received: nothing of this cell is data (a snapshot
-                    # still filling in after boot, or a board whose detail stopped coming)
+                if st & CellStatus.STALE or (
+                        not st & CellStatus.VOLT_SENSOR_FAULT
+                        and not CELL_MIN_MV <= cell_mv[i] <= CELL_MAX_MV):
+                    # not (yet) reported: detail never received or too old (STALE), or a slot
+                    # no board has filled in (0 mV without VOLT_SENSOR_FAULT: a board forwards
+                    # frames before its first measurement; every measured voltage outside
+                    # 1.0..5.1 V carries VOLT_SENSOR_FAULT). Nothing of this cell is data.
                     stale = True
                     continue
                 if st & CellStatus.DERATED:

@@ -187,6 +187,26 @@ def test_no_cell_alarms_until_the_snapshot_is_complete():
     assert b.alarms == A.SOC_NOT_CALIBRATED
     run(b, snap, ENABLE_SAMPLES)
     assert b.charge_allowed and b.load_allowed
+    # the first frame after boot: the Between boards have not measured yet and forward their
+    # slot empty (0 mV, 0 status, fresh age). Not a cell at 0 V either.
+    b = PackBrain(lfp(), True)
+    fill(snap, [3300, 0, 0, 3300])
+    snap.cell_temp_dc[1] = -400
+    snap.cell_temp_dc[2] = -400
+    for _ in range(3):
+        b.update(snap, 1000)
+        assert b.alarms == A.COMM_LOST | A.SOC_NOT_CALIBRATED, A.names(b.alarms)
+        assert b.soc_c == 5000 and not b.load_allowed
+    # while a measured implausible voltage is a sensor fault, not missing data
+    snap.cell_status[1] = CellStatus.VOLT_SENSOR_FAULT
+    snap.cell_status[2] = CellStatus.VOLT_SENSOR_FAULT
+    snap.cell_temp_dc[1] = 250
+    snap.cell_temp_dc[2] = 250
+    b.update(snap, 1000)
+    assert b.alarms == A.VOLT_SENSOR_FAULT | A.SOC_NOT_CALIBRATED, A.names(b.alarms)
+    fill(snap, 3300)
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed and b.load_allowed
     # a board whose detail goes stale later: its old reading is not used, both relays off
     snap.cell_status[1] = CellStatus.STALE
     snap.cell_mv[1] = 2800
