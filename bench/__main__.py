@@ -90,7 +90,7 @@ def print_summary(res):
     t.add_column("value")
     for name, value in rows:
         t.add_row(name, value)
-    Console().print(t)
+    Console(width=110).print(t)
 
 
 def main(argv):

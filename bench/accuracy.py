@@ -183,6 +183,7 @@ def run(results, soc_days=SOC_DAYS, bal_days=BAL_DAYS, day_s=DAY_S, cells=CELLS,
             ["top-of-charge spread, balancing off", "%.1f mV" % boff["spread_mv"],
              "day 1: %.1f mV" % boff["first_day_spread_mv"]]]
     from bench import table
-    table("accuracy (virtual pack, %d x %d Ah LiFePO4, solar days of %d s: %d days SoC, %d days balancing)"
-          % (cells, capacity_ah(day_s), day_s, soc_days, bal_days), ["figure", "max / last", "RMS / first"], rows)
+    table("accuracy (virtual pack, %d Ah LiFePO4 cells, solar days of %d s: SoC %d cells x %d days, balancing "
+          "%d cells x %d days)" % (capacity_ah(day_s), day_s, soc_cells, soc_days, cells, bal_days),
+          ["figure", "max / last", "RMS / first"], rows)
     return results
