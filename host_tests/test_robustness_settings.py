@@ -209,13 +209,6 @@ def test_power_cut_between_the_steps_of_a_non_replacing_rename_keeps_old_setting
     assert status == cs.LOADED and loaded == old
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware: core/store.py save() on a file system whose rename does not replace the target removes "
-    "the old record before renaming the new one into place; a power cut between the two leaves only "
-    "'<path>.tmp' (complete, CRC-good) and load() reports MISSING, so the End board boots with "
-    "SETTINGS_INVALID although a good record is on the flash. The module promises 'either the old "
-    "record or the new one'. Expected: load() falls back to a CRC-good '<path>.tmp' when '<path>' is "
-    "missing (or save() renames the old file aside instead of removing it)"))
 def test_power_cut_after_removing_the_old_file_still_loads_a_settings_record(tmp_path, monkeypatch):
     old, new = _old_new()
     path = str(tmp_path / "settings.json")

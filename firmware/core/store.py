@@ -72,8 +72,7 @@ def decode(data, kind, version):
     return values, OK
 
 
-def load(path, kind, version):
-    """Read a record: (values dict or None, status). Never raises on bad or missing files."""
+def _read(path, kind, version):
     try:
         with open(path, "rb") as f:
             data = f.read(_MAX_BYTES + 1)
@@ -82,6 +81,20 @@ def load(path, kind, version):
     if len(data) > _MAX_BYTES:
         return None, CORRUPT
     return decode(data, kind, version)
+
+
+def load(path, kind, version):
+    """Read a record: (values dict or None, status). Never raises on bad or missing files.
+
+    When the record is missing or damaged but a complete, CRC-good ``<path>.tmp`` exists (a
+    power cut between the steps of a save on a file system whose rename cannot replace a file),
+    that new record is the one in force, so a save is "old or new", never "nothing"."""
+    values, status = _read(path, kind, version)
+    if status == MISSING or status == CORRUPT:
+        tmp_values, tmp_status = _read(path + ".tmp", kind, version)
+        if tmp_status == OK:
+            return tmp_values, OK
+    return values, status
 
 
 def save(path, kind, version, values):

@@ -152,3 +152,20 @@ def test_wrong_kind_and_version():
     assert store.load(path, "settings", 1) == (None, store.WRONG_KIND)
     assert store.load(path, "calibration", 2) == (None, store.WRONG_VERSION)
     assert store.load(path, "calibration", 1) == ({"a": 1}, store.OK)
+
+
+def test_complete_temporary_file_is_used_when_the_record_is_gone():
+    # a file system whose rename cannot replace: save removed the old record, power was cut
+    # before the rename; the complete new record in .tmp is the one in force
+    d = tmpdir()
+    path = d + "/settings.json"
+    new = settings.preset(settings.NMC)
+    with open(path + ".tmp", "wb") as f:
+        f.write(store.encode(settings.FILE_KIND, settings.FILE_VERSION, new.to_dict()))
+    s, result = settings.load(path)
+    assert result == settings.LOADED and s == new
+    # a half-written .tmp alone is not a record
+    with open(path + ".tmp", "wb") as f:
+        f.write(store.encode(settings.FILE_KIND, settings.FILE_VERSION, new.to_dict())[:40])
+    s, result = settings.load(path)
+    assert result == settings.MISSING and not s.is_configured()
