@@ -46,16 +46,8 @@ def wire_campaign(tmp_path_factory):
     return r
 
 
-def _end_input_xfail(what):
-    return pytest.mark.xfail(strict=True, reason=(
-        "firmware: roles/end.py never sets snap.break_position when its OWN input is dead (%s): "
-        "nothing arrives, comm_ok times out and both relays open, but break_position stays 0, so "
-        "the user is not told where the chain is broken; expected the End board's position (16)" % what))
-
-
 @pytest.mark.parametrize("position", [
-    pytest.param(p, marks=_end_input_xfail("wire 15 -> End")) if p == CHAIN - 1 else p
-    for p in range(1, CHAIN)])
+    p for p in range(1, CHAIN)])
 def test_broken_wire_opens_both_relays_and_is_located(wire_campaign, position):
     r = wire_campaign
     t = _t0(position)
@@ -105,7 +97,7 @@ def power_campaign(tmp_path_factory):
 
 
 @pytest.mark.parametrize("board", [
-    pytest.param(k, marks=_end_input_xfail("board 15 dead")) if k == CHAIN - 1 else k
+    k
     for k in range(1, CHAIN)])
 def test_board_losing_power_mid_frame_opens_both_relays_and_is_located(power_campaign, board):
     r = power_campaign

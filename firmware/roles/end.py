@@ -26,6 +26,10 @@ class End:
         self.fw = self.port.fw
         self.comm_timeout_cycles = comm_timeout_cycles
         self.missed = comm_timeout_cycles   # cycles without a valid complete frame
+        self.quiet = comm_timeout_cycles    # cycles in which no frame reached our input intact
+        self.own_position = 0               # this board's position, learnt from good frames
+        self._heard = False
+        self._own_bad = False
         self.broken = False
         self.complete_frames = 0
         self._complete = False
@@ -43,6 +47,10 @@ class End:
         out = fw.out
         if ev == frame.EV_A:
             self._a_ok = fw.a_result == frame.OK
+            if fw.a_result == frame.BAD:
+                self._own_bad = True            # damaged on the wire into this board
+            else:
+                self._heard = True              # a frame got here (good, or failed upstream)
             if self._a_ok:
                 frame.apply_a(out, snap)
                 snap.valid = True
@@ -52,6 +60,8 @@ class End:
                     self.hw.set_charge_relay(False)
                     self.hw.set_load_relay(False)
         elif ev == frame.EV_B:
+            if fw.b_result == frame.BAD:
+                self._own_bad = True
             if fw.b_result == frame.OK:
                 brk = out[frame.O_BRK]
                 if self._a_ok:
@@ -80,8 +90,19 @@ class End:
             self._complete = False
             self.missed = 0
             self.complete_frames += 1
+            self.own_position = snap.cell_count
         elif self.missed < 255:
             self.missed += 1
+        if self._heard:
+            self.quiet = 0
+        elif self.quiet < 255:
+            self.quiet += 1
+        if self.quiet >= self.comm_timeout_cycles or (self._own_bad and not self._heard):
+            # our own input is silent or damaged: the chain is broken on the wire into this
+            # board (the boards before it would have reported a break upstream of it)
+            snap.break_position = self.own_position
+        self._heard = False
+        self._own_bad = False
         snap.comm_ok = snap.valid and self.missed < self.comm_timeout_cycles and not self.broken
         self._age_cells()
         brain = self.brain

@@ -107,6 +107,20 @@ def test_removed_board_is_located_and_comm_trips():
     assert ch.cells[7].link_ok
 
 
+def test_dead_wire_into_the_end_board_is_located_at_the_end_board():
+    ch = make(16)
+    ch.run_cycles(3)
+    assert ch.end.snap.comm_ok and ch.end.snap.break_position == 0
+    ch.wires[14].broken = True        # board 15 -> End: nobody downstream can report it
+    ch.run_cycles(4)
+    snap = ch.end.snap
+    assert not snap.comm_ok
+    assert snap.break_position == 16
+    ch.wires[14].broken = False
+    ch.run_cycles(3)
+    assert ch.end.snap.comm_ok and ch.end.snap.break_position == 0
+
+
 def test_corrupting_board_located_in_section_a_and_b():
     ch = make(16)
     ch.run_cycles(2)
