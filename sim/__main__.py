@@ -91,6 +91,8 @@ def main(argv=None):
     d.add_argument("--trace", default=os.path.join("out", "sim-demo.jsonl"))
     d.add_argument("--no-live", action="store_true", help="no live view (plain progress lines)")
     d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--app-port", type=int, default=8123,
+                   help="serve the app protocol here for the cellchain CLI (default 8123; -1: off)")
     d.set_defaults(fn=cmd_demo)
     args = ap.parse_args(argv)
     return args.fn(args)

@@ -32,6 +32,16 @@ def run_demo(args):
     console = Console()
     console.print("[bold]cellchain virtual pack[/]: 16 LiFePO4 cells, real firmware (%s engine, link %s). "
                   "Charging to full, then discharging to empty. Ctrl-C stops." % (args.engine, sim.fw.link))
+    srv = None
+    if args.app_port is not None and args.app_port >= 0:
+        from sim.app_server import serve
+        try:
+            srv = serve(sim, args.app_port)
+        except OSError:
+            srv = serve(sim, 0)          # the port is taken: any free one
+        console.print("app protocol on 127.0.0.1:%d - while the demo runs, in another terminal: "
+                      "[bold].venv/bin/cellchain --socket 127.0.0.1:%d watch[/]"
+                      % (srv.port, srv.port))
     state = {"phase": "charge", "full_t": None, "empty_t": None, "refresh": 0.0}
     wall0 = time.monotonic()
 
@@ -68,6 +78,9 @@ def run_demo(args):
                 sim.run(on_second=on_second, stop=stop)
     except KeyboardInterrupt:
         console.print("stopped")
+    finally:
+        if srv is not None:
+            srv.close()
     path = plot(sim.history, args.out, "cellchain demo: 16 x 40 Ah LiFePO4 (%s engine)" % args.engine)
     wall = time.monotonic() - wall0
     h = sim.history[-1] if sim.history else None
