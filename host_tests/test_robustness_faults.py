@@ -288,12 +288,6 @@ def test_watchdog_reset_mid_cycle_starts_safe_and_restores_soc_settings_and_cali
     assert abs(sum(err(t) for t in range(84, 90)) / 6 - 0.030) < 0.010
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware: core/brain.py PackBrain.__init__ starts with alarms = SETTINGS_INVALID | COMM_LOST | "
-    "SOC_NOT_CALIBRATED and set_settings() only ever ORs SETTINGS_INVALID in, never clears it; so until "
-    "the brain's first update() (up to one cycle after every boot) the app and the trace report "
-    "'settings invalid' for a good settings file. Expected: SETTINGS_INVALID only when the settings "
-    "are not usable"))
 def test_restart_does_not_report_good_settings_as_invalid(tmp_path):
     r = Run(tmp_path, "robust_small")
     got = []

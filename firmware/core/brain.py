@@ -123,7 +123,9 @@ class PackBrain:
         self._settings = settings if usable else _settings.Settings()
         self._lim = Limits(self._settings)
         self._soc.set_capacity(self._settings.capacity_ah)
-        if not usable:
+        if usable:
+            self.alarms &= ~A.SETTINGS_INVALID
+        else:
             self._relays.force_off()
             self.charge_allowed = False
             self.load_allowed = False
@@ -206,6 +208,32 @@ class PackBrain:
             else:
                 self._pack_mv = total if total < _MAX_PACK_MV else _MAX_PACK_MV
                 self._cells = n
+                # the aggregates of section A: every board updates them in every frame, while
+                # a cell's detail reaches this board once per window rotation (8 cycles at 255
+                # cells). The worse of the two counts, so a crossing anywhere in the chain acts
+                # within one frame. Boards with a sensor fault are left out of the matching
+                # aggregate by the link (core/frame.py); position 0 = no board contributed.
+                agg = False
+                if snap.min_mv_cell:
+                    agg = True
+                    if snap.min_mv < min_mv:
+                        min_mv = snap.min_mv
+                if snap.max_mv_cell:
+                    agg = True
+                    if snap.max_mv > max_mv:
+                        max_mv = snap.max_mv
+                if min_mv < CELL_MIN_MV or max_mv > CELL_MAX_MV:
+                    # no measured cell gives such an aggregate (an implausible reading carries
+                    # VOLT_SENSOR_FAULT and is left out): not data, as a slot nobody filled
+                    stale = True
+                if snap.min_temp_cell and snap.max_temp_cell:
+                    if temp_ok:            # detail without any valid temperature stays "none"
+                        if snap.min_temp_dc < min_t:
+                            min_t = snap.min_temp_dc
+                        if snap.max_temp_dc > max_t:
+                            max_t = snap.max_temp_dc
+                elif agg or snap.min_temp_cell or snap.max_temp_cell:
+                    temp_ok = False        # this frame: no valid temperature in the chain
         # complete: every cell's detail is fresh; until then only COMM_LOST (no cell alarms)
         comm = snap.valid and snap.comm_ok and n > 0 and not stale
         count_ok = True
