@@ -1,5 +1,6 @@
 """CPython-only property tests of the pack brain (hypothesis): whatever the snapshots, settings
-and times, relays never contradict the limits, nothing raises, the counters stay small ints,
+and times, relays never contradict the limits (of the per-cell detail nor of the section-A
+aggregates), nothing raises, the counters stay small ints,
 and the coulomb counter loses nothing over long random profiles."""
 from hypothesis import given, settings as hsettings, strategies as st
 
@@ -23,6 +24,11 @@ frame = st.tuples(
     st.sampled_from([0, SensorFlags.PRESENT, SensorFlags.FAULT, SensorFlags.PRESENT | SensorFlags.HIGH_RANGE]),
     st.one_of(st.just(1000), st.integers(-5000, 2000000)),   # dt_ms, also absurd ones
     st.integers(1, 6),                                 # the frame repeats this many cycles
+    # section A aggregates (min mV, position, max mV, position, min T, position, max T,
+    # position), position 0 = no board contributed; None: nobody filled section A in
+    st.one_of(st.none(), st.tuples(cell_mv, st.integers(0, 4), cell_mv, st.integers(0, 4),
+                                   st.integers(-500, 1000), st.integers(0, 4),
+                                   st.integers(-500, 1000), st.integers(0, 4))),
 )
 
 
@@ -43,26 +49,40 @@ def test_relays_never_contradict_limits(chem, mode, sensors, loops, cap, ok, fra
     b = PackBrain(s, ok)
     snap = PackSnapshot()
     hot_c = hot_l = 0       # consecutive frames beyond a temperature limit (trips need 3)
-    for cells, valid, comm, s1, s2, flags, dt, repeat in frames:
+    for cells, valid, comm, s1, s2, flags, dt, repeat, agg in frames:
         snap.valid, snap.comm_ok, snap.cell_count = valid, comm, len(cells)
         for i, (mv, t, stat) in enumerate(cells):
             snap.cell_mv[i], snap.cell_temp_dc[i], snap.cell_status[i] = mv, t, stat
         snap.s1_ma, snap.s2_ma, snap.s1_flags, snap.s2_flags = s1, s2, flags, flags
+        (snap.min_mv, snap.min_mv_cell, snap.max_mv, snap.max_mv_cell, snap.min_temp_dc,
+         snap.min_temp_cell, snap.max_temp_dc, snap.max_temp_cell) = agg or (0,) * 8
         for _ in range(repeat):
             b.update(snap, dt)
         good = [c for c in cells if not c[2] & CellStatus.VOLT_SENSOR_FAULT]
         temps = [c[1] for c in cells if not c[2] & CellStatus.TEMP_SENSOR_FAULT]
-        data = ok and valid and comm and cells and len(good) == len(cells)
+        volts = [c[0] for c in good]
+        agg_ok = True
+        if agg:
+            # the worse of the aggregate and the detail counts; an implausible aggregate is no data
+            for mv, pos in ((agg[0], agg[1]), (agg[2], agg[3])):
+                if pos:
+                    volts.append(mv)
+                    agg_ok = agg_ok and 1000 <= mv <= 5100
+            if agg[5] and agg[7]:
+                temps += [agg[4], agg[6]] if temps else []
+            elif agg[1] or agg[3] or agg[5] or agg[7]:
+                temps = []
+        data = ok and valid and comm and cells and len(good) == len(cells) and agg_ok
         t_bad = not temps or max(temps) > lim.tmax_dc
         hot_c = hot_c + repeat if data and (t_bad or min(temps) < lim.tmin_charge_dc) else 0
         hot_l = hot_l + repeat if data and (t_bad or min(temps) < lim.tmin_discharge_dc) else 0
         if b.charge_allowed or b.load_allowed:
             assert data                                  # same cycle
         if b.charge_allowed:
-            assert max(c[0] for c in cells) < lim.vmax_mv
+            assert max(volts) < lim.vmax_mv
             assert hot_c < TRIP_SAMPLES
         if b.load_allowed:
-            assert min(c[0] for c in cells) > lim.vmin_mv
+            assert min(volts) > lim.vmin_mv
             assert hot_l < TRIP_SAMPLES
         ON[0] += b.charge_allowed
         ON[1] += b.load_allowed

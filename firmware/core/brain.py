@@ -213,25 +213,39 @@ class PackBrain:
                 # cells). The worse of the two counts, so a crossing anywhere in the chain acts
                 # within one frame. Boards with a sensor fault are left out of the matching
                 # aggregate by the link (core/frame.py); position 0 = no board contributed.
+                # Each aggregate value counts as one more cell (against both ends: a minimum
+                # above the maximum cannot hide anything).
                 agg = False
                 if snap.min_mv_cell:
                     agg = True
-                    if snap.min_mv < min_mv:
-                        min_mv = snap.min_mv
+                    v = snap.min_mv
+                    if v < min_mv:
+                        min_mv = v
+                    if v > max_mv:
+                        max_mv = v
                 if snap.max_mv_cell:
                     agg = True
-                    if snap.max_mv > max_mv:
-                        max_mv = snap.max_mv
+                    v = snap.max_mv
+                    if v < min_mv:
+                        min_mv = v
+                    if v > max_mv:
+                        max_mv = v
                 if min_mv < CELL_MIN_MV or max_mv > CELL_MAX_MV:
                     # no measured cell gives such an aggregate (an implausible reading carries
                     # VOLT_SENSOR_FAULT and is left out): not data, as a slot nobody filled
                     stale = True
                 if snap.min_temp_cell and snap.max_temp_cell:
                     if temp_ok:            # detail without any valid temperature stays "none"
-                        if snap.min_temp_dc < min_t:
-                            min_t = snap.min_temp_dc
-                        if snap.max_temp_dc > max_t:
-                            max_t = snap.max_temp_dc
+                        v = snap.min_temp_dc
+                        if v < min_t:
+                            min_t = v
+                        if v > max_t:
+                            max_t = v
+                        v = snap.max_temp_dc
+                        if v < min_t:
+                            min_t = v
+                        if v > max_t:
+                            max_t = v
                 elif agg or snap.min_temp_cell or snap.max_temp_cell:
                     temp_ok = False        # this frame: no valid temperature in the chain
         # complete: every cell's detail is fresh; until then only COMM_LOST (no cell alarms)

@@ -707,3 +707,20 @@ def test_good_settings_clear_settings_invalid_at_once():
     assert b.alarms & A.SETTINGS_INVALID
     b.set_settings(lfp(), True)
     assert not b.alarms & A.SETTINGS_INVALID
+
+
+def test_inconsistent_aggregates_count_against_both_limits():
+    # a section-A minimum above V-max (or a maximum below V-min, a cold "maximum") is still a
+    # cell value: each aggregate counts against both ends
+    b, snap = big_pack()
+    snap.min_mv, snap.min_mv_cell = 3710, 4
+    b.update(snap, 1000)
+    assert not b.charge_allowed and b.load_allowed and b.alarms & A.OVER_VOLTAGE
+    b, snap = big_pack()
+    snap.max_mv, snap.max_mv_cell = 2890, 4
+    b.update(snap, 1000)
+    assert b.charge_allowed and not b.load_allowed and b.alarms & A.UNDER_VOLTAGE
+    b, snap = big_pack()
+    snap.max_temp_dc = -210
+    run(b, snap, TRIP_SAMPLES)
+    assert not b.charge_allowed and not b.load_allowed and b.alarms & A.UNDER_TEMP_DISCHARGE
