@@ -72,7 +72,7 @@ def test_mutated_frames_never_accepted_unless_intact(data):
     intact_a = list(seq[:frame.A_LEN]) == list(ref[:frame.A_LEN])
     if a_seen and a_seen[0] == frame.OK:
         assert intact_a
-    if fw.b_result == frame.OK and not fw._pad_b:
+    if fw.b_result == frame.OK:
         # section B is checked on its own: it must be exactly the section B that was sent
         assert list(seq[frame.A_LEN:fw.length]) == list(ref[frame.A_LEN:])
 
@@ -111,3 +111,40 @@ def test_every_single_bit_flip_is_caught_and_located(bit):
         assert fw.a_result == frame.BAD or (bit >> 3) == 0
     else:
         assert fw.b_result == frame.BAD and fw.a_result == frame.OK and fw.report_lost
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, frame.frame_len(8) - 1), st.lists(st.integers(-2, 255), min_size=frame.frame_len(8),
+                                                        max_size=frame.frame_len(8)))
+def test_next_board_never_takes_detail_the_damaged_board_vouched_for(start, junk):
+    """Garbage from byte ``start`` into board A (position 4), board B behind it: B takes
+    section A only when A's input was intact, and section A and B together (the detail End
+    uses) only when A's input B was intact too; a vouched section B carries A's BRK."""
+    ref = good_frame()
+    bad = list(ref)
+    for i in range(start, len(bad)):
+        if junk[i] != bad[i]:
+            bad[i] = junk[i]
+    a = frame.Forwarder()
+    a.set_own(3300, 200, 0)
+    a.good_pos = 4
+    b = frame.Forwarder()
+    b.set_own(3310, 210, 0)
+    b.good_pos = 5
+    for v in bad:
+        o = a.byte(v)
+        if o >= 0:
+            b.byte(o)
+    if a.gap():
+        while a.in_frame():
+            a.byte(codec.FRAMING)
+    if b.gap():
+        while b.in_frame():
+            b.byte(codec.FRAMING)
+    if b.a_result == frame.OK:
+        assert bad[:frame.A_LEN] == list(ref[:frame.A_LEN])
+        if b.b_result == frame.OK:
+            assert bad[frame.A_LEN:] == list(ref[frame.A_LEN:])
+    if a.a_result == frame.BAD and b.b_result == frame.OK:
+        assert b.out[frame.O_BRK] == 4
+    assert b.a_result != frame.BAD and b.b_result != frame.BAD    # never blamed downstream

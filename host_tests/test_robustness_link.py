@@ -10,7 +10,6 @@ bits (always caught), truncation (a gap: padded, poisoned), framing errors, and 
 of the rest of the frame. Runs derandomised (a fixed set of examples: CI stays deterministic);
 about 1500 corrupted frames and 40 noise streams in all.
 """
-import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 from core import alarms, codec, frame, options
@@ -151,12 +150,6 @@ def test_every_frame_corrupted_into_board_2_opens_the_relays_and_is_located(plan
     _corrupt_into_board_2(plan, exact=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware: core/frame.py Forwarder (Between board) loses frame sync on some garbage/framing/"
-    "truncation mixes into its input (e.g. plan [truncate 54, burst 308, framing 16, garbage from 47, ...]) "
-    "and forwards a frame whose CRC is neither good nor poisoned, so the NEXT board (3) reports the "
-    "break: break_position 3 instead of 2, or drops the report (0) while the corruption goes on. Relays "
-    "stay open (fail safe), only the location is wrong"))
 @settings(max_examples=60, deadline=None, derandomize=True, phases=PHASES)
 @given(st.lists(mutation, min_size=8, max_size=8))
 def test_every_frame_corrupted_into_board_2_is_located_exactly(plan):

@@ -71,6 +71,11 @@ NONE = const(0)
 OK = const(1)
 POISONED = const(2)   # failed further upstream (somebody else reported where)
 BAD = const(3)        # failed on this board's own input link
+CUT = const(4)        # the line went idle before the section ended: every board downstream of
+#                       the cut sees the same silence, so the position is reported one frame
+#                       later (LOST_AT, by the first board that saw the cut)
+
+NOT_MEASURED = const(0x06)   # status before the first set_own: VOLT_ and TEMP_SENSOR_FAULT
 
 # events left in Forwarder.event by byte()
 EV_NONE = const(0)
@@ -179,9 +184,12 @@ class Forwarder:
         self.out = bytearray(MAX_FRAME)     # the frame as this board sent it
         self._own = [-1, -1, -1, -1]         # min mv, max mv, min t, max t (-1 = not taking part)
         self._det = bytearray(SLOT_LEN)
-        self._own_mv = 0
-        self._own_flags = 0
-        self.report_lost = False            # write own position into LOST_AT of the next frame
+        self._det[4] = NOT_MEASURED         # no measurement yet: not data (docs/link-protocol.md)
+        self._own_mv = 0                    # what this board adds to PACK_MV (0 = not data)
+        self._own_flags = F_ERROR           # (as set_own gives for NOT_MEASURED)
+        self.report_lost = False            # own input failed in section B: LOST_AT of the next frame
+        self.report_cut = False             # a frame was cut short at our input: LOST_AT of the next
+        #                                     frame unless a board upstream reports first
         self.pos = 0                        # position learnt from the frame being handled
         self.good_pos = 0                   # position from the last frame whose section A was good
         self.event = EV_NONE
@@ -198,7 +206,8 @@ class Forwarder:
         self.length = frame_len(1)
         self._slot = -1
         self._bad = False
-        self._pad_b = False                 # cut short in section A: B is padding made here
+        self._cut = False                   # the line went idle inside this frame (padded here)
+        self._brk_mine = False              # we wrote BRK (our section-A input failed)
         self._dec = _KEEP
         self._carry = 0
         self._rec = 0
@@ -216,7 +225,7 @@ class Forwarder:
         own[1] = mv if volt_ok else -1
         own[2] = t if temp_ok else -1
         own[3] = t if temp_ok else -1
-        self._own_mv = mv
+        self._own_mv = mv if volt_ok else 0     # a faulty reading is not summed either
         d = self._det
         d[0] = mv >> 8
         d[1] = mv & 0xFF
@@ -237,13 +246,15 @@ class Forwarder:
 
     def gap(self):
         """The line went idle. Returns True when a frame was cut short: the caller must then
-        finish it with ``byte(codec.FRAMING)`` until ``in_frame()`` is False (padding keeps the
-        downstream boards in step and marks the failure at this position: a cut in section A
-        gives BRK = this position in a section B this board vouches for)."""
+        finish it locally with ``byte(codec.FRAMING)`` until ``in_frame()`` is False, and send
+        none of that padding (the sections still open end as CUT). Every board downstream
+        sees the same silence and cuts the frame at the same byte itself, so nobody can tell
+        from the cut frame where it was cut: each marks ``report_cut`` and the first board
+        that saw it writes its position into LOST_AT of the next frame (the others see
+        LOST_AT already set and drop theirs)."""
         if self.state == _FRAME:
-            self._bad = True
-            if self.i < A_LEN - 1:
-                self._pad_b = True
+            self._cut = True
+            self.report_cut = True
             return True
         self.state = _HUNT
         return False
@@ -291,9 +302,15 @@ class Forwarder:
                     self.pos = p
                     o = p
                 elif i == O_LOST:
-                    if b == 0 and self.report_lost:
-                        o = self.pos
-                        self.report_lost = False
+                    if b == 0:
+                        if self.report_lost or self.report_cut:
+                            o = self.good_pos if self.good_pos else self.pos
+                            self.report_lost = False
+                            self.report_cut = False
+                    else:
+                        # reported upstream of us: our cut is the same one seen further on
+                        # (or, if the byte is corrupt, this board's check fails and BRK tells)
+                        self.report_cut = False
                 elif i == O_WIN:
                     s = self.pos - b
                     self._slot = s if 0 <= s < self.w else -1
@@ -354,8 +371,14 @@ class Forwarder:
             n = self.length
             if i < n - 2:
                 if i == O_BRK:
-                    if b == 0 and self.a_result == BAD:
+                    if self.a_result == BAD:
+                        # our own input failed in section A. A non-zero BRK here is either a
+                        # board upstream reporting (then a second wire failed in the same
+                        # frame: we report the nearer one) or, far likelier, the same garbage
+                        # that broke our section A: we cannot tell before it has gone on, so
+                        # our position replaces it and we vouch for section B
                         o = self.good_pos if self.good_pos else self.pos
+                        self._brk_mine = True
                 else:
                     k = i - O_DETAIL
                     j = k // SLOT_LEN
@@ -372,6 +395,13 @@ class Forwarder:
                 if res == OK:
                     o = self._cout & 0xFF
                     self.frames += 1
+                elif self._brk_mine:
+                    # our section-A input failed: BRK (written by us) is all that counts in this
+                    # section B now (nobody takes detail from a frame whose A is not good), so we
+                    # vouch for what we send and the report reaches End even when our input B
+                    # is damaged too (garbage through both sections)
+                    o = self._cout & 0xFF
+                    self.bad_frames += 1
                 else:
                     o = (self._cout ^ POISON) & 0xFF
                     self.bad_frames += 1
@@ -383,8 +413,8 @@ class Forwarder:
         return o
 
     def _check(self, received):
-        if self._pad_b and self.i > O_BRK:
-            return OK        # our own padding after a cut in section A: carries BRK onwards
+        if self._cut:
+            return CUT
         if self._bad:
             return BAD
         syn = received ^ self._cin
@@ -397,7 +427,8 @@ class Forwarder:
 
 def apply_a(buf, snap):
     """Copy section A of a frame whose CRC_A checked OK into a PackSnapshot (aggregates,
-    Begin's switches and currents, LOST_AT as the break position). No allocation."""
+    Begin's switches and currents, a non-zero LOST_AT as the break position: a report holds
+    until a complete frame clears it, see apply_b). No allocation."""
     snap.seq = buf[O_SEQ]
     sw = buf[O_SWITCH]
     snap.cells_min, snap.cells_max = _options.CELL_RANGES[_options.cell_range_code(sw)]
@@ -417,7 +448,8 @@ def apply_a(buf, snap):
     f = buf[O_FLAGS]
     snap.any_balancing = bool(f & F_BALANCING)
     snap.any_error = bool(f & (F_ERROR | F_LOST))
-    snap.break_position = buf[O_LOST]
+    if buf[O_LOST]:
+        snap.break_position = buf[O_LOST]
     snap.s1_ma = s32(buf, O_S1)
     snap.s1_flags = buf[O_S1F]
     snap.s2_ma = s32(buf, O_S2)
@@ -425,8 +457,13 @@ def apply_a(buf, snap):
 
 
 def apply_b(buf, w, count, snap):
-    """Copy the detail window of a frame whose CRC_B checked OK into the snapshot for the
-    positions 1..count it covers (their age restarts at 0). Returns BRK (0 = none)."""
+    """Copy the detail window of a frame whose CRC_A and CRC_B both checked OK into the snapshot
+    for the positions 1..count it covers (their age restarts at 0). Returns BRK (0 = none).
+    A complete frame (no BRK, no LOST_AT, nobody originated it) clears break_position; BRK
+    itself is the caller's to store (it also counts when section A failed)."""
+    brk = buf[O_BRK]
+    if brk == 0 and buf[O_LOST] == 0 and not buf[O_FLAGS] & F_LOST:
+        snap.break_position = 0
     win = buf[O_WIN]
     j = 0
     o = O_DETAIL
@@ -440,5 +477,5 @@ def apply_b(buf, w, count, snap):
             snap.cell_age[k] = 0
         j += 1
         o += SLOT_LEN
-    return buf[O_BRK]
+    return brk
 

@@ -57,10 +57,11 @@ class LinkPort:
             n += 1
             if ev == codec.GAP:
                 if fw.gap():
+                    # cut short: finish it here for our own events, but send none of it -
+                    # downstream sees the same silence and cuts the frame at the same byte,
+                    # whatever the race between its gap timer and our padding would give
                     while fw.in_frame():
-                        o = fw.byte(codec.FRAMING)
-                        if tx is not None:
-                            tx.write_byte(o)
+                        fw.byte(codec.FRAMING)
                         if fw.event:
                             self.on_event(fw.event)
                 continue

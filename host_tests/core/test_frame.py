@@ -44,7 +44,7 @@ def run(fws, w, win, seq=1, corrupt=None, s1=-12345, s2=250000):
                 outs.append(o)
         if fw.gap():
             while fw.in_frame():
-                outs.append(fw.byte(codec.FRAMING))
+                fw.byte(codec.FRAMING)      # finished here, not sent (roles.LinkPort)
         stream = outs
         seen.append(stream)
     return seen
@@ -162,10 +162,127 @@ def test_framing_error_and_truncation_are_marked_at_their_position():
 
     def truncate(k, i, b):
         return None if (k == 3 and i >= 12) else b
-    seen = run(fws, 8, 1, corrupt=truncate)
-    assert len(seen[-1]) == frame.frame_len(8)          # padded to full length downstream
-    assert fws[3].a_result == frame.BAD and fws[-1].a_result == frame.POISONED
-    assert fws[-1].b_result == frame.OK and fws[-1].out[frame.O_BRK] == 4
+    run(fws, 8, 1)
+    seen = run(fws, 8, 1, seq=2, corrupt=truncate)
+    assert len(seen[-1]) == 12                          # the padding is not sent on
+    for k in range(3, 8):                               # every board from the cut on sees it
+        assert fws[k].a_result == frame.CUT and fws[k].report_cut
+        assert fws[k].out[frame.O_BRK] == 0
+    run(fws, 8, 1, seq=3)                               # the first board that saw it reports
+    assert fws[-1].a_result == frame.OK and fws[-1].out[frame.O_LOST] == 4
+    assert not any(fw.report_cut for fw in fws)
+    run(fws, 8, 1, seq=4)
+    assert fws[-1].out[frame.O_LOST] == 0
+
+
+def test_cut_in_section_b_and_cut_reports_upstream_win():
+    fws, _, _, _ = make_chain(8)
+    run(fws, 8, 1)
+
+    def truncate_b(k, i, b):
+        return None if (k == 5 and i >= frame.O_DETAIL + 9) else b
+    run(fws, 8, 1, seq=2, corrupt=truncate_b)
+    assert fws[5].a_result == frame.OK and fws[5].b_result == frame.CUT
+    assert fws[-1].b_result == frame.CUT
+    # next frame: cut again further down AND board 3's cut report (position 3) is pending
+    fws[2].report_cut = True
+    run(fws, 8, 1, seq=3)
+    assert fws[-1].out[frame.O_LOST] == 3               # upstream-most report wins
+    assert not any(fw.report_cut for fw in fws)         # the others drop theirs
+
+
+def test_garbage_through_both_sections_still_delivers_brk():
+    for start in (frame.O_W + 1, frame.O_LOST, 20, frame.O_CRC_A):
+        fws, _, _, _ = make_chain(8)
+        run(fws, 8, 1)
+
+        def garbage(k, i, b, start=start):
+            return b ^ 0x5A if (k == 4 and i >= start) else b
+        run(fws, 8, 1, seq=2, corrupt=garbage)
+        assert fws[4].a_result == frame.BAD and fws[4].b_result == frame.BAD
+        end = fws[-1]
+        assert end.a_result == frame.POISONED           # aggregates never taken
+        assert end.b_result == frame.OK and end.out[frame.O_BRK] == 5, start
+        assert not fws[4].report_lost                   # reported once, by BRK
+
+
+def test_two_failed_wires_in_one_frame_report_the_nearer_board():
+    # cut-through: a board whose section A failed cannot tell an upstream BRK from garbage
+    # in the BRK byte before it has passed on, so it writes its own position (one failed
+    # wire at a time is located exactly; of two in the same frame, the one nearer End)
+    fws, _, _, _ = make_chain(10)
+    run(fws, 10, 1)
+
+    def two(k, i, b):
+        if (k == 2 or k == 6) and i == frame.O_MIN_MV:
+            return b ^ 0x01
+        return b
+    run(fws, 10, 1, seq=2, corrupt=two)
+    assert fws[2].a_result == frame.BAD and fws[6].a_result == frame.BAD
+    assert fws[-1].b_result == frame.OK and fws[-1].out[frame.O_BRK] == 7
+
+
+def test_sensor_faults_stay_out_of_every_aggregate():
+    fws, mv, t, st = make_chain(8)
+    fws[2].set_own(65000, t[2], CellStatus.VOLT_SENSOR_FAULT)   # bogus high voltage
+    fws[5].set_own(100, t[5], CellStatus.VOLT_SENSOR_FAULT)     # bogus low voltage
+    fws[3].set_own(mv[3], -400, CellStatus.TEMP_SENSOR_FAULT)    # bogus cold
+    fws[6].set_own(mv[6], 1500, CellStatus.TEMP_SENSOR_FAULT)    # bogus hot
+    run(fws, 8, 1)
+    snap = PackSnapshot()
+    frame.apply_a(fws[-1].out, snap)
+    good_mv = [mv[i] for i in range(8) if i not in (2, 5)]
+    good_t = [t[i] for i in range(8) if i not in (3, 6)]
+    assert snap.max_mv == max(good_mv) and snap.min_mv == min(good_mv)
+    assert snap.max_mv_cell not in (3, 6) and snap.min_mv_cell not in (3, 6)
+    assert snap.pack_mv == sum(good_mv)                 # not summed either
+    assert snap.max_temp_dc == max(good_t) and snap.min_temp_dc == min(good_t)
+    assert snap.any_error
+    frame.apply_b(fws[-1].out, 8, 8, snap)
+    assert snap.cell_mv[2] == 65000 and snap.cell_status[2] & CellStatus.VOLT_SENSOR_FAULT
+    # every board faulted: no position, nothing summed
+    fws = [frame.Forwarder() for _ in range(3)]
+    for fw in fws:
+        fw.set_own(3300, 250, CellStatus.VOLT_SENSOR_FAULT | CellStatus.TEMP_SENSOR_FAULT)
+    run(fws, 3, 1)
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.min_mv_cell == 0 and snap.max_mv_cell == 0 and snap.pack_mv == 0
+    assert snap.min_temp_cell == 0 and snap.max_temp_cell == 0
+
+
+def test_board_without_a_measurement_is_not_data():
+    fws, mv, t, _ = make_chain(4)
+    fws[2] = frame.Forwarder()                          # constructed, set_own not called yet
+    run(fws, 4, 1)
+    snap = PackSnapshot()
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.pack_mv == mv[0] + mv[1] + mv[3] and snap.any_error
+    assert 3 not in (snap.min_mv_cell, snap.max_mv_cell, snap.min_temp_cell, snap.max_temp_cell)
+    frame.apply_b(fws[-1].out, 4, 4, snap)
+    assert snap.cell_status[2] == frame.NOT_MEASURED
+    assert snap.cell_status[2] & CellStatus.VOLT_SENSOR_FAULT and snap.cell_status[2] & CellStatus.TEMP_SENSOR_FAULT
+
+
+def test_break_position_holds_until_a_complete_frame():
+    fws, _, _, _ = make_chain(4)
+    run(fws, 4, 1)
+    out = fws[-1].out
+    snap = PackSnapshot()
+    snap.break_position = 3
+    frame.apply_a(out, snap)
+    assert snap.break_position == 3                     # LOST_AT 0 alone does not clear it
+    out[frame.O_BRK] = 2
+    frame.apply_b(out, 4, 4, snap)
+    assert snap.break_position == 3                     # BRK is the caller's to store
+    out[frame.O_BRK] = 0
+    out[frame.O_LOST] = 2
+    frame.apply_a(out, snap)
+    assert snap.break_position == 2
+    frame.apply_b(out, 4, 4, snap)
+    assert snap.break_position == 2                     # not complete: LOST_AT set
+    out[frame.O_LOST] = 0
+    frame.apply_b(out, 4, 4, snap)
+    assert snap.break_position == 0                     # complete frame clears it
 
 
 def test_garbage_before_frame_is_skipped_until_gap():
