@@ -16,7 +16,9 @@ should_save (the role should call ``save_state()`` now).
 
 Fail-safe: both relays are off until settings are valid and configured AND a valid, fresh,
 complete snapshot arrived; no communication, a cell-voltage sensor fault or a cell count outside
-the switch range switch both off in the same cycle. See docs/pack-brain.md.
+the switch range switch both off in the same cycle. The lowest/highest cell voltage and
+temperature are the worse of the per-cell detail and the section-A aggregates (updated in every
+frame), so limits act within one frame at any chain length. See docs/pack-brain.md.
 """
 from micropython import const
 
