@@ -32,6 +32,10 @@ class Between:
         self.originated = 0
         self._own_due = True
         self.safe()
+        # measure now: the first frame we forward (before our first cycle) carries our real
+        # cell, not an empty slot (frame.NOT_MEASURED would mark it, docs/link-protocol.md)
+        cell.measure(0)
+        self._set_own()
 
     @property
     def link_ok(self):

@@ -161,6 +161,37 @@ def test_end_comm_loss_when_begin_silent_and_relays_fail_safe():
     assert ch.end.snap.break_position == 2
 
 
+class LateCell(FakeCell):
+    """A cell board that knows its voltage only once it has measured."""
+
+    def __init__(self, mv, t):
+        FakeCell.__init__(self, 0, 0, CellStatus.VOLT_SENSOR_FAULT | CellStatus.TEMP_SENSOR_FAULT)
+        self.true = (mv, t)
+        self.measured = 0
+
+    def measure(self, dt_ms):
+        self.cell_mv, self.temp_dc = self.true
+        self.status &= ~(CellStatus.VOLT_SENSOR_FAULT | CellStatus.TEMP_SENSOR_FAULT)
+        self.measured += 1
+
+
+def test_first_frame_carries_measured_cells_not_empty_slots():
+    n = 6
+    cells = [LateCell(3300 + 10 * i, 200 + i) for i in range(n)]
+    ch = Chain(n, switches_for(n), cells, FakePair(0, 0), seed=2)
+    # Begin's first frame leaves at t = 0; with seed 2 the other boards' first cycles come
+    # after 495 ms, long after the frame (about 70 ms) has reached End
+    ch.sched.run_until(300000000)
+    snap = ch.end.snap
+    assert snap.valid and ch.end.fw.b_result == frame.OK
+    assert cells[-1].measured == 0                      # no cycle of theirs has run yet:
+    assert all(c.measured == 1 for c in cells[1:-1])    # Between measured once, at start
+    for i in range(n - 1):                              # Begin measured in its cycle, Between at start
+        assert snap.cell_mv[i] == 3300 + 10 * i and snap.cell_status[i] == 0, i
+    assert snap.min_mv == 3300 and snap.max_mv == 3340 and snap.max_mv_cell == 5
+    assert snap.pack_mv == sum(3300 + 10 * i for i in range(n - 1))   # End's own: not yet
+
+
 def test_half_second_cycle():
     ch = make(16, cycle_ms=500)
     ch.run_cycles(4)
