@@ -23,7 +23,10 @@ Each board re-computes both CRCs over what it sends. It can only check the incom
 the section has gone on, so when the check fails it POISONS its outgoing CRC (low byte XOR
 0xFF): downstream sees syndrome 0xFF = "failed upstream, not on my input" and poisons too, while
 any other syndrome means "my own input link failed" - that board writes its position into BRK
-(section B) or, for a failure in section B, into LOST_AT of its next frame.
+(section B, for which it then vouches) or, for a failure in section B, into LOST_AT of its next
+frame. A frame cut short (the line went idle) is finished locally and not sent on: every board
+downstream sees the same cut, so the first board that saw it reports it in LOST_AT of the next
+frame. Readings a board's status marks as sensor faults stay out of the aggregates.
 
 Nothing allocates per byte or per frame; ``Forwarder.byte`` is the per-byte path.
 """
