@@ -317,3 +317,28 @@ def test_forwarding_allocates_nothing():
     assert fw.b_result == frame.OK and snap.cell_mv[5] == 3456
     assert support.no_alloc(lambda: fw.set_own(3300, 100, 0))
     assert support.no_alloc(lambda: frame.build_empty(buf, 32, 9, SW, 0, 1, -70000, 0, 0, 0))
+
+
+def test_cut_frame_and_its_report_allocate_nothing():
+    fw = frame.Forwarder()
+    fw.set_own(3456, -12, 0)
+    fw.good_pos = 5
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 32, 1, SW, 4, 1)
+
+    def cut_then_whole():
+        i = 0
+        while i < 50:                       # cut inside section B
+            fw.byte(buf[i])
+            i += 1
+        if fw.gap():
+            while fw.in_frame():
+                fw.byte(codec.FRAMING)
+        i = 0
+        while i < n:                        # next frame carries the report
+            fw.byte(buf[i])
+            i += 1
+        fw.gap()
+
+    assert support.no_alloc(cut_then_whole, 20)
+    assert fw.out[frame.O_LOST] == 5 and fw.a_result == frame.OK and not fw.report_cut
