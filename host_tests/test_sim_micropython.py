@@ -85,3 +85,12 @@ def test_image_boards_per_role():
     assert mp_engine.image_boards("esp32c3_devkitm", ["begin", "between", "end"]) == \
         {"begin": "pico", "between": "esp32c3_devkitm", "end": "pico_w"}
     assert mp_engine.image_boards("esp32_devkitc", ["end"]) == {"end": "esp32_devkitc"}
+
+
+def test_watchdog_reset_is_refused_clearly_on_micropython(tmp_path):
+    # hal/virtual.py cannot restart a board with reset cause "watchdog" (yet): the engine says so
+    # at boot instead of running a different test (cpython engine: test_sim_scenarios)
+    sc = scenario.load({"duration_s": 5, "faults": [{"t": 2, "kind": "watchdog_reset", "cell": 2}]})
+    with pytest.raises(mp_engine.MicropythonError) as e:
+        engine.Simulation(sc, engine="micropython", workdir=str(tmp_path))
+    assert "watchdog_reset" in str(e.value) and "cpython" in str(e.value)

@@ -27,6 +27,61 @@ def test_ocv_tables_monotonic_with_chemistry_shapes():
         chemistry.check("lead")
 
 
+def test_ocv_follows_data_sheet_curves():
+    lfp = lambda soc: float(chemistry.ocv("lifepo4", soc))  # noqa: E731
+    # LiFePO4: upper plateau 3.32-3.35 V from 60 % to 98 %, the knee in the last percent
+    for soc in (0.6, 0.7, 0.8, 0.9, 0.95, 0.98):
+        assert 3.30 < lfp(soc) <= 3.35, soc
+    assert 3.28 <= lfp(0.4) <= 3.30 and 3.18 <= lfp(0.1) <= 3.24
+    # a cell resting at V-balance (3.40 V) or at the CV bulk voltage (3.43 V) is > 99.5 % full
+    assert chemistry.soc_for_ocv("lifepo4", 3.40) > 0.995
+    assert chemistry.soc_for_ocv("lifepo4", 3.43) > 0.998
+    assert chemistry.soc_for_ocv("lifepo4", 3.35) <= 0.98
+    # the data sheet's 3.65 V charge adds only tenths of a percent; beyond, over-charge runs away
+    assert 1.0 < chemistry.soc_for_ocv("lifepo4", 3.65) <= 1.011
+    assert lfp(1.05) >= 4.0
+    # LTO resting at its V-balance (2.60 V) > 99 %; NMC/NCA 4.18 V at 100 %
+    assert chemistry.soc_for_ocv("lto", 2.60) > 0.99
+    for name in ("nmc", "nca"):
+        assert abs(float(chemistry.ocv(name, 1.0)) - 4.18) < 0.005
+        assert 3.6 < float(chemistry.ocv(name, 0.5)) < 3.75
+    assert len(chemistry.SOC_POINTS) == len(chemistry.OCV["lifepo4"])
+
+
+def test_scenario_resistances_are_not_scaled_with_capacity():
+    # default: the chemistry's 100 Ah values scaled by 100 / capacity
+    p = _pack(capacity_ah=10.0)
+    assert np.allclose(p.r1, 10 * chemistry.PARAMS["lifepo4"]["r1"])
+    assert np.all(p.r0_25 >= 10 * chemistry.PARAMS["lifepo4"]["r0"])
+    # explicit R0: used as given (+ the per-cell spread), R1 keeps the chemistry's R1/R0 ratio
+    p = _pack(capacity_ah=2.0, r0_ohm=0.0008)
+    assert np.all((p.r0_25 >= 0.0008) & (p.r0_25 < 0.0008 * 1.5))
+    assert np.allclose(p.r1, 0.0008 * 0.0006 / 0.0008)
+    # explicit RC pair and balance resistor
+    p = _pack(capacity_ah=2.0, r0_ohm=0.001, r1_ohm=0.002, tau_s=30.0, balance_ohm=68.0)
+    assert np.allclose(p.r1, 0.002) and np.allclose(p.tau_s, 30.0) and p.balance_ohm == 68.0
+    # through the scenario file keys (mOhm, s, ohm)
+    from sim import scenario
+    sc = scenario.load({"pack": {"capacity_ah": 2, "r0_mohm": 0.8, "r1_mohm": 0.6, "tau_s": 45, "balance_ohm": 68}})
+    assert (sc.r0_ohm, sc.r1_ohm, sc.tau_s, sc.balance_ohm) == (0.0008, 0.0006, 45.0, 68.0)
+    for bad in ({"r1_mohm": 0}, {"tau_s": -1}, {"balance_ohm": "x"}, {"r0_mohm": True}):
+        with pytest.raises(scenario.ScenarioError) as e:
+            scenario.load({"pack": bad})
+        assert list(bad)[0] in str(e.value)
+
+
+def test_small_cells_with_scenario_resistance_do_not_empty_falsely():
+    # 2 Ah cells with the R0 of 100 Ah cells at 15 A (bench time compression): after 0.5 Ah
+    # out (50 % -> 25 %) the terminal voltage is still on the plateau, above 3.2 V (with the RC
+    # pair scaled by 100 / 2 it fell ~0.4 V more, below V-min 2.9 V: a quarter-full pack "empty")
+    p = _pack(capacity_ah=2.0, r0_ohm=0.0008)
+    p.self_discharge_per_s[:] = 0.0
+    for _ in range(120):
+        p.step(-15.0, 1.0)
+    assert np.allclose(p.soc, 0.5 - 15.0 * 120 / 7200.0)
+    assert np.all(p.v_true > 3.2)
+
+
 def test_coulomb_counting_of_the_model():
     p = _pack()
     p.self_discharge_per_s[:] = 0.0

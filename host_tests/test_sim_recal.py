@@ -46,22 +46,23 @@ def test_full_recalibrates_and_empty_does_not_chatter(tmp_path):
     # the charge ends: SoC recalibrated to 100 % with all cells >= V-balance, charge relay open
     full = next((r for r in states if r["soc_calibrated"] and r["soc_est"] == 100.0), None)
     assert full is not None, "the charge never ended (SoC not recalibrated at full)"
-    assert full["t"] < 800 and all(v >= vbal for v in full["v_meas"])
+    assert full["t"] < 1500 and all(v >= vbal for v in full["v_meas"])
     assert full["current"] <= 0.05 * s["capacity_ah"]
     assert not by_t[full["t"] + 3]["charge_allowed"]
     assert min(r["soc_true_pack"] for r in states if r["t"] == full["t"]) > 99.0
 
-    # balancing does not chatter: a few on-switches per cell in the whole charge (60 s dwell at
+    # balancing does not chatter: a few on-switches per cell in the whole charge phase (1500 s,
+    # of which the last ~400 s rest at V-balance after the charge relay opened: 60 s dwell at
     # V-balance; sooner only when the cell is 10 mV above it)
     for i in range(16):
         ons = [b["t"] for a, b in zip(states, states[1:], strict=False) if b["balancing"][i] and not a["balancing"][i]]
-        assert len(ons) <= 12, (i, ons)
+        assert len(ons) <= 16, (i, ons)
         quick = [y for x, y in zip(ons, ons[1:], strict=False) if y - x < 60]
         assert all(by_t[y]["v_meas"][i] is None or by_t[y + 1]["v_meas"][i] >= vbal + 0.010
                    or by_t[y]["v_meas"][i] >= vbal + 0.010 for y in quick), (i, ons)
 
     # empty: a cell at V-min opens the load relay, which stays open while the cells recover
-    trip = next(r for r in states if r["t"] > 800 and not r["load_allowed"])
+    trip = next(r for r in states if r["t"] > 1500 and not r["load_allowed"])
     assert "under_voltage" in trip["alarms"] or "under_voltage" in by_t[trip["t"] - 1]["alarms"]
     after = [r for r in states if r["t"] >= trip["t"]]
     assert len(after) >= 120                               # several 30 s hold-offs observed

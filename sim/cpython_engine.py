@@ -28,6 +28,11 @@ class CpythonFirmware:
     def power(self, i, on):
         self.chain.power(i, on)
 
+    def reset(self, i, cause="watchdog"):
+        """Board i restarts now (watchdog): outputs safe, role rebuilt from its data folder,
+        ``hw.reset_cause()`` = cause. No time passes; the board keeps its cycle phase."""
+        self.chain.reset(i, cause)
+
     def powered(self):
         return list(self.chain.on)
 
@@ -47,7 +52,7 @@ class CpythonFirmware:
         role = self.chain.end_role()
         n = len(self.sim.boards)
         if role is None:
-            return {"settings": self._settings, "cell_mv": [0] * n, "soc_c": None,
+            return {"settings": self._settings, "cell_mv": [0] * n, "cell_status": None, "soc_c": None,
                     "alarms": None, "comm_ok": None, "current_ma": None, "soc_calibrated": None,
                     "break_position": None}
         snap, brain = role.snap, role.brain
@@ -56,6 +61,7 @@ class CpythonFirmware:
         return {
             "settings": self._settings,
             "cell_mv": [int(snap.cell_mv[i]) if fresh else 0 for i in range(n)],
+            "cell_status": [int(snap.cell_status[i]) for i in range(n)],
             "soc_c": brain.soc_c,
             "soc_calibrated": brain.soc_calibrated,
             "alarms": brain.alarms,

@@ -83,7 +83,8 @@ class Simulation:
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
         self.pack = Pack(sc.cells, sc.chemistry, sc.capacity_ah, soc=sc.soc, capacity_spread=sc.capacity_spread,
-                         soc_spread=sc.soc_spread, r0_ohm=sc.r0_ohm, ambient_c=sc.ambient_c, rng=rng)
+                         soc_spread=sc.soc_spread, r0_ohm=sc.r0_ohm, ambient_c=sc.ambient_c, rng=rng,
+                         r1_ohm=sc.r1_ohm, tau_s=sc.tau_s, balance_ohm=sc.balance_ohm)
         if sc.cell_soc:
             soc = self.pack.soc.copy()
             for cell, value in sc.cell_soc.items():
@@ -197,6 +198,9 @@ class Simulation:
         hw = self.boards[i]
         if kind == "board_power_loss":
             self.fw.power(i, not on)
+        elif kind == "watchdog_reset":
+            if on:
+                self.fw.reset(i, "watchdog")
         elif kind == "stuck_adc":
             mv = f.get("mv", float(self.pack.v_true[i]) * 1000.0)
             hw.faults.stuck_adc_uv = int(mv * 1000 * hw.den / hw.num) if on else None
@@ -310,6 +314,7 @@ class Simulation:
             "v_meas": v_meas,
             "temp": [round(float(x), 2) for x in p.temp_c],
             "balancing": [bool(d > 0) for d in p.balance_duty],
+            "status": st.get("cell_status"),
             "soc_true": [round(100.0 * float(x), 3) for x in p.soc],
             "soc_true_pack": round(100.0 * float(np.mean(p.soc)), 3),
             "soc_est": None if st["soc_c"] is None else st["soc_c"] / 100.0,

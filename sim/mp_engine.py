@@ -180,6 +180,8 @@ class MicropythonFirmware:
     def boot(self):
         if not os.path.exists(self.mpy):
             raise MicropythonError("MicroPython Unix port not found at %s (make venv)" % self.mpy)
+        if any(f["kind"] == "watchdog_reset" for f in self.sim.sc.faults):
+            self.reset(next(f["cell"] for f in self.sim.sc.faults if f["kind"] == "watchdog_reset") - 1)
         n = len(self.sim.boards)
         roles = ["begin", "end"] + (["between"] if n > 2 else [])
         boards = image_boards(getattr(self.sim.board_def, "NAME", "pico"), roles)
@@ -252,6 +254,13 @@ class MicropythonFirmware:
         self.on[i] = bool(on)
         if not on:
             self.sim.boards[i].power_off()
+
+    def reset(self, i, cause="watchdog"):
+        """Not on this engine yet: firmware/hal/virtual.py has no restart message and always
+        reports reset cause "power" (use the cpython engine for watchdog resets)."""
+        raise MicropythonError("watchdog_reset (board %d, cause %r) needs the cpython engine: "
+                               "firmware/hal/virtual.py cannot restart a board with another reset cause"
+                               % (i + 1, cause))
 
     def powered(self):
         return list(self.on)

@@ -126,6 +126,21 @@ class RolesChain:
                 self.wires[k].broken = (k + 1) in self.broken_after
             self._make(k)
 
+    def reset(self, k, cause="watchdog"):
+        """Board k restarts at once (a watchdog reset): every output to its safe level first,
+        what it was receiving is lost, then the role is built again by ``make`` from the board's
+        data folder (settings, calibration, saved state) with ``hw.reset_cause()`` = cause.
+        A board without power stays off."""
+        if not self.on[k]:
+            return
+        hw = self.sim.boards[k]
+        hw.safe()
+        if k > 0:
+            self.wires[k - 1].receiver = None
+        self.roles[k] = None
+        hw.cause = cause
+        self._make(k)
+
     def link_break(self, position, broken):
         (self.broken_after.add if broken else self.broken_after.discard)(position)
         if self.on[position - 1]:

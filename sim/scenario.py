@@ -9,12 +9,12 @@ import os
 
 from sim import chemistry as chem_mod
 
-FAULT_KINDS = ("board_power_loss", "link_break", "stuck_adc", "open_ntc", "short_ntc", "fast_ageing",
-               "hot_cell", "sensor_unplugged")
+FAULT_KINDS = ("board_power_loss", "watchdog_reset", "link_break", "stuck_adc", "open_ntc", "short_ntc",
+               "fast_ageing", "hot_cell", "sensor_unplugged")
 _TOP = ("name", "description", "duration_s", "pack", "settings", "mode", "loop_count", "sensors",
         "balance_mv", "wiring", "charger", "load", "faults", "events", "cycle_ms", "board")
 _PACK = ("cells", "chemistry", "capacity_ah", "capacity_spread_pct", "soc_pct", "soc_spread_pct",
-         "ambient_c", "cell_soc_pct", "r0_mohm")
+         "ambient_c", "cell_soc_pct", "r0_mohm", "r1_mohm", "tau_s", "balance_ohm")
 _CHARGER = ("max_a", "bulk_mv_per_cell", "profile", "schedule", "sunrise_h", "sunset_h", "day_s")
 _LOAD = ("profile", "a", "evening_a", "csv", "schedule", "day_s")
 _FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor")
@@ -33,6 +33,16 @@ def _keys(d, allowed, where):
     for k in d:
         if k not in allowed:
             raise ScenarioError("%s: unknown key %r (allowed: %s)" % (where, k, ", ".join(allowed)))
+
+
+def _positive(d, key, div=1.0):
+    """d[key] / div as a float (> 0), None when the key is absent."""
+    if key not in d:
+        return None
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise ScenarioError("pack.%s must be a number > 0, not %r" % (key, v))
+    return float(v) / div
 
 
 class Scenario:
@@ -59,7 +69,10 @@ class Scenario:
         self.soc_spread = float(pack.get("soc_spread_pct", 1.0)) / 100.0
         self.ambient_c = float(pack.get("ambient_c", 25.0))
         self.cell_soc = {int(k): float(v) / 100.0 for k, v in pack.get("cell_soc_pct", {}).items()}
-        self.r0_ohm = pack["r0_mohm"] / 1000.0 if "r0_mohm" in pack else None
+        self.r0_ohm = _positive(pack, "r0_mohm", 1000.0)
+        self.r1_ohm = _positive(pack, "r1_mohm", 1000.0)
+        self.tau_s = _positive(pack, "tau_s")
+        self.balance_ohm = _positive(pack, "balance_ohm")
         self.settings = dict(d.get("settings", {}))
         if not isinstance(d.get("settings", {}), dict):
             raise ScenarioError("settings must be an object")
@@ -87,6 +100,8 @@ class Scenario:
                 raise ScenarioError("faults[%d].kind must be one of %s" % (i, ", ".join(FAULT_KINDS)))
             if "t" not in f:
                 raise ScenarioError("faults[%d]: t missing" % i)
+            if f["kind"] == "watchdog_reset" and "until" in f:
+                raise ScenarioError("faults[%d]: a watchdog_reset is instant (no until)" % i)
             if f["kind"] == "link_break":
                 pos = f.get("position")
                 if not isinstance(pos, int) or not 1 <= pos < self.cells:
