@@ -6,7 +6,7 @@ running chain, frame after frame, and the End board's snapshot, relays and break
 judged: no crash, no corrupt value ever reaches the End board's snapshot, the End board never
 closes a relay on corrupt data, the break is located, and the chain recovers once the wire is
 good again. Mutation families: 1-3 bit flips (CRC-16 HD 4: always caught), bursts of up to 16
-bits (always caught), truncation (a gap: padded, poisoned), framing errors, and garbage instead
+bits (always caught), truncation (a gap: the first board that saw the cut reports it in the next frame's LOST_AT), framing errors, and garbage instead
 of the rest of the frame. Runs derandomised (a fixed set of examples: CI stays deterministic);
 about 1500 corrupted frames and 40 noise streams in all.
 """
@@ -116,9 +116,8 @@ def _check_snapshot_is_truth(ch, truth_mv):
         assert snap.cell_mv[i] in (0, truth_mv[i]), (i, snap.cell_mv[i])
 
 
-WARM = 5    # clean cycles first: the relays are closed by then. (Until every board has measured
-            # once, the first frames carry zeros for the boards that had not: a boot transient
-            # judged by the brain's tests.)
+WARM = 5    # clean cycles first: the relays are closed by then (every board measures once at
+            # start, so even the first frames carry real cells)
 OFF_CYCLES = 4   # comm_timeout_cycles (3) + 1: see test_robustness_harness.doc_timeout_ms
 
 

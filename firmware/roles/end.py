@@ -40,6 +40,10 @@ class End:
         self.app = None
         self.settings = None
         self.safe()
+        # measure now: the first frame we complete (before our first cycle) carries our real
+        # cell, not a "not measured yet" slot
+        cell.measure(0)
+        self._set_own()
 
     def _on_event(self, ev):
         fw = self.fw

@@ -184,12 +184,13 @@ def test_first_frame_carries_measured_cells_not_empty_slots():
     ch.sched.run_until(300000000)
     snap = ch.end.snap
     assert snap.valid and ch.end.fw.b_result == frame.OK
-    assert cells[-1].measured == 0                      # no cycle of theirs has run yet:
-    assert all(c.measured == 1 for c in cells[1:-1])    # Between measured once, at start
+    # no cycle of theirs has run yet: Between and End measured once, at start
+    assert all(c.measured == 1 for c in cells[1:])
     for i in range(n - 1):                              # Begin measured in its cycle, Between at start
         assert snap.cell_mv[i] == 3300 + 10 * i and snap.cell_status[i] == 0, i
-    assert snap.min_mv == 3300 and snap.max_mv == 3340 and snap.max_mv_cell == 5
-    assert snap.pack_mv == sum(3300 + 10 * i for i in range(n - 1))   # End's own: not yet
+    # End measured at start too, so its own cell is in the aggregates of the very first frame
+    assert snap.min_mv == 3300 and snap.max_mv == 3350 and snap.max_mv_cell == 6
+    assert snap.pack_mv == sum(3300 + 10 * i for i in range(n))
 
 
 def test_half_second_cycle():
