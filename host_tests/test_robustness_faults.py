@@ -177,12 +177,6 @@ def test_stuck_cell_adc_is_a_located_sensor_fault_and_opens_both_relays(tmp_path
     assert r.at_t[16 + RECOVER_S]["charge_allowed"] and r.at_t[16 + RECOVER_S]["load_allowed"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "firmware: roles/cell_board.py + core/sampling.py have no stuck-reading detector: a cell ADC "
-    "frozen at a plausible value (16 identical readings per burst, cycle after cycle) is believed, "
-    "so the BMS keeps charging/discharging on a voltage it no longer measures. Expected "
-    "VOLT_SENSOR_FAULT (both relays open) within a few cycles; docs/cell-board.md documents only "
-    "the rail/range check. (A real ADC has a few LSB of noise, so identical bursts are a fault.)"))
 def test_cell_adc_frozen_at_a_plausible_value_is_detected(tmp_path):
     r, seen = _sensor_case(tmp_path, [{"t": 8, "until": 30, "kind": "stuck_adc", "cell": 3}], 8, 30, [29.5])
     assert r.both_off_by(8, 30) is not None

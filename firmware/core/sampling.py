@@ -223,7 +223,7 @@ class CellChannel:
     cell voltage outside ``CELL_MIN_MV`` .. ``CELL_MAX_MV`` after calibration."""
 
     def __init__(self, divider_num, divider_den, samples=16, trim=4, filter_shift=2,
-                 filter_step_uv=15000, full_scale_uv=3300000, min_pin_uv=100000):
+                 filter_step_uv=15000, full_scale_uv=3300000, min_pin_uv=100000, stuck_bursts=0):
         self.num, self.den = reduce_divider(divider_num, divider_den)
         self.over = Oversampler(samples, trim)
         self.filter = LightFilter(filter_shift, filter_step_uv)
@@ -237,6 +237,11 @@ class CellChannel:
         self.ok = False          # last measurement plausible (ADC off its rails AND a cell voltage)
         self.adc_ok = False      # ADC off its rails (calibration uses this: before calibration a
                                  # gain error may put a real 5.0 V cell outside CELL_MAX_MV)
+        # A real ADC shows a few LSB of noise in every burst; ``stuck_bursts`` bursts in a row
+        # with every reading identical mean a frozen converter or input (0 = check off).
+        self.stuck_bursts = stuck_bursts
+        self.flat_bursts = 0
+        self.stuck = False
 
     def begin(self):
         self.over.reset()
@@ -250,7 +255,14 @@ class CellChannel:
 
     def finish(self):
         """Close the measurement; returns the calibrated cell voltage in mV (also in cell_mv)."""
-        raw = self.over.result()
+        over = self.over
+        if over.count >= 4 and over.buf[over.count - 1] == over.buf[0]:
+            if self.flat_bursts < 0x3FFF:
+                self.flat_bursts += 1
+        else:
+            self.flat_bursts = 0
+        self.stuck = self.stuck_bursts > 0 and self.flat_bursts >= self.stuck_bursts
+        raw = over.result()
         if self.over.count == 0 or raw < self.min_pin_uv or raw >= self.sat_uv:
             self.ok = False
             self.adc_ok = False
@@ -270,5 +282,7 @@ class CellChannel:
         if self.ok and not CELL_MIN_MV <= mv <= CELL_MAX_MV:
             self.ok = False          # not a cell voltage: the next plausible one starts afresh
             self.filter.reset()
+        if self.stuck:
+            self.ok = False          # frozen: whatever it says is not a measurement
         self.cell_mv = mv
         return mv

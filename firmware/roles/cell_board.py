@@ -48,7 +48,8 @@ class CellBoard:
         self.channel = CellChannel(
             g(board_def, "CELL_DIVIDER_NUM", 2), g(board_def, "CELL_DIVIDER_DEN", 1),
             samples=g(board_def, "CELL_SAMPLES", 16), trim=g(board_def, "CELL_TRIM", 4),
-            filter_shift=g(board_def, "CELL_FILTER_SHIFT", 2), full_scale_uv=full_scale)
+            filter_shift=g(board_def, "CELL_FILTER_SHIFT", 2), full_scale_uv=full_scale,
+            stuck_bursts=g(board_def, "CELL_ADC_STUCK_BURSTS", 10))
         self.samples = self.channel.samples
         self.ntc = ntc_mod.from_board(board_def)
         self.temp_over = Oversampler(_TEMP_SAMPLES, 2)

@@ -41,12 +41,18 @@ class FakeHw:
         self.button = False
         self.cause = cause
         self.reads_while_on = 0
+        self.reads = 0
+
+    def lsb_noise_uv(self):
+        """A real ADC's last bits: -1, 0, +1 LSB (0.8 mV at the pin) in turn."""
+        self.reads += 1
+        return (self.reads % 3 - 1) * 800
 
     def read_cell_uv(self):
         mv = self.cell_mv - (30 if self.duty > 0 else 0)
         if self.duty > 0:
             self.reads_while_on += 1
-        return mv * 1000 * 102 // 200
+        return mv * 1000 * 102 // 200 + self.lsb_noise_uv()
 
     def read_temp_uv(self):
         return self.ntc_uv
@@ -315,7 +321,7 @@ def test_calibration_works_on_a_board_reading_high():
     # before calibration a 10 % gain error shows a real 4.8 V cell as 5.28 V (implausible), but
     # the two-point calibration still takes it (it only needs the ADC off its rails)
     hw, cb = _board(3000)
-    hw.read_cell_uv = lambda: hw.cell_mv * 1000 * 110 // 200
+    hw.read_cell_uv = lambda: hw.cell_mv * 1000 * 110 // 200 + hw.lsb_noise_uv()
     cb.calibrate_point(3000)
     hw.cell_mv = 4800
     cb.measure(0)
@@ -323,3 +329,21 @@ def test_calibration_works_on_a_board_reading_high():
     cb.calibrate_point(4800)
     cb.measure(0)
     assert cb.cell_ok and abs(cb.cell_mv - 4800) <= 3
+
+
+def test_frozen_adc_is_a_sensor_fault_not_a_cell_voltage():
+    hw, cb = _board(3300)
+    for _ in range(20):
+        cb.measure(1000)
+    assert cb.cell_ok and not cb.status & CellStatus.VOLT_SENSOR_FAULT
+    frozen = hw.read_cell_uv()
+    hw.read_cell_uv = lambda: frozen       # the converter returns the same word for ever
+    for _ in range(9):
+        cb.measure(1000)
+    assert cb.cell_ok                      # a few flat bursts can happen: not yet a fault
+    cb.measure(1000)
+    assert not cb.cell_ok and cb.status & CellStatus.VOLT_SENSOR_FAULT
+    assert cb.balance(3000, True, 1000) == 0      # never drain a cell on a frozen reading
+    hw.read_cell_uv = lambda: 3300 * 1000 * 102 // 200 + hw.lsb_noise_uv()
+    cb.measure(1000)
+    assert cb.cell_ok                      # noise is back: the converter is alive again

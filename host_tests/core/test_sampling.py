@@ -243,3 +243,26 @@ def test_implausible_cell_voltage_is_a_fault():
     # back in range: plausible again at once (no smearing from the rejected value)
     assert _burst(ch, 1650000) == 3300 and ch.ok
     assert sampling.CELL_MIN_MV == 1000 and sampling.CELL_MAX_MV == 5100
+
+
+def test_flat_bursts_mark_a_frozen_converter():
+    from core.sampling import CellChannel
+    ch = CellChannel(2, 1, stuck_bursts=3)
+    for burst in range(5):
+        ch.begin()
+        for _ in range(16):
+            ch.add(1650000)
+        ch.finish()
+        assert ch.ok == (burst < 2), burst       # the third identical burst in a row: frozen
+    ch.begin()
+    for i in range(16):
+        ch.add(1650000 + (i % 2) * 800)           # one LSB of noise again
+    ch.finish()
+    assert ch.ok and not ch.stuck
+    off = CellChannel(2, 1)                       # stuck_bursts 0: check off
+    for _ in range(20):
+        off.begin()
+        for _ in range(16):
+            off.add(1650000)
+        off.finish()
+    assert off.ok
