@@ -8,23 +8,29 @@ offsets within the manual's accuracy and the firmware's dead band (docs/virtual-
 Time compression (the cpython engine runs every board's real role code and the link, about
 1.5-3 ms of CPU per simulated second for 2-4 cells, so a real week would take half an hour):
 the day lasts DAY_S = 86400 / K seconds and the cells have 100 / K Ah, with the currents
-unchanged and the series resistance and RC pair of a 100 Ah cell (``r0_mohm``; ``pack.r1``
-divided by 100 / capacity in this bench). Every charge that flows is
-then the same fraction of the capacity as in a real day on a 100 Ah pack, so current-sensor
-offsets, noise and the dead band move the SoC estimate by the same percentage per day. The
-simulated week is 7 such days. The balance resistors are made K times larger in the model
-(``pack.balance_ohm``), so balancing moves the same fraction of the capacity per day as 1 A
+unchanged and the series resistance and RC pair of a 100 Ah cell given in the scenario
+(``r0_mohm``, ``r1_mohm``: explicit resistances are not scaled with the capacity). Every charge
+that flows is then the same fraction of the capacity as in a real day on a 100 Ah pack, so
+current-sensor offsets, noise and the dead band move the SoC estimate by the same percentage
+per day. The simulated week is 7 such days. The balance resistors are K times the chemistry's
+(scenario ``balance_ohm``), so balancing moves the same fraction of the capacity per day as 1 A
 does on a 100 Ah cell. Firmware timings (1 s cycle, 3 samples to detect full, 30 s to detect
 empty) are not compressed; they are short against a compressed day.
 SoC runs use SOC_CELLS cells (the estimate depends on the cell count only through which cell
 reaches V-balance first), the balancing runs CELLS cells.
 
-SoC: the End board starts with the true SoC restored from its soc.json (written before boot
-with core.store, as a board finds it after a restart). Error = estimated - true (pack mean of the
-model's cell SoC), each simulated second, over the week: max |error| and RMS, in % SoC.
+SoC, two starts, each with and without recalibration:
+- known start: the pack at START_SOC_PCT, the End board's soc.json holding that true SoC
+  (written before boot with core.store, as a board finds it after a restart);
+- unknown start: the pack at UNKNOWN_SOC_PCT and no saved state, so the brain starts at 50 %,
+  not calibrated (a new pack, or a lost soc.json). 50 % under the truth: neither the 100 %
+  ceiling of the count nor the V-min cap of the SoC pulls a low estimate back, only the full
+  recalibration does.
+Error = estimated - true (pack mean of the model's cell SoC), each simulated second: max |error|
+and RMS over the week, and max |error| over the last day (the settled figure).
 Without recalibration: the pack brain's full/empty detector (``brain._det``) is replaced in this
 bench only by one that never fires (monkeypatch; the firmware is not changed); everything else,
-including the V-min cap of the SoC, is as on a board.
+including the V-min cap of the SoC and the 0..100 % limits of the count, is as on a board.
 
 Balancing: 10 such days starting from a 3 % SoC spread (normal, 1 sigma) plus the 1 %
 capacity spread, with balancing on (Begin switches 4-8 at V-balance) and off (switches 4-8 all
@@ -36,6 +42,7 @@ import shutil
 import tempfile
 
 from sim import paths  # noqa: F401
+from sim import chemistry
 from sim import scenario as scenario_mod
 
 K = 20                    # time compression
@@ -44,8 +51,11 @@ CELLS = 4
 SOC_CELLS = 2
 SOC_DAYS = 7
 BAL_DAYS = 10
-START_SOC_PCT = 40
+START_SOC_PCT = 40        # known start (soc.json holds it)
+UNKNOWN_SOC_PCT = 80      # unknown start: true SoC; the brain starts at 50 %
 WORKERS = 2
+R0_MOHM = 1000.0 * chemistry.PARAMS["lifepo4"]["r0"]      # a 100 Ah cell's, not scaled
+R1_MOHM = 1000.0 * chemistry.PARAMS["lifepo4"]["r1"]
 
 
 def capacity_ah(day_s):
@@ -53,10 +63,13 @@ def capacity_ah(day_s):
     return max(1, int(round(100.0 * day_s / 86400)))
 
 
-def _scenario(days, soc_spread_pct=0.0, balance_mv=None, day_s=DAY_S, cells=CELLS):
+def _scenario(days, soc_spread_pct=0.0, balance_mv=None, day_s=DAY_S, cells=CELLS, soc_pct=START_SOC_PCT):
+    cap = capacity_ah(day_s)
     d = {"name": "bench_accuracy", "duration_s": days * day_s,
-         "pack": {"cells": cells, "chemistry": "lifepo4", "capacity_ah": capacity_ah(day_s), "soc_pct": START_SOC_PCT,
-                  "soc_spread_pct": soc_spread_pct, "r0_mohm": 0.8},
+         "pack": {"cells": cells, "chemistry": "lifepo4", "capacity_ah": cap, "soc_pct": soc_pct,
+                  "soc_spread_pct": soc_spread_pct, "r0_mohm": R0_MOHM, "r1_mohm": R1_MOHM,
+                  # 1 A on 100 Ah -> the same fraction of the small cell per day
+                  "balance_ohm": chemistry.PARAMS["lifepo4"]["balance_ohm"] * 100.0 / cap},
          "charger": {"max_a": 40, "profile": "solar", "day_s": day_s},
          "load": {"profile": "daynight", "a": 5, "evening_a": 15, "day_s": day_s}}
     if balance_mv is not None:
@@ -75,20 +88,19 @@ class _NeverFull:
         pass
 
 
-def _simulation(sc, seed, workdir, soc_pct=None):
+def _simulation(sc, seed, workdir, saved_soc_pct=None):
+    """The virtual pack; saved_soc_pct: written to the End board's soc.json before boot
+    (None: no saved state, the brain starts at 50 %)."""
     from core import store
     from core.brain import STATE_KIND, STATE_VERSION
     from sim.engine import Simulation
-    if soc_pct is not None:
+    if saved_soc_pct is not None:
         end_dir = os.path.join(workdir, "board%03d" % sc.cells)
         os.makedirs(end_dir, exist_ok=True)
         store.save(os.path.join(end_dir, "soc.json"), STATE_KIND, STATE_VERSION,
-                   {"soc_c": int(round(soc_pct * 100)), "capacity_ah": int(sc.capacity_ah)})
+                   {"soc_c": int(round(saved_soc_pct * 100)), "capacity_ah": int(sc.capacity_ah)})
     sim = Simulation(sc, engine="cpython", seed=seed, workdir=workdir)
     sim.keep_history = False
-    scale = 100.0 / sc.capacity_ah
-    sim.pack.balance_ohm *= scale          # 1 A on 100 Ah, scaled to the small cells
-    sim.pack.r1 = sim.pack.r1 / scale      # RC polarisation of a 100 Ah cell (like r0_mohm)
     return sim
 
 
@@ -96,30 +108,44 @@ def _brain(sim):
     return sim.fw.chain.roles[-1].brain
 
 
-def soc_run(recal=True, days=SOC_DAYS, seed=1, day_s=DAY_S, cells=SOC_CELLS):
-    """Max |estimated - true| and RMS in % SoC over ``days`` compressed days."""
-    sc = _scenario(days, day_s=day_s, cells=cells)
+def soc_run(recal=True, days=SOC_DAYS, seed=1, day_s=DAY_S, cells=SOC_CELLS, known=True):
+    """Max |estimated - true| and RMS in % SoC over ``days`` compressed days, from a known start
+    (START_SOC_PCT, saved) or an unknown one (UNKNOWN_SOC_PCT, nothing saved)."""
+    start = START_SOC_PCT if known else UNKNOWN_SOC_PCT
+    sc = _scenario(days, day_s=day_s, cells=cells, soc_pct=start)
     workdir = tempfile.mkdtemp(prefix="cellchain-bench-soc-")
     try:
-        sim = _simulation(sc, seed, workdir, soc_pct=START_SOC_PCT)
+        sim = _simulation(sc, seed, workdir, saved_soc_pct=start if known else None)
         brain = _brain(sim)
         if not recal:
             brain._det = _NeverFull()
-        acc = {"n": 0, "sq": 0.0, "max": 0.0, "recal": 0, "last_cal": False, "max_t": 0}
+        last_day = (days - 1) * day_s
+        acc = {"n": 0, "sq": 0.0, "max": 0.0, "max_t": 0, "last_max": 0.0, "first_cal_t": None,
+               "start_est": None}
 
         def on_second(s, rec):
             if rec["soc_est"] is None:
                 return
-            e = rec["soc_est"] - rec["soc_true_pack"]
+            if acc["start_est"] is None:
+                acc["start_est"] = rec["soc_est"]
+            if acc["first_cal_t"] is None and rec["soc_calibrated"]:
+                acc["first_cal_t"] = rec["t"]
+            e = abs(rec["soc_est"] - rec["soc_true_pack"])
             acc["n"] += 1
             acc["sq"] += e * e
-            if abs(e) > acc["max"]:
-                acc["max"] = abs(e)
+            if e > acc["max"]:
+                acc["max"] = e
                 acc["max_t"] = rec["t"]
+            if rec["t"] > last_day and e > acc["last_max"]:
+                acc["last_max"] = e
         sim.run(on_second=on_second)
         n = max(1, acc["n"])
+        cal_t = acc["first_cal_t"]
         return {"max_error_pct": round(acc["max"], 2), "rms_error_pct": round((acc["sq"] / n) ** 0.5, 2),
+                "last_day_max_error_pct": round(acc["last_max"], 2),
                 "max_error_at_day": round(acc["max_t"] / float(day_s), 2),
+                "first_recal_at_day": None if cal_t is None else round(cal_t / float(day_s), 2),
+                "start_true_pct": start, "start_est_pct": acc["start_est"],
                 "calibrated": bool(_brain(sim).soc_calibrated), "seconds": acc["n"]}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -152,38 +178,54 @@ def _job(args):
     return soc_run(flag, **kw) if what == "soc" else balance_run(flag, **kw)
 
 
+def _figures(r):
+    return {k: r[k] for k in ("max_error_pct", "rms_error_pct", "last_day_max_error_pct")}
+
+
 def run(results, soc_days=SOC_DAYS, bal_days=BAL_DAYS, day_s=DAY_S, cells=CELLS, workers=WORKERS,
         soc_cells=SOC_CELLS):
-    jobs = [("soc", True, {"days": soc_days, "day_s": day_s, "cells": soc_cells}),
-            ("soc", False, {"days": soc_days, "day_s": day_s, "cells": soc_cells}),
-            ("bal", True, {"days": bal_days, "day_s": day_s, "cells": cells}),
-            ("bal", False, {"days": bal_days, "day_s": day_s, "cells": cells})]
+    soc_kw = {"days": soc_days, "day_s": day_s, "cells": soc_cells}
+    # longest first (the balancing runs have twice the cells and more days)
+    jobs = [("bal", True, {"days": bal_days, "day_s": day_s, "cells": cells}),
+            ("bal", False, {"days": bal_days, "day_s": day_s, "cells": cells}),
+            ("soc", True, dict(soc_kw, known=True)),
+            ("soc", False, dict(soc_kw, known=True)),
+            ("soc", True, dict(soc_kw, known=False)),
+            ("soc", False, dict(soc_kw, known=False))]
     if workers > 1:
         import multiprocessing
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             out = pool.map(_job, jobs, chunksize=1)
     else:
         out = [_job(j) for j in jobs]
-    rec, norec, bon, boff = out
-    results["soc"] = {"max_error_pct": rec["max_error_pct"], "rms_error_pct": rec["rms_error_pct"],
-                      "recal": rec,
-                      "no_recal": {"max_error_pct": norec["max_error_pct"], "rms_error_pct": norec["rms_error_pct"],
-                                   "detail": norec},
-                      "days": soc_days, "day_s": day_s, "cells": soc_cells, "capacity_ah": capacity_ah(day_s),
-                      "time_compression": 86400 // day_s}
+    bon, boff, rec, norec, u_rec, u_norec = out
+    results["soc"] = dict(_figures(rec), recal=rec,
+                          no_recal=dict(_figures(norec), detail=norec),
+                          unknown_start=dict(_figures(u_rec), recal=u_rec,
+                                             no_recal=dict(_figures(u_norec), detail=u_norec),
+                                             true_start_pct=UNKNOWN_SOC_PCT, brain_start_pct=50),
+                          known_start_pct=START_SOC_PCT,
+                          days=soc_days, day_s=day_s, cells=soc_cells, capacity_ah=capacity_ah(day_s),
+                          time_compression=86400 // day_s)
     results["balance"] = {"spread_mv_on": bon["spread_mv"], "spread_mv_off": boff["spread_mv"],
                           "first_day_spread_mv_on": bon["first_day_spread_mv"],
                           "first_day_spread_mv_off": boff["first_day_spread_mv"],
                           "balance_switch_mv": bon["balance_switch_mv"], "days": bal_days, "cells": cells,
                           "capacity_ah": capacity_ah(day_s), "day_s": day_s}
-    rows = [["SoC, with full/empty recalibration", "%.2f %%" % rec["max_error_pct"], "%.2f %%" % rec["rms_error_pct"]],
-            ["SoC, recalibration disabled", "%.2f %%" % norec["max_error_pct"], "%.2f %%" % norec["rms_error_pct"]],
+
+    def soc_row(label, r):
+        return [label, "%.2f %%" % r["max_error_pct"], "%.2f %%" % r["rms_error_pct"],
+                "%.2f %%" % r["last_day_max_error_pct"]]
+    rows = [soc_row("SoC, known start, with recalibration", rec),
+            soc_row("SoC, known start, recalibration disabled", norec),
+            soc_row("SoC, unknown start (%d %%, brain 50 %%), with recalibration" % UNKNOWN_SOC_PCT, u_rec),
+            soc_row("SoC, unknown start, recalibration disabled", u_norec),
             ["top-of-charge spread, balancing on", "%.1f mV" % bon["spread_mv"],
-             "day 1: %.1f mV" % bon["first_day_spread_mv"]],
+             "day 1: %.1f mV" % bon["first_day_spread_mv"], ""],
             ["top-of-charge spread, balancing off", "%.1f mV" % boff["spread_mv"],
-             "day 1: %.1f mV" % boff["first_day_spread_mv"]]]
+             "day 1: %.1f mV" % boff["first_day_spread_mv"], ""]]
     from bench import table
     table("accuracy (virtual pack, %d Ah LiFePO4 cells, solar days of %d s: SoC %d cells x %d days, balancing "
           "%d cells x %d days)" % (capacity_ah(day_s), day_s, soc_cells, soc_days, cells, bal_days),
-          ["figure", "max / last", "RMS / first"], rows)
+          ["figure", "max / last day", "RMS / first day", "max on the last day"], rows)
     return results

@@ -81,12 +81,22 @@ def test_reaction_results_keys():
 
 def test_accuracy_keys_and_sanity():
     res = {}
-    accuracy.run(res, soc_days=1, bal_days=1, day_s=864, cells=3, soc_cells=2, workers=1)
+    accuracy.run(res, soc_days=2, bal_days=1, day_s=864, cells=3, soc_cells=2, workers=1)
     soc = res["soc"]
     assert 0 <= soc["rms_error_pct"] <= soc["max_error_pct"] < 10
     assert soc["recal"]["calibrated"] is True
     assert soc["no_recal"]["detail"]["calibrated"] is False
     assert soc["no_recal"]["max_error_pct"] >= 0
+    # unknown start: the brain starts at 50 % (nothing saved) against a true 80 %; the full
+    # recalibration brings it to the truth, the count alone keeps the offset
+    u = soc["unknown_start"]
+    assert u["recal"]["start_est_pct"] == 50.0 and u["recal"]["start_true_pct"] == 80
+    assert abs(u["max_error_pct"] - 30) < 3                 # the start itself
+    assert u["recal"]["first_recal_at_day"] is not None and u["recal"]["calibrated"] is True
+    assert u["last_day_max_error_pct"] < 5
+    assert u["no_recal"]["detail"]["calibrated"] is False
+    assert u["no_recal"]["last_day_max_error_pct"] > max(5.0, 3 * u["last_day_max_error_pct"])
+    assert u["no_recal"]["rms_error_pct"] > u["rms_error_pct"]
     bal = res["balance"]
     assert bal["balance_switch_mv"] > 0
     assert 0 <= bal["spread_mv_on"] < 1000 and 0 <= bal["spread_mv_off"] < 1000

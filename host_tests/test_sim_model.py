@@ -33,6 +33,8 @@ def test_ocv_follows_data_sheet_curves():
     for soc in (0.6, 0.7, 0.8, 0.9, 0.95, 0.98):
         assert 3.30 < lfp(soc) <= 3.35, soc
     assert 3.28 <= lfp(0.4) <= 3.30 and 3.18 <= lfp(0.1) <= 3.24
+    # the lower knee: V-min of the preset (2.90 V) within the last 1.5 %, 2.5 V cut-off at 0 %
+    assert 0.005 < chemistry.soc_for_ocv("lifepo4", 2.90) <= 0.015 and abs(lfp(0.0) - 2.5) < 1e-9
     # a cell resting at V-balance (3.40 V) or at the CV bulk voltage (3.43 V) is > 99.5 % full
     assert chemistry.soc_for_ocv("lifepo4", 3.40) > 0.995
     assert chemistry.soc_for_ocv("lifepo4", 3.43) > 0.998
