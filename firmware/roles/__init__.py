@@ -12,6 +12,16 @@ DEFAULT_CYCLE_MS = const(1000)
 _POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
 
 
+def send_frame(fw, buf, n, tx):
+    """Originate a frame: run the n bytes built in ``buf`` through this board's own forwarder
+    (which adds its cell, updates the aggregates and CRCs) and send the result as one burst."""
+    fw.gap()
+    for i in range(n):
+        fw.byte(buf[i])
+    if tx is not None:
+        tx.write(fw.out, n)
+
+
 def cycle_ms_of(board_def):
     ms = getattr(board_def, "LINK_CYCLE_MS", DEFAULT_CYCLE_MS)
     return 500 if ms == 500 else DEFAULT_CYCLE_MS

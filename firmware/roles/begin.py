@@ -1,7 +1,7 @@
 """Begin board (pack minus): reads the option switches and the two current sensors, measures
 its own cell (position 1) and originates one frame per cycle (docs/link-protocol.md)."""
 from core import frame, options
-from roles import cycle_ms_of
+from roles import cycle_ms_of, send_frame
 
 
 class Begin:
@@ -45,13 +45,7 @@ class Begin:
         self.seq = (self.seq + 1) & 0xFF
         p = self.pair
         n = frame.build_empty(self.buf, w, self.seq, sw, 0, win, p.s1_ma, p.s1_flags, p.s2_ma, p.s2_flags)
-        fw = self.fw
-        fw.gap()
-        buf = self.buf
-        for i in range(n):
-            fw.byte(buf[i])
-        if self.tx is not None:
-            self.tx.write(fw.out, n)
+        send_frame(self.fw, self.buf, n, self.tx)
         self.frames_sent += 1
         return n
 

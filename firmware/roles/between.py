@@ -4,7 +4,7 @@ from micropython import const
 
 from core import frame, options
 from core.snapshot import CellStatus
-from roles import LinkPort, cycle_ms_of
+from roles import LinkPort, cycle_ms_of, send_frame
 
 _MAX_MS = const(0x3FFFFFFF >> 2)
 
@@ -100,11 +100,7 @@ class Between:
         n = frame.build_empty(self.buf, w, self.seq, sw, pos - 1, win)
         fw.gap()
         fw.report_lost = True
-        buf = self.buf
-        for i in range(n):
-            fw.byte(buf[i])
-        if self.tx is not None:
-            self.tx.write(fw.out, n)
+        send_frame(fw, self.buf, n, self.tx)
         self.originated += 1
         return n
 
