@@ -67,6 +67,14 @@ def summary_rows(res):
     if soc:
         add("SoC error with recalibration", "max %s %%, RMS %s %%" % (soc.get("max_error_pct"), soc.get("rms_error_pct")))
         add("SoC error without recalibration", "max %s %%" % _get(soc, "no_recal", "max_error_pct"))
+        unk = _get(soc, "unknown_start")
+        if unk:
+            add("SoC from an unknown start, with recalibration",
+                "max on last day %s %%, under 3 %% from day %s" % (
+                    unk.get("last_day_max_error_pct"), unk.get("settled_at_day")))
+            add("SoC from an unknown start, without recalibration",
+                "max on last day %s %%, under 3 %% from day %s" % (
+                    _get(unk, "no_recal", "last_day_max_error_pct"), _get(unk, "no_recal", "settled_at_day")))
     bal = _get(res, "balance")
     if bal:
         add("top-of-charge spread after %s cycles" % bal.get("days"),
