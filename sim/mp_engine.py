@@ -120,11 +120,11 @@ class RemoteApp:
     cellchain.client.AppSocketServer uses (open / feed / close); the bytes go to the handler
     in the MicroPython process with the next cycle and the answers come back with its reply."""
 
-    def __init__(self):
+    def __init__(self, first_sid=1):
         self.writers = {}
         self.ops = []
         self._closed = []
-        self._next = 1
+        self._next = first_sid      # ids never reused: the old handler's closes may still come back
 
     def open(self, write):
         sid = self._next
@@ -173,6 +173,7 @@ class MicropythonFirmware:
         self._state = None
         self._settings = sim.settings.to_dict()
         self._pending_set = None
+        self._pending_resets = []   # [[index, cause]] for the next line ("w")
         self.remote = RemoteApp()
         self.images = {}        # role -> "board/role"
         self.files = {}         # role -> {module: __file__} as the MicroPython process reports
@@ -180,8 +181,6 @@ class MicropythonFirmware:
     def boot(self):
         if not os.path.exists(self.mpy):
             raise MicropythonError("MicroPython Unix port not found at %s (make venv)" % self.mpy)
-        if any(f["kind"] == "watchdog_reset" for f in self.sim.sc.faults):
-            self.reset(next(f["cell"] for f in self.sim.sc.faults if f["kind"] == "watchdog_reset") - 1)
         n = len(self.sim.boards)
         roles = ["begin", "end"] + (["between"] if n > 2 else [])
         boards = image_boards(getattr(self.sim.board_def, "NAME", "pico"), roles)
@@ -226,6 +225,9 @@ class MicropythonFirmware:
                      begin.read_current_uv(2, False), begin.read_current_uv(2, True)],
                "sw": begin.read_switches(), "b": [1 if h.button else 0 for h in b],
                "p": [1 if x else 0 for x in self.on], "k": sorted(self.broken)}
+        if self._pending_resets:
+            req["w"] = self._pending_resets
+            self._pending_resets = []
         if self._pending_set is not None:
             req["set"] = self._pending_set
             self._pending_set = None
@@ -249,18 +251,28 @@ class MicropythonFirmware:
                                                             req["set"][1], out["msg"]))
 
     def power(self, i, on):
-        if on and not self.on[i] and i == len(self.on) - 1:
-            self.remote = RemoteApp()       # a restarted End board: new sessions
+        if on and not self.on[i]:
+            self.sim.boards[i].cause = "power"
+            if i == len(self.on) - 1:
+                self.remote = RemoteApp(self.remote._next)     # a restarted End board: new sessions
         self.on[i] = bool(on)
         if not on:
             self.sim.boards[i].power_off()
 
     def reset(self, i, cause="watchdog"):
-        """Not on this engine yet: firmware/hal/virtual.py has no restart message and always
-        reports reset cause "power" (use the cpython engine for watchdog resets)."""
-        raise MicropythonError("watchdog_reset (board %d, cause %r) needs the cpython engine: "
-                               "firmware/hal/virtual.py cannot restart a board with another reset cause"
-                               % (i + 1, cause))
+        """Board i restarts now (watchdog): its outputs go safe here at once, and the next line
+        tells firmware/hal/virtual.py to restart it (outputs safe, what it was receiving lost,
+        role rebuilt from its image and data folder, ``reset_cause()`` = cause) before that
+        cycle runs. A board without power stays off. An End board restart drops the app
+        sessions (a new handler proxy, as after a power loss)."""
+        if not self.on[i]:
+            return
+        hw = self.sim.boards[i]
+        hw.safe()
+        hw.cause = cause
+        self._pending_resets.append([i, cause])
+        if i == len(self.on) - 1:
+            self.remote = RemoteApp(self.remote._next)
 
     def powered(self):
         return list(self.on)
@@ -285,7 +297,7 @@ class MicropythonFirmware:
         st = self._state
         n = len(self.sim.boards)
         if st is None:
-            return {"settings": self._settings, "cell_mv": [0] * n, "soc_c": None,
+            return {"settings": self._settings, "cell_mv": [0] * n, "cell_status": None, "soc_c": None,
                     "alarms": None, "comm_ok": None, "current_ma": None, "soc_calibrated": None,
                     "break_position": None}
         self._settings = st["settings"]

@@ -19,9 +19,12 @@ Protocol (one line each way per cycle; see docs/virtual-pack.md):
                              "b": [button 0/1], "p": [powered 0/1], "k": [broken wire positions],
                              "set": [name, value] (optional settings change through the End
                              board's services; name "preset" selects a chemistry preset),
+                             "w": [[board index, reset cause]] (optional: those boards restart
+                             now, before the cycle runs; see Pack.reset),
                              "app": [["o", id] | ["f", id, hex] | ["c", id]] (optional app sessions)}
   here -> host, per cycle:  {"d": [balance permille], "r": [charge, load], "x": "hex extout",
-                             "st": {...End state...}, "msg": refusal or null,
+                             "st": {...End state, with "cell_status": the per-cell
+                             CellStatus bits of its snapshot...} or null, "msg": refusal or null,
                              "ao": [[id, hex answer]], "ac": [ids of sessions the board closed]}
 Nothing here touches hardware; the module imports nothing at import time beyond the stdlib.
 """
@@ -51,6 +54,7 @@ class VirtualHw:
         self.link_rx = None
         self.extout_tx = None
         self.ble = None
+        self.cause = "power"        # what the board's reset-cause register says
         self._n = index
 
     def read_cell_uv(self):
@@ -73,7 +77,7 @@ class VirtualHw:
         pass
 
     def reset_cause(self):
-        return "power"
+        return self.cause
 
     def read_switches(self):
         return self.switches
@@ -331,8 +335,24 @@ class Pack:
             if k == self.n - 1 and self.sessions is not None:
                 self.sessions.end()
         else:
+            self.hws[k].cause = "power"
             self._make(k)
         self._wires()
+
+    def reset(self, k, cause):
+        """Board k restarts at once (e.g. its watchdog fired): every output to its safe level
+        first, what it was receiving is lost, then its role is built again by ``make`` from its
+        image and data folder (settings, calibration, saved state) with ``reset_cause()`` =
+        cause. It keeps its cycle phase and its outgoing wire; a board without power stays off."""
+        if not self.on[k]:
+            return
+        hw = self.hws[k]
+        hw.safe()
+        if k > 0:
+            self.wires[k - 1].receiver = None
+        self.roles[k] = None
+        hw.cause = cause
+        self._make(k)
 
     def _wires(self):
         for k in range(self.n - 1):
@@ -363,6 +383,8 @@ class Pack:
         if p:
             for k in range(self.n):
                 self.power(k, bool(p[k]))
+        for w in req.get("w", ()):
+            self.reset(w[0], w[1])
         k_list = req.get("k", [])
         if k_list != self.broken:
             self.broken = k_list
@@ -392,6 +414,7 @@ class Pack:
         fresh = snap.valid and snap.comm_ok
         return {"settings": end.settings.to_dict(),
                 "cell_mv": [snap.cell_mv[i] if fresh else 0 for i in range(self.n)],
+                "cell_status": [snap.cell_status[i] for i in range(self.n)],
                 "soc_c": brain.soc_c, "soc_calibrated": brain.soc_calibrated, "alarms": brain.alarms,
                 "comm_ok": bool(snap.comm_ok), "current_ma": brain.current_ma,
                 "break_position": brain.break_position}
