@@ -7,8 +7,8 @@ one firmware cycle at a time and can act at any virtual instant, also in the mid
 (a board dying while a frame is on the wire), by splitting the engine's ``cycle(dt_ms)`` around
 the action. It records the End board's relay outputs after every cycle and reads the trace at
 the end. Only the simulator's public surface is used: Simulation(.step, .relays, .fw.cycle/power/
-state, .boards[i].data_dir, .end), scenario.load, trace.read; the End board's snapshot (per-cell
-status bits, as the app protocol reports them in its cell lines) through the engine's ``app()``.
+reset/state, .boards[i].data_dir, .end), scenario.load, trace.read (the End board's per-cell
+status bits are the trace's ``status``).
 """
 import os
 
@@ -108,11 +108,8 @@ class Run:
         self.sim.fw.power(board - 1, on)
 
     def reboot(self, board, cause="watchdog"):
-        """Board 1..n resets now and starts again at once, reporting ``cause``."""
-        hw = self.sim.boards[board - 1]
-        self.sim.fw.power(board - 1, False)
-        hw.reset_cause = lambda: cause      # what the board's reset-cause register says
-        self.sim.fw.power(board - 1, True)
+        """Board 1..n resets now and starts again at once, reporting ``cause`` (sim.fw.reset)."""
+        self.sim.fw.reset(board - 1, cause)
 
     def data_path(self, board, name):
         return os.path.join(self.sim.boards[board - 1].data_dir, name)
@@ -151,13 +148,6 @@ def _load_json(base):
     path = base if os.path.isabs(base) else os.path.join(SCEN, base + ".json")
     with open(path) as f:
         return json.load(f)
-
-
-def end_snapshot(sim):
-    """The End board's PackSnapshot (what the app's cell lines and the brain see), or None
-    while the End board is off."""
-    app = sim.fw.app()              # engine front: the End board's app protocol handler
-    return None if app is None else app.ctl.snap
 
 
 def doc_timeout_ms(header):
