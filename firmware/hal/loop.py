@@ -139,6 +139,8 @@ class Loop:
         st = self.stats
         dt = time.ticks_diff(now, self._last_cycle)
         self._last_cycle = now
+        # the role may change its cycle (End: the cycle_ms setting from the app)
+        self.cycle_ms = getattr(self.role, "cycle_ms", self.cycle_ms)
         if late >= self.cycle_ms:
             st.overruns += 1
             self._next_cycle = time.ticks_add(now, self.cycle_ms)

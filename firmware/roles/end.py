@@ -188,13 +188,20 @@ def make(hw, board_def, cell=None, brain=None, outputs=None, comm_timeout_cycles
         cell = CellBoard(hw, board_def)
     snap = PackSnapshot()
     services = None
+    board_cycle_ms = 0
     if brain is None:
         from roles.end_app import make_services
         s, brain, services = make_services(hw, snap, getattr(hw, "data_dir", "."))
         comm_timeout_cycles = s.comm_timeout_cycles
+        if s.is_configured():
+            # the End board's cycle (snapshot, brain, extended output, app stream): the setting;
+            # the Begin board's LINK_CYCLE_MS sets the frame rate and should match it
+            board_cycle_ms = s.cycle_ms
         if outputs is None:
             outputs = services
     role = End(hw, board_def, cell, brain, outputs, comm_timeout_cycles, snap)
+    if board_cycle_ms:
+        role.cycle_ms = board_cycle_ms
     if services is not None:
         services.role = role
         role.app = services.app

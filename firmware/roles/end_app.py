@@ -103,6 +103,7 @@ class EndServices:
         self.brain.set_settings(self.settings, True)
         if self.role is not None:
             self.role.comm_timeout_cycles = self.settings.comm_timeout_cycles
+            self.role.cycle_ms = self.settings.cycle_ms
         return None
 
     def apply_setting(self, name, value):

@@ -207,3 +207,15 @@ def test_stale_cells_do_not_enable_relays():
     assert hw.charge is False and hw.load is False
     assert not role.snap.comm_ok
     assert role.snap.cell_status[0] & CellStatus.STALE == 0  # no cells known at all
+
+
+def test_cycle_setting_sets_the_end_board_cycle():
+    s = cs.preset(cs.LIFEPO4)
+    s.cycle_ms = 500
+    role, hw, out, slot, d = make(with_settings=s)
+    assert role.cycle_ms == 500
+    say(role, out, b"PW1234!", slot)
+    assert say(role, out, b"S:cycle_ms=1000!", slot) == b"OK\r"
+    assert role.cycle_ms == 1000
+    assert say(role, out, b"S:cycle_ms=700!", slot).startswith(b"NA")
+    assert role.cycle_ms == 1000
