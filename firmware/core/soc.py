@@ -23,9 +23,9 @@ CWS_PER_WH = const(360000)     # 0.01 W * s in one Wh
 MAS_PER_STEP_PER_AH = const(360)  # mAs in 0.01 % of 1 Ah
 
 
-def mul_e5(a, b):
-    """floor-ish(a * b / 100000) for 0 <= a, b < 2 500 000 without intermediates beyond 2^30
-    (error below 3 units). Used for 0.01 Ah x mV -> Wh."""
+def _mul_div(a, b, hi, mid, lo):
+    """a * b / 10^k split in thousands so no intermediate passes 2^30 (small ints on the
+    boards): hi = 10^(6-k), mid = 10^(k-3), lo = 10^k."""
     neg = False
     if a < 0:
         a = -a
@@ -37,26 +37,20 @@ def mul_e5(a, b):
     al = a - ah * 1000
     bh = b // 1000
     bl = b - bh * 1000
-    r = ah * bh * 10 + (ah * bl + al * bh) // 100 + (al * bl) // 100000
+    r = ah * bh * hi + (ah * bl + al * bh) // mid + (al * bl) // lo
     return -r if neg else r
+
+
+def mul_e5(a, b):
+    """floor-ish(a * b / 100000) for 0 <= a, b < 2 500 000 without intermediates beyond 2^30
+    (error below 3 units). Used for 0.01 Ah x mV -> Wh."""
+    return _mul_div(a, b, 10, 100, 100000)
 
 
 def mul_e4(a, b):
     """a * b / 10000 (mA x mV -> 0.01 W) for |a|, |b| < 2 500 000, intermediates below 2^30
     (error below 3 units)."""
-    neg = False
-    if a < 0:
-        a = -a
-        neg = not neg
-    if b < 0:
-        b = -b
-        neg = not neg
-    ah = a // 1000
-    al = a - ah * 1000
-    bh = b // 1000
-    bl = b - bh * 1000
-    r = ah * bh * 100 + (ah * bl + al * bh) // 10 + (al * bl) // 10000
-    return -r if neg else r
+    return _mul_div(a, b, 100, 10, 10000)
 
 
 class SocCounter:
