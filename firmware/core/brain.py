@@ -15,8 +15,9 @@ break_position (from the snapshot while communication is lost, else 0); uptime_s
 should_save (the role should call ``save_state()`` now).
 
 Fail-safe: both relays are off until settings are valid and configured AND a valid, fresh,
-complete snapshot arrived; no communication, a cell-voltage sensor fault or a cell count outside
-the switch range switch both off in the same cycle. The lowest/highest cell voltage and
+complete snapshot arrived; no communication, a cell-voltage sensor fault (in a cell's detail or
+named by section A's FAULT_AT) or a cell count outside the switch range switch both off in the
+same cycle. The lowest/highest cell voltage and
 temperature are the worse of the per-cell detail and the section-A aggregates (updated in every
 frame), so limits act within one frame at any chain length. See docs/pack-brain.md.
 """
@@ -205,6 +206,11 @@ class PackBrain:
                         min_t = t
                     elif t > max_t:
                         max_t = t
+            if snap.volt_fault_at:
+                # section A names a board whose cell voltage is not data (FAULT_AT, every
+                # frame): the same sensor fault as in its detail, which reaches this board only
+                # once per window rotation (8 cycles at 255 cells) - act now, not then
+                vfault = True
             if count == 0:
                 min_mv = 0
             else:

@@ -6,7 +6,9 @@ Layout (offsets, multi-byte fields big-endian unless noted; docs/link-protocol.m
    0 SYNC 0xC5           1 W (detail slots 1..32)    2 SEQ        3 SWITCHES (Begin's word)
    4 COUNT (boards that handled it: the sender's position)         5 LOST_AT (0 or position)
    6 WIN (position of detail slot 0)
-   7 S1 mA int32, 11 S1 flags, 12 S2 mA int32, 16 S2 flags        (Begin's current sensors)
+   7 S1 mA int32, 11 S2 mA int32, 15 SENSORS: S1 flags low nibble, S2 flags high nibble
+                                                                  (Begin's current sensors)
+  16 FAULT_AT (0, or the position of the first board whose own cell voltage is not data)
   17 MIN_MV u16, 19 its position   20 MAX_MV u16, 22 position
   23 MIN_T u16 (0.1 degC + 0x8000), 25 position   26 MAX_T u16, 28 position
   29 PACK_MV u24 LITTLE-endian (sum; carries flow with the bytes)  32 FLAGS
@@ -26,7 +28,9 @@ any other syndrome means "my own input link failed" - that board writes its posi
 (section B, for which it then vouches) or, for a failure in section B, into LOST_AT of its next
 frame. A frame cut short (the line went idle) is finished locally and not sent on: every board
 downstream sees the same cut, so the first board that saw it reports it in LOST_AT of the next
-frame. Readings a board's status marks as sensor faults stay out of the aggregates.
+frame. Readings a board's status marks as sensor faults stay out of the aggregates, and the
+first board with a voltage sensor fault (or not measured yet) writes its position into FAULT_AT,
+so the End board knows in every frame, not only when that board's detail slot comes round.
 
 Nothing allocates per byte or per frame; ``Forwarder.byte`` is the per-byte path.
 """
@@ -47,9 +51,9 @@ O_COUNT = const(4)
 O_LOST = const(5)
 O_WIN = const(6)
 O_S1 = const(7)
-O_S1F = const(11)
-O_S2 = const(12)
-O_S2F = const(16)
+O_S2 = const(11)
+O_SENS = const(15)     # sensor flags: S1 in bits 0-3, S2 in bits 4-7 (SensorFlags fit a nibble)
+O_FAULT = const(16)    # FAULT_AT
 O_MIN_MV = const(17)
 O_MAX_MV = const(20)
 O_MIN_T = const(23)
@@ -160,9 +164,8 @@ def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0,
     buf[O_COUNT] = count
     buf[O_WIN] = win
     _put32(buf, O_S1, s1_ma)
-    buf[O_S1F] = s1_flags & 0xFF
     _put32(buf, O_S2, s2_ma)
-    buf[O_S2F] = s2_flags & 0xFF
+    buf[O_SENS] = (s1_flags & 0x0F) | ((s2_flags & 0x0F) << 4)
     buf[O_MIN_MV] = 0xFF
     buf[O_MIN_MV + 1] = 0xFF
     buf[O_MIN_T] = 0xFF
@@ -189,6 +192,7 @@ class Forwarder:
         self._det = bytearray(SLOT_LEN)
         self._det[4] = NOT_MEASURED         # no measurement yet: not data (docs/link-protocol.md)
         self._own_mv = 0                    # what this board adds to PACK_MV (0 = not data)
+        self._own_vf = True                 # own voltage not data: FAULT_AT (not measured yet)
         self._own_flags = F_ERROR           # (as set_own gives for NOT_MEASURED)
         self.report_lost = False            # own input failed in section B: LOST_AT of the next frame
         self.report_cut = False             # a frame was cut short at our input: LOST_AT of the next
@@ -229,6 +233,7 @@ class Forwarder:
         own[2] = t if temp_ok else -1
         own[3] = t if temp_ok else -1
         self._own_mv = mv if volt_ok else 0     # a faulty reading is not summed either
+        self._own_vf = not volt_ok              # ... and it names this board in FAULT_AT
         d = self._det
         d[0] = mv >> 8
         d[1] = mv & 0xFF
@@ -317,6 +322,11 @@ class Forwarder:
                 elif i == O_WIN:
                     s = self.pos - b
                     self._slot = s if 0 <= s < self.w else -1
+            elif i == O_FAULT:
+                # our position is known (COUNT has passed) and this byte has not gone on yet:
+                # the first board whose own voltage is not data names itself
+                if b == 0 and self._own_vf:
+                    o = self.pos
             elif i >= O_MIN_MV:
                 if i < O_PACK:
                     k = (i - O_MIN_MV) // 3
@@ -430,8 +440,9 @@ class Forwarder:
 
 def apply_a(buf, snap):
     """Copy section A of a frame whose CRC_A checked OK into a PackSnapshot (aggregates,
-    Begin's switches and currents, a non-zero LOST_AT as the break position: a report holds
-    until a complete frame clears it, see apply_b). No allocation."""
+    Begin's switches and currents, FAULT_AT as ``volt_fault_at``, a non-zero LOST_AT as the
+    break position: a report holds until a complete frame clears it, see apply_b). No
+    allocation."""
     snap.seq = buf[O_SEQ]
     sw = buf[O_SWITCH]
     snap.cells_min, snap.cells_max = _options.CELL_RANGES[_options.cell_range_code(sw)]
@@ -454,9 +465,11 @@ def apply_a(buf, snap):
     if buf[O_LOST]:
         snap.break_position = buf[O_LOST]
     snap.s1_ma = s32(buf, O_S1)
-    snap.s1_flags = buf[O_S1F]
+    f = buf[O_SENS]
+    snap.s1_flags = f & 0x0F
     snap.s2_ma = s32(buf, O_S2)
-    snap.s2_flags = buf[O_S2F]
+    snap.s2_flags = f >> 4
+    snap.volt_fault_at = buf[O_FAULT]
 
 
 def apply_b(buf, w, count, snap):

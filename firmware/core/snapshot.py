@@ -60,6 +60,8 @@ class PackSnapshot:
         self.pack_mv = 0            # sum of the cell voltages
         self.any_balancing = False
         self.any_error = False      # some board reported a sensor fault or upstream loss
+        self.volt_fault_at = 0      # 0, or the first position whose cell voltage is not data
+        #                             (section A FAULT_AT: every frame, before the detail comes)
         self.break_position = 0     # 0 = intact; else position of the first board whose input failed
         self.s1_ma = 0              # sensor 1 (charger side), one turn, zero-corrected, + = into pack
         self.s1_flags = 0

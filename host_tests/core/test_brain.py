@@ -657,23 +657,21 @@ def _chain_frame(cells_mv, temps_dc, statuses, w=32, win=1):
 
 
 def test_real_255_cell_frame_aggregates_trip_before_the_detail_arrives():
-    # section A built by the link code itself: cell 200 crossed V-max and board 120 has a
-    # voltage sensor fault reading 4.5 V (left out of the aggregates by the link)
+    # section A built by the link code itself: cell 200 crossed V-max
     from core import frame
     n = 255
     mv = [3300] * n
     t = [250] * n
     st = [0] * n
-    mv[119] = 4500
-    st[119] = CellStatus.VOLT_SENSOR_FAULT
     b, snap = big_pack()
     mv[199] = 3710
     buf, length = _chain_frame(mv, t, st)
     frame.apply_a(buf, snap)
     assert (snap.max_mv, snap.max_mv_cell, snap.cell_count) == (3710, 200, 255)
-    assert snap.cells_min == 151 and snap.cells_max == 255
+    assert snap.cells_min == 151 and snap.cells_max == 255 and snap.volt_fault_at == 0
     b.update(snap, 1000)                               # detail (window 1..32) not applied
     assert not b.charge_allowed and b.load_allowed and b.alarms & A.OVER_VOLTAGE
+    assert not b.alarms & A.VOLT_SENSOR_FAULT
     # V-min the same way
     b, snap = big_pack()
     mv[199] = 3300
@@ -688,6 +686,53 @@ def test_real_255_cell_frame_aggregates_trip_before_the_detail_arrives():
     frame.apply_a(_chain_frame(mv, t, [CellStatus.TEMP_SENSOR_FAULT] * n)[0], snap)
     assert snap.min_temp_cell == 0 and snap.max_temp_cell == 0
     run(b, snap, TRIP_SAMPLES)
+    assert not b.charge_allowed and not b.load_allowed
+
+
+def test_255_cells_fault_at_opens_both_relays_before_the_detail_arrives():
+    # board 120's voltage sensor faults (reading a bogus 4.5 V, left out of the aggregates);
+    # its detail at the End board is 7 frames old and still says 3.30 V, no fault bit (the
+    # window reaches it up to 8 cycles later): section A's FAULT_AT names it in this frame
+    from core import frame
+    n = 255
+    mv = [3300] * n
+    t = [250] * n
+    st = [0] * n
+    mv[119] = 4500
+    st[119] = CellStatus.VOLT_SENSOR_FAULT
+    b, snap = big_pack()
+    for i in range(n):
+        snap.cell_age[i] = 7
+    buf, length = _chain_frame(mv, t, st)
+    frame.apply_a(buf, snap)
+    assert snap.volt_fault_at == 120
+    assert snap.max_mv == 3300 and snap.max_mv_cell != 120 and snap.pack_mv == 254 * 3300
+    assert snap.cell_status[119] == 0 and snap.cell_mv[119] == 3300   # detail: nothing yet
+    b.update(snap, 1000)
+    assert not b.charge_allowed and not b.load_allowed
+    assert b.alarms & A.VOLT_SENSOR_FAULT and not b.alarms & A.OVER_VOLTAGE
+    assert not b.alarms & A.COMM_LOST                  # a sensor fault, not missing data
+    # the next frame without the fault: FAULT_AT back to 0, relays re-enable as usual
+    st[119] = 0
+    mv[119] = 3300
+    frame.apply_a(_chain_frame(mv, t, st)[0], snap)
+    assert snap.volt_fault_at == 0
+    run(b, snap, ENABLE_SAMPLES)
+    assert b.charge_allowed and b.load_allowed and not b.alarms & A.VOLT_SENSOR_FAULT
+    # FAULT_AT alone (a snapshot field, any position) is the same rule; without a valid
+    # snapshot nothing is data anyway (clear() resets it)
+    b, snap = big_pack()
+    snap.volt_fault_at = 255
+    b.update(snap, 1000)
+    assert not b.charge_allowed and not b.load_allowed and b.alarms & A.VOLT_SENSOR_FAULT
+    snap.clear()
+    assert snap.volt_fault_at == 0
+
+
+def test_fault_at_update_allocates_nothing():
+    b, snap = big_pack()
+    snap.volt_fault_at = 3
+    assert no_alloc(lambda: b.update(snap, 1000))
     assert not b.charge_allowed and not b.load_allowed
 
 

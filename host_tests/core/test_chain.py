@@ -240,3 +240,61 @@ def test_between_forwarding_allocates_nothing():
     assert support.no_alloc(one_frame, 30)
     assert mid.fw.a_result == frame.OK and mid.fw.b_result == frame.OK
     assert mid.port.tx.n == 31 * n
+
+
+class FaultingCell(FakeCell):
+    """A cell board whose voltage sensor faults at its next measurement once ``arm`` is set;
+    ``fault_ns`` is when that measurement ran (virtual time)."""
+
+    def __init__(self, mv, t, sched):
+        FakeCell.__init__(self, mv, t, 0)
+        self.sched = sched
+        self.armed = False
+        self.fault_ns = -1
+
+    def measure(self, dt_ms):
+        if self.armed and self.fault_ns < 0:
+            self.cell_mv = 4600            # the bogus reading the fault bit disowns
+            self.status |= CellStatus.VOLT_SENSOR_FAULT
+            self.fault_ns = self.sched.now
+
+
+def test_voltage_sensor_fault_reaches_end_in_section_a_of_the_next_frame():
+    # 80 cells: 3 detail windows, so the board's detail can lag the fault by up to 2 cycles
+    # (at 255 cells 8 + the 3-cycle stale limit); FAULT_AT carries it in the next frame
+    n = 80
+    k = 50                                          # position 51, a Between board
+    ch = make(n)
+    cell = FaultingCell(ch.cells[k].cell_mv, ch.cells[k].temp_dc, ch.sched)
+    ch.cells[k] = cell
+    ch.boards[k].cell = cell
+    ch.run_cycles(4)
+    assert ch.end.snap.comm_ok and ch.end.snap.cell_count == n
+    assert ch.end.snap.volt_fault_at == 0 and ch.end.snap.cells_max > 64
+    end = ch.end
+    snap = end.snap
+    fw = end.fw
+    log = []                                        # (Begin's SEQ, volt_fault_at, detail bit)
+    orig = end.port.on_event
+
+    def spy(ev):
+        orig(ev)
+        if ev == frame.EV_A and fw.a_result == frame.OK:
+            log.append((fw.out[frame.O_SEQ], snap.volt_fault_at,
+                        snap.cell_status[k] & CellStatus.VOLT_SENSOR_FAULT))
+    end.port.on_event = spy
+    cell.armed = True
+    ch.run_cycles(2)
+    assert cell.fault_ns > 0
+    # frames Begin started after the faulty board's measurement: End has FAULT_AT = 51 in
+    # section A of the first of them already (and of every later one)
+    after = [e for e in log if ch.frame_start_ns[e[0]] > cell.fault_ns]
+    before = [e for e in log if ch.frame_start_ns[e[0]] < cell.fault_ns - 500000000]
+    assert after and all(e[1] == k + 1 for e in after), log
+    assert all(e[1] == 0 for e in before), log
+    assert after[0][0] == min(s for s in ch.frame_start_ns if ch.frame_start_ns[s] > cell.fault_ns)
+    # the aggregates never took the bogus 4.6 V
+    assert snap.max_mv < 4600 and snap.max_mv_cell != k + 1
+    # the detail follows within a window rotation
+    ch.run_cycles(frame.windows(snap.cells_max))
+    assert snap.cell_status[k] & CellStatus.VOLT_SENSOR_FAULT and snap.volt_fault_at == k + 1

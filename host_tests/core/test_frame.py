@@ -1,7 +1,7 @@
 """Cut-through frames: aggregates, detail window, CRC poisoning and break positions, through
 chains of Forwarder objects (no roles, no timing)."""
 from core import codec, crc, frame, options
-from core.snapshot import CellStatus, PackSnapshot
+from core.snapshot import CellStatus, PackSnapshot, SensorFlags
 import support
 
 SW = options.word_for(2, 3600)   # 9-16 cells, balance at 3.60 V
@@ -77,6 +77,7 @@ def test_aggregates_detail_and_positions_16():
     assert snap.pack_mv == sum(mv)
     assert snap.any_balancing and not snap.any_error and snap.break_position == 0
     assert snap.s1_ma == -12345 and snap.s1_flags == 1 and snap.s2_ma == 250000 and snap.s2_flags == 3
+    assert snap.volt_fault_at == 0 and end.out[frame.O_FAULT] == 0
     assert frame.apply_b(end.out, end.w, 16, snap) == 0
     for i in range(16):
         assert snap.cell_mv[i] == mv[i] and snap.cell_temp_dc[i] == t[i]
@@ -250,6 +251,64 @@ def test_sensor_faults_stay_out_of_every_aggregate():
     assert snap.min_temp_cell == 0 and snap.max_temp_cell == 0
 
 
+def test_fault_at_names_the_first_board_with_a_voltage_fault():
+    # FAULT_AT comes after COUNT (a board knows its position) and before CRC_A
+    assert frame.O_COUNT < frame.O_FAULT < frame.O_CRC_A and frame.A_LEN == 35
+    fws, mv, t, st = make_chain(16)
+    fws[9].set_own(4800, t[9], CellStatus.VOLT_SENSOR_FAULT)     # position 10
+    fws[12].set_own(100, t[12], CellStatus.VOLT_SENSOR_FAULT)    # position 13: not first
+    fws[4].set_own(mv[4], -400, CellStatus.TEMP_SENSOR_FAULT)     # temperature only: no
+    seen = run(fws, 16, 1)
+    for k in range(16):
+        assert fws[k].a_result == frame.OK
+        assert seen[k + 1][frame.O_FAULT] == (10 if k >= 9 else 0), k
+    snap = PackSnapshot()
+    snap.volt_fault_at = 99
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.volt_fault_at == 10 and snap.max_mv_cell != 10
+    # the first faulty board heals: the next one takes over in the next frame
+    fws[9].set_own(mv[9], t[9], 0)
+    run(fws, 16, 1, seq=2)
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.volt_fault_at == 13
+    fws[12].set_own(mv[12], t[12], 0)
+    run(fws, 16, 1, seq=3)
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.volt_fault_at == 0
+    # a board not measured yet names itself too, also as Begin (position 1)
+    fws[0] = frame.Forwarder()
+    run(fws, 16, 1, seq=4)
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.volt_fault_at == 1
+    # 255 cells: the last board (End) with the fault
+    fws = []
+    for _i in range(255):
+        fw = frame.Forwarder()
+        fw.set_own(3300, 250, 0)
+        fws.append(fw)
+    fws[-1].set_own(3300, 250, CellStatus.VOLT_SENSOR_FAULT)
+    run(fws, 32, 33)
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.volt_fault_at == 255 and snap.cell_count == 255 and snap.pack_mv == 254 * 3300
+
+
+def test_sensor_flags_share_one_byte():
+    for name in ("PRESENT", "HIGH_RANGE", "FAULT"):
+        assert getattr(SensorFlags, name) < 0x10, name      # a nibble each (SENSORS byte)
+    buf = bytearray(frame.MAX_FRAME)
+    snap = PackSnapshot()
+    for f1, f2 in ((0, 0), (0x07, 0), (0, 0x07), (0x05, 0x03), (0x0F, 0x0F)):
+        n = frame.build_empty(buf, 4, 1, SW, 0, 1, -1, f1, 2, f2)
+        fw = frame.Forwarder()
+        fw.set_own(3300, 250, 0)
+        for i in range(n):
+            fw.byte(buf[i])
+        assert fw.a_result == frame.OK
+        frame.apply_a(fw.out, snap)
+        assert (snap.s1_ma, snap.s1_flags, snap.s2_ma, snap.s2_flags) == (-1, f1, 2, f2)
+        assert snap.volt_fault_at == 0
+
+
 def test_board_without_a_measurement_is_not_data():
     fws, mv, t, _ = make_chain(4)
     fws[2] = frame.Forwarder()                          # constructed, set_own not called yet
@@ -260,6 +319,8 @@ def test_board_without_a_measurement_is_not_data():
     assert 3 not in (snap.min_mv_cell, snap.max_mv_cell, snap.min_temp_cell, snap.max_temp_cell)
     frame.apply_b(fws[-1].out, 4, 4, snap)
     assert snap.cell_status[2] == frame.NOT_MEASURED
+    frame.apply_a(fws[-1].out, snap)
+    assert snap.volt_fault_at == 3
     assert snap.cell_status[2] & CellStatus.VOLT_SENSOR_FAULT and snap.cell_status[2] & CellStatus.TEMP_SENSOR_FAULT
 
 
@@ -299,7 +360,7 @@ def test_garbage_before_frame_is_skipped_until_gap():
 
 def test_forwarding_allocates_nothing():
     fw = frame.Forwarder()
-    fw.set_own(3456, -12, CellStatus.BALANCING)
+    fw.set_own(3456, -12, CellStatus.BALANCING | CellStatus.VOLT_SENSOR_FAULT)
     buf = bytearray(frame.MAX_FRAME)
     n = frame.build_empty(buf, 32, 1, SW, 5, 1, -5000, 1, 7000, 1)
     snap = PackSnapshot()
@@ -314,7 +375,7 @@ def test_forwarding_allocates_nothing():
         frame.apply_b(fw.out, 32, 10, snap)
 
     assert support.no_alloc(one_frame, 20)
-    assert fw.b_result == frame.OK and snap.cell_mv[5] == 3456
+    assert fw.b_result == frame.OK and snap.cell_mv[5] == 3456 and snap.volt_fault_at == 6
     assert support.no_alloc(lambda: fw.set_own(3300, 100, 0))
     assert support.no_alloc(lambda: frame.build_empty(buf, 32, 9, SW, 0, 1, -70000, 0, 0, 0))
 
