@@ -19,7 +19,7 @@ Beside it, computed (formulas, docs/benchmarks.md) for the same N, baud and per-
   (38 + 5N) x 10 bits to cross the last (slowest, fullest) hop: ceil of that / (baud x cycle)
   cycles.
 """
-from core import options
+from core import frame, options
 from sim.wire import Chain, FakeCell, FakePair
 
 SIZES = (4, 16, 64, 255)
@@ -59,14 +59,14 @@ def measure(n, baud=BAUD, proc_bits=PROC_BITS, max_cycles=20):
         "comm_ok": bool(ch.end.snap.comm_ok),
         "frame_bytes": ch.wires[0].chars // max(1, len(ch.frame_start_ns)),
         # section A is 35 characters; every board after Begin but End re-sends with this delay
-        "hop_delay_bits": (latency_ns // bit_ns - 35 * 10 - proc_bits) // (n - 2) if n > 2 else 0,
+        "hop_delay_bits": (latency_ns // bit_ns - SECTION_A * 10 - proc_bits) // (n - 2) if n > 2 else 0,
     }
 
 
 SMARTBMS_PACKET = 58
-SECTION_A = 35
-HEADER = 38
-PER_CELL = 5
+SECTION_A = frame.A_LEN                 # section A: header, currents, aggregates, CRC_A
+HEADER = frame.frame_len(0)             # a frame with no detail slots
+PER_CELL = frame.SLOT_LEN               # one cell's detail slot
 
 
 def _fig(bits, baud, detail_cycles, **extra):

@@ -14,7 +14,7 @@ the character at that offset of every frame), ``chain.remove(k)`` (a board dies)
 """
 import heapq
 
-from core import codec
+from core import codec, frame
 from core.snapshot import CellStatus
 
 NS_PER_S = 1000000000
@@ -244,10 +244,10 @@ class Chain:
         fw = end_port.fw
 
         def spy(ev):
-            if ev == 2 and fw.a_result == 1 and fw.out[5] == 0:       # OK, not originated
-                self.a_done_ns[fw.out[2]] = self.sched.now
-            elif ev == 3 and fw.b_result == 1 and fw.out[35] == 0:
-                self.b_done_ns[fw.out[2]] = self.sched.now
+            if ev == frame.EV_A and fw.a_result == frame.OK and fw.out[frame.O_LOST] == 0:
+                self.a_done_ns[fw.out[frame.O_SEQ]] = self.sched.now       # not originated
+            elif ev == frame.EV_B and fw.b_result == frame.OK and fw.out[frame.O_BRK] == 0:
+                self.b_done_ns[fw.out[frame.O_SEQ]] = self.sched.now
             orig(ev)
         end_port.on_event = spy
 
