@@ -14,7 +14,7 @@ try:
 except ImportError:
     TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any  # under TYPE_CHECKING: never imported on a board
 
 READ_ERROR_UV = const(-1000000)   # an ADC input that could not be read (see hal/ads1115.py)
 _PERMILLE = const(1000)

@@ -38,7 +38,7 @@ except ImportError:
     TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any  # under TYPE_CHECKING: never imported on a board
 
 MAX_SLEEP_MS = const(1000)
 DEFAULT_POLL_MS = const(5)           # byte-path poll interval for roles with poll() (link FIFOs)
