@@ -36,7 +36,6 @@ DATA = sys.argv[3] if len(sys.argv) > 3 else "/tmp/cellchain-probe"
 LOCATE = len(sys.argv) > 4 and sys.argv[4] == "locate"
 WARM = 100             # cycles before steady state (relays closed, first state save done)
 CYCLE_MS = 1000
-_NOISE = (0, 350, -450, 150, -100, 550, -300, 200, -500, 400, -150, 50, -350, 250, -200, 100)
 _RING = 1024           # > the longest frame (198 characters) and its gap markers
 
 
@@ -90,69 +89,6 @@ class Sink:
         return False
 
 
-class Hw:
-    """The ``hw`` object of docs/architecture.md with fixed readings: a 3.3 V cell (2:1 divider),
-    25 degC NTC (10k/10k: half the supply), both current sensors at zero."""
-
-    def __init__(self, k, data_dir, switches):
-        self.k = k
-        self.data_dir = data_dir
-        self.switches = switches
-        self.n = k
-        self.duty = 0
-        self.led = False
-        self.charge = False
-        self.load = False
-        self.charge_led = False
-        self.load_led = False
-        self.link_tx = None
-        self.link_rx = None
-        self.extout_tx = None
-
-    def read_cell_uv(self):
-        self.n = (self.n + 1) & 15
-        return 1650000 + _NOISE[self.n]
-
-    def read_temp_uv(self):
-        return 1650000
-
-    def read_chip_temp_dc(self):
-        return 250
-
-    def set_balance_duty(self, permille):
-        self.duty = permille
-
-    def set_led(self, on):
-        self.led = on
-
-    def button_down(self):
-        return False
-
-    def feed_watchdog(self):
-        pass
-
-    def reset_cause(self):
-        return "power"
-
-    def read_switches(self):
-        return self.switches
-
-    def read_current_uv(self, sensor, high_range):
-        return 1650000
-
-    def set_charge_relay(self, on):
-        self.charge = on
-
-    def set_load_relay(self, on):
-        self.load = on
-
-    def set_charge_led(self, on):
-        self.charge_led = on
-
-    def set_load_led(self, on):
-        self.load_led = on
-
-
 def _drain(role):
     calls = 0
     while True:
@@ -168,8 +104,11 @@ def main():
     sw = options.word_for(options.range_code_for_cells(3), 3500)
     rings = (Ring(), Ring())
     hws = []
+    from hal.virtual import VirtualHw   # the virtual pack's board hardware, fixed readings
     for k in range(3):
-        hw = Hw(k, DATA + "/board%d" % (k + 1), sw)
+        hw = VirtualHw(k, DATA + "/board%d" % (k + 1))
+        hw.switches = sw           # 3.3 V cell (2:1 divider), currents at zero: the defaults
+        hw.temp_uv = 1650000       # 25 degC NTC (10k/10k: half the supply)
         if k < 2:
             hw.link_tx = rings[k]
         if k > 0:
