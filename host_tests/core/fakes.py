@@ -1,4 +1,5 @@
-"""Fakes shared by the role tests (both interpreters): a cell board with a pressable button."""
+"""Fakes shared by the tests on both interpreters: a cell board with a pressable button, and the
+pack brain's published state."""
 
 
 class Cell:
@@ -33,3 +34,32 @@ class Cell:
 
     def safe(self):
         pass
+
+
+class Brain:
+    """The pack brain's published state (the attributes core/brain.py documents and the
+    extended output and app protocol read): nothing allowed, nothing counted, unless a test
+    passes other values, e.g. ``Brain(charge_allowed=True, soc_c=10000)``."""
+
+    def __init__(self, **values):
+        self.charge_allowed = False
+        self.load_allowed = False
+        self.soc_c = 0
+        self.soc_calibrated = False
+        self.current_ma = 0
+        self.charge_ma = 0
+        self.discharge_ma = 0
+        self.power_in_w = 0
+        self.power_out_w = 0
+        self.energy_in_wh = 0
+        self.energy_out_wh = 0
+        self.energy_in_today_wh = 0
+        self.energy_out_today_wh = 0
+        self.stored_wh = 0
+        self.charge_cycles = 0
+        self.soh_pct = 100
+        self.alarms = 0
+        self.break_position = 0
+        self.uptime_s = 0
+        for name in values:
+            setattr(self, name, values[name])

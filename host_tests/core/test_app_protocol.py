@@ -3,30 +3,8 @@ malformed input, allocation-free paths (both interpreters)."""
 from core import app_protocol, password, settings
 from core.app_protocol import AppProtocol
 from core.snapshot import CellStatus, PackSnapshot, SensorFlags
+from fakes import Brain
 from support import no_alloc
-
-
-class Brain:
-    """Pack brain state as the End role exposes it (attributes only)."""
-
-    def __init__(self):
-        self.charge_allowed = True
-        self.load_allowed = True
-        self.soc_c = 10000
-        self.soc_calibrated = True
-        self.current_ma = 1000
-        self.charge_ma = 1000
-        self.discharge_ma = 0
-        self.power_in_w = 0
-        self.power_out_w = 0
-        self.energy_in_wh = 0
-        self.energy_out_wh = 0
-        self.stored_wh = 0
-        self.charge_cycles = 3
-        self.soh_pct = 95
-        self.alarms = 0
-        self.break_position = 0
-        self.uptime_s = 3600
 
 
 class Ctl:
@@ -36,7 +14,8 @@ class Ctl:
     def __init__(self, cells=4):
         self.settings = settings.preset(settings.LIFEPO4)
         self.snap = PackSnapshot()
-        self.brain = Brain()
+        self.brain = Brain(charge_allowed=True, load_allowed=True, soc_c=10000, soc_calibrated=True,
+                           current_ma=1000, charge_ma=1000, charge_cycles=3, soh_pct=95, uptime_s=3600)
         self.firmware_version = (0, 1, 2)
         self.saved = 0
         self.zeroed = 0

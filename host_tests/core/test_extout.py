@@ -4,29 +4,8 @@ and no allocation per packet."""
 from core import alarms, extout, settings
 from core.snapshot import CellStatus, PackSnapshot, SensorFlags
 from core.version import FIRMWARE_VERSION
+from fakes import Brain
 from support import no_alloc
-
-
-class Brain:
-    """Stand-in for the pack brain's state: just the attributes the encoder reads."""
-
-    def __init__(self):
-        self.charge_allowed = False
-        self.load_allowed = False
-        self.soc_c = 0
-        self.soc_calibrated = False
-        self.current_ma = 0
-        self.charge_ma = 0
-        self.discharge_ma = 0
-        self.energy_in_wh = 0
-        self.energy_out_wh = 0
-        self.energy_in_today_wh = 0
-        self.energy_out_today_wh = 0
-        self.stored_wh = 0
-        self.charge_cycles = 0
-        self.soh_pct = 100
-        self.alarms = 0
-        self.break_position = 0
 
 
 def fill(snap, cells_mv, temps_dc):
