@@ -160,25 +160,31 @@ def test_seed_makes_runs_reproducible(tmp_path):
     assert json.dumps(a) == json.dumps(b)
 
 
-def test_watchdog_reset_fault_and_per_cell_status_in_the_trace(tmp_path):
+@pytest.mark.parametrize("eng", ["cpython", "micropython"])
+def test_watchdog_reset_restarts_safe_and_reports_it(tmp_path, eng):
+    """A watchdog_reset fault, on both engines: the board's outputs go safe at once, its
+    role is rebuilt from its image and data folder with reset_cause() "watchdog", the End board
+    reports the reset at that cell (CellStatus.WATCHDOG_RESET), SoC and settings come back from
+    the data files; the trace's per-cell status comes from the End board's snapshot."""
     from core import store
     from core.snapshot import CellStatus
     d = {"duration_s": 90, "pack": {"cells": 4, "capacity_ah": 40, "soc_pct": 50, "soc_spread_pct": 0.5},
          "charger": {"max_a": 5}, "load": {"a": 3},
+         "events": [{"t": 5, "settings": {"vmax_mv": 3650}}],
          "faults": [{"t": 20, "kind": "watchdog_reset", "cell": 2},
                     {"t": 50, "kind": "watchdog_reset", "cell": 4}]}
     sc = scenario.load(d)
     path = str(tmp_path / "trace.jsonl")
     workdir = str(tmp_path / "boards")
-    # the End board's saved state: a restart must bring it back (read from its data folder)
     os.makedirs(os.path.join(workdir, "board004"))
     store.save(os.path.join(workdir, "board004", "soc.json"), "soc", 1, {"soc_c": 6543, "capacity_ah": 40})
-    sim = engine.Simulation(sc, trace=path, workdir=workdir)
+    sim = engine.Simulation(sc, engine=eng, trace=path, workdir=workdir)
     sim.run()
     assert [b.reset_cause() for b in sim.boards] == ["power", "watchdog", "power", "watchdog"]
-    header, states, _ = trace.read(path)
+    header, states, changes = trace.read(path)
+    assert header["engine"] == eng
     at = {r["t"]: r for r in states}
-    for r in states:
+    for r in states:                                    # status filled on both engines
         assert len(r["status"]) == 4 and all(isinstance(x, int) and 0 <= x <= 255 for x in r["status"])
         assert r["powered"] == [True] * 4               # a reset is not a power loss
     assert at[19]["charge_allowed"] and at[19]["load_allowed"] and 65.0 < at[19]["soc_est"] < 65.5
@@ -188,11 +194,13 @@ def test_watchdog_reset_fault_and_per_cell_status_in_the_trace(tmp_path):
     assert seen and 20 < seen[0] <= 23 and seen[-1] < 30, seen
     assert not any(x["status"][i] & CellStatus.WATCHDOG_RESET for x in states for i in (0, 2))
     # the End board: both relays open at once (outputs safe first), back once frames arrive,
-    # its own reset at position 4, the saved SoC back (not 50 %)
+    # its own reset at position 4, the saved SoC and the changed V-max back (not 50 %, not 3700)
     assert not at[51]["charge_allowed"] and not at[51]["load_allowed"]
     assert at[60]["charge_allowed"] and at[60]["load_allowed"]
     assert any(x["status"][3] & CellStatus.WATCHDOG_RESET for x in states if 50 < x["t"] <= 53)
     assert abs(at[51]["soc_est"] - at[49]["soc_est"]) < 0.5
+    assert [c["t"] for c in changes] == [5] and changes[0]["settings"]["vmax_mv"] == 3650
+    assert not any("settings_invalid" in x["alarms"] for x in states)
     # and no sensor fault bits from a restart
     assert not any(x["status"][i] & (CellStatus.VOLT_SENSOR_FAULT | CellStatus.TEMP_SENSOR_FAULT)
                    for x in states[5:] for i in range(4))
