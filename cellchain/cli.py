@@ -104,7 +104,12 @@ def cmd_settings(c, args):
         print("usage: cellchain settings set NAME VALUE", file=sys.stderr)
         return 2
     c.set_setting(args.name, args.value)
-    _out(args, {args.name: _value(args.value)}, "%s = %s" % (args.name, args.value))
+    # show what the board stored, never what was typed (they differ on a board that clamps)
+    stored = c.settings().get(args.name)
+    _out(args, {args.name: stored}, "%s = %s" % (args.name, stored))
+    if str(stored) != str(_value(args.value)):
+        print("board stored %s, not %s" % (stored, args.value), file=sys.stderr)
+        return 1
     return 0
 
 

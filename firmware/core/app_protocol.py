@@ -36,10 +36,12 @@ _COLON = const(58)
 _HEX = b"0123456789ABCDEF"
 _OK = b"OK\r"
 _NA = b"NA\r"
-_NA_LOGIN = b"NA login required\r"
-_NA_LONG = b"NA line too long\r"
-_NA_CHAR = b"NA bad character\r"
-_NA_UNKNOWN = b"NA unknown command\r"
+# A refusal with a reason is the reason line ``ERR:<reason>`` then a bare ``NA`` (the gen3 reply,
+# byte for byte; gen3 readers skip ``<tag>:`` lines).
+_NA_LOGIN = b"ERR:login required\rNA\r"
+_NA_LONG = b"ERR:line too long\rNA\r"
+_NA_CHAR = b"ERR:bad character\rNA\r"
+_NA_UNKNOWN = b"ERR:unknown command\rNA\r"
 _H_ZEROS = b"_0000_0000_00_000000_000000\r"
 _B_ZEROS = b"_0000_0000_0000\r"
 
@@ -257,7 +259,9 @@ class AppProtocol:
         self._send(s, (text + "\r").encode())
 
     def _refuse(self, s, msg):
-        self._text(s, "NA " + msg.replace("\r", " ").replace("\n", " "))
+        """``ERR:<reason>`` then ``NA``: gen3 readers see the plain NA they know."""
+        self._text(s, "ERR:" + msg.replace("\r", " ").replace("\n", " "))
+        self._send(s, _NA)
 
     def _result(self, s, msg):
         if msg is None:

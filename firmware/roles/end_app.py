@@ -148,7 +148,8 @@ def make_services(hw, snap, data_dir):
     settings_path = data_dir + "/settings.json"
     s, status = cs.load(settings_path)
     if status != cs.LOADED:
-        print("end: settings", cs.LOAD_NAMES[status], "- relays stay off until settings are written")
+        print("end: settings", cs.LOAD_NAMES[status], "(%s)" % cs.load_reason(settings_path),
+              "- relays stay off until settings are written")
     brain = PackBrain(s, status == cs.LOADED, data_dir + "/soc.json")
     services = EndServices(hw, s, status, brain, snap, settings_path)
     return s, brain, services
