@@ -316,6 +316,12 @@ class Client:
         self.t.write(b"$")
 
     # extensions
+    def lock_status(self):
+        """Password lockout: {"connection_ms", "global_ms", "global_failures"} (no login)."""
+        parts = self.request("LK?", "LK:")[0].split()
+        return {"connection_ms": int(parts[0]), "global_ms": int(parts[1]),
+                "global_failures": int(parts[2])}
+
     def firmware(self):
         return self.request("F?", "F:")[0]
 

@@ -148,7 +148,8 @@ def checksum(text):
 class Session:
     """One connected central (or USB / socket client): its line buffer and login state."""
 
-    def __init__(self):
+    def __init__(self, slot):
+        self.slot = slot
         self.buf = bytearray(LINE_MAX)
         self.write = None
         self.clear()
@@ -164,10 +165,10 @@ class Session:
 class AppProtocol:
     """Bytes in, bytes out: one handler shared by every transport of the End board."""
 
-    def __init__(self, ctl, max_sessions=MAX_SESSIONS):
+    def __init__(self, ctl, max_sessions=MAX_SESSIONS, lockout_path=None):
         self.ctl = ctl
-        self.sessions = [Session() for _ in range(max_sessions)]
-        self.lockout = password.Lockout()
+        self.sessions = [Session(i) for i in range(max_sessions)]
+        self.lockout = password.Lockout(max_sessions, lockout_path)
         self._line = bytearray(96)  # one data line; the longest (C, H) is < 40 bytes
 
     # ---- sessions -------------------------------------------------------------------------
@@ -187,6 +188,7 @@ class AppProtocol:
             s = self.sessions[slot]
             s.clear()
             s.write = None
+            self.lockout.close(slot)
 
     def logged_in(self, slot):
         return self.sessions[slot].logged_in
@@ -284,6 +286,8 @@ class AppProtocol:
             self._send(s, _OK)
         elif line == "V@":
             self._text(s, version_line(self.ctl.firmware_version, self.ctl.snap.cell_count))
+        elif line == "LK?":
+            self._lock_status(s)
         elif line == "F?":
             v = self.ctl.firmware_version
             self._text(s, "F:%d.%d.%d" % (v[0], v[1], v[2]))
@@ -325,17 +329,22 @@ class AppProtocol:
                 return True
         return False
 
+    def _lock_status(self, s):
+        lk = self.lockout
+        self._text(s, "LK:%d %d %d" % (lk.remaining[s.slot], lk.global_remaining_ms, lk.global_failures))
+        self._send(s, _OK)
+
     def _login(self, s, pw):
-        if self.lockout.locked():
+        if self.lockout.locked(s.slot):
             self._send(s, _NA)
             return
         st = self.ctl.settings
         if password.check(st.pw_salt, st.pw_hash, pw):
-            self.lockout.success()
+            self.lockout.success(s.slot)
             s.logged_in = True
             self._send(s, _OK)
         else:
-            self.lockout.fail()
+            self.lockout.fail(s.slot)
             s.logged_in = False
             s.streaming = False
             self._send(s, _NA)
@@ -345,15 +354,15 @@ class AppProtocol:
         if len(parts) != 2:
             self._refuse(s, "use PC:<old>:<new>!")
             return
-        if self.lockout.locked():
-            self._refuse(s, "locked, try later")
+        if self.lockout.locked(s.slot):
+            self._refuse(s, "locked for %d s" % ((self.lockout.remaining_ms(s.slot) + 999) // 1000))
             return
         st = self.ctl.settings
         if not password.check(st.pw_salt, st.pw_hash, parts[0]):
-            self.lockout.fail()
+            self.lockout.fail(s.slot)
             self._refuse(s, "wrong password")
             return
-        self.lockout.success()
+        self.lockout.success(s.slot)
         new = parts[1]
         if not password.valid(new):
             self._refuse(s, "password must be %d..%d digits" % (password.MIN_DIGITS, password.MAX_DIGITS))

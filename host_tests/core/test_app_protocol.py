@@ -397,20 +397,35 @@ def test_lockout_after_five_failures_doubles():
     assert cmd(app, out, b"PW1234!\r") == b"NA\r"
     app.tick(1)
     assert cmd(app, out, b"PW1234!\r") == b"OK\r"
-    assert app.lockout.failures == 0
+    assert app.lockout.failures[0] == 0 and app.lockout.global_failures == 0
 
 
-def test_lockout_shared_by_connections():
+def test_a_strangers_lockout_does_not_keep_the_owner_out():
+    """Issue 13: the lockout was shared by all connections."""
     ctl, app, out, slot = make()
-    out2 = Out()
-    s2 = app.open(out2.write)
+    owner = Out()
+    s2 = app.open(owner.write)
     assert s2 == 1
     for _ in range(5):
-        cmd(app, out, b"PW9999!\r")
-    app.close(0)                                     # reconnecting buys nothing
-    s0 = app.open(out.write)
-    assert s0 == 0
-    assert cmd(app, out2, b"PW1234!\r", 1) == b"NA\r"
+        assert cmd(app, out, b"PW9999!\r") == b"NA\r"
+    assert cmd(app, out, b"PW1234!\r") == b"NA\r"          # the stranger's connection is locked
+    assert cmd(app, owner, b"PW1234!\r", 1) == b"OK\r"      # the owner's is not
+    assert cmd(app, out, b"LK?\r") == b"LK:5000 0 0\rOK\r"
+
+
+def test_reconnecting_does_not_buy_guesses():
+    ctl, app, out, slot = make()
+    for _ in range(password.GLOBAL_FREE_FAILURES + 1):       # a new connection per guess
+        app.close(0)
+        assert app.open(out.write) == 0
+        assert cmd(app, out, b"PW9999!\r") == b"NA\r"
+    app.close(0)
+    app.open(out.write)
+    assert cmd(app, out, b"PW1234!\r") == b"NA\r"          # global backstop: 30 s for everyone
+    assert cmd(app, out, b"LK?\r") == b"LK:0 30000 11\rOK\r"
+    app.tick(password.GLOBAL_LOCK_MS)
+    assert cmd(app, out, b"PW1234!\r") == b"OK\r"
+    assert app.lockout.global_failures == 0
 
 
 def test_sessions_are_separate():

@@ -236,3 +236,42 @@ def test_settings_file_with_out_of_range_value_keeps_relays_off():
     assert role.brain.alarms & alarms.SETTINGS_INVALID
     assert hw.charge is False and hw.load is False
     assert not role.settings.is_configured() and role.settings.tmax_dc != 850
+
+
+def test_settings_writes_are_rate_limited_and_coalesced():
+    """Issue 13: a script could write the settings file without limit (flash wear)."""
+    from roles.end_app import SETTINGS_WRITE_BURST, SETTINGS_WRITE_REFILL_MS
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    services = role.services
+    say(role, out, b"PW1234!", slot)
+    saves0 = services.write_budget.tokens
+    for _ in range(50):                                    # same value again: no flash write
+        assert say(role, out, b"S:vmax_mv=3700!", slot) == b"OK\r"
+    assert services.write_budget.tokens == saves0
+    for i in range(SETTINGS_WRITE_BURST):
+        assert say(role, out, b"S:capacity_ah=%d!" % (101 + i), slot) == b"OK\r"
+    reply = say(role, out, b"S:capacity_ah=99!", slot)
+    assert reply.startswith(b"ERR:settings write limit") and reply.endswith(b"\rNA\r"), reply
+    assert b"try again in 60 s" in reply
+    assert role.settings.capacity_ah == 100 + SETTINGS_WRITE_BURST
+    assert cs.load(d + "/settings.json")[0].capacity_ah == 100 + SETTINGS_WRITE_BURST
+    role.services.update(role.snap, role.brain, SETTINGS_WRITE_REFILL_MS)
+    assert say(role, out, b"S:capacity_ah=99!", slot) == b"OK\r"
+    assert say(role, out, b"S:capacity_ah=98!", slot).endswith(b"\rNA\r")
+    role.services.button_long_press()                      # the button always resets the password
+    assert role.settings.pw_hash == ""
+
+
+def test_password_lockout_survives_a_reboot():
+    from core import password
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    for _ in range(password.GLOBAL_FREE_FAILURES + 1):    # a new connection per guess
+        role.app.close(slot)
+        slot = role.app.open(out)
+        assert say(role, out, b"PW9999!", slot) == b"NA\r"
+    role2 = end.make(Hw(d), Board(), cell=Cell())         # reboot: same data folder
+    out2 = Out()
+    slot2 = role2.app.open(out2)
+    assert say(role2, out2, b"PW1234!", slot2) == b"NA\r"   # still locked
+    role2.services.update(role2.snap, role2.brain, password.GLOBAL_LOCK_MS)
+    assert say(role2, out2, b"PW1234!", slot2) == b"OK\r"
