@@ -205,6 +205,14 @@ def allowed_range(s, name):
     return lo, hi, unit, ""
 
 
+def balance_switch_ok(vmin_mv, vmax_mv, switch_mv):
+    """True when the Begin board's balance switch (mV, 0 = no balancing) fits the settings:
+    the same window as ``vbal_mv`` (V-min + 200 mV .. V-max - 10 mV). Allocation-free."""
+    if switch_mv == 0:
+        return True
+    return vmin_mv + VBAL_ABOVE_VMIN_MV <= switch_mv <= vmax_mv - VBAL_BELOW_VMAX_MV
+
+
 def _check_field(s, name):
     """None, or the refusal message for field ``name`` in ``s``."""
     lo, hi, unit, rule = allowed_range(s, name)
