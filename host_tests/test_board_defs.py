@@ -252,27 +252,59 @@ def _uart_pins(d, role):
     return pins
 
 
+def pin_problems(d):
+    """Every pin-check failure of one board definition, as text (empty = passes)."""
+    problems = []
+    reset = RESET_STATE[d.CPU]
+    ext_pd = set(getattr(d, "EXTERNAL_PULL_DOWN_PINS", ()))
+    for role in d.ROLES:
+        for label, p in _role_pins(d, role) + _uart_pins(d, role):
+            if p == "LED":      # Pico W: behind the radio chip, not a GPIO of the RP2040
+                continue
+            where = "%s/%s: %s on GPIO%s" % (d.NAME, role, label, p)
+            if p is None:
+                problems.append(where + ": a UART pin left to the port's default")
+                continue
+            if p in FLASH[d.CPU]:
+                problems.append(where + " is a flash pin")
+            if p in STRAPPING[d.CPU]:
+                problems.append(where + " is a strapping pin")
+            if (label in OUTPUT_LABELS or label.endswith("uart tx")) and p in INPUT_ONLY.get(d.CPU, ()):
+                problems.append(where + " is input-only")
+            if label in POWER_SWITCHES:
+                state = reset.get(p, "unknown")
+                if label != "balance" and not d.RELAY_ACTIVE_HIGH:
+                    problems.append(where + ": active-low relay (a reset pull-down would switch it on)")
+                if state not in ("pull-down", "float"):
+                    problems.append("%s is %s at reset" % (where, state))
+                elif state == "float" and p not in ext_pd:
+                    problems.append(where + " floats at reset: list its external pull-down")
+    return problems
+
+
 def test_pin_check_reset_state_strapping_flash_input_only():
     for d in _defs():
-        reset = RESET_STATE[d.CPU]
-        ext_pd = set(getattr(d, "EXTERNAL_PULL_DOWN_PINS", ()))
-        for role in d.ROLES:
-            pins = _role_pins(d, role) + _uart_pins(d, role)
-            for label, p in pins:
-                if p == "LED":      # Pico W: behind the radio chip, not a GPIO of the RP2040
-                    continue
-                where = "%s/%s: %s on GPIO%s" % (d.NAME, role, label, p)
-                assert p is not None, where + ": a UART pin left to the port's default"
-                assert p not in FLASH[d.CPU], where + " is a flash pin"
-                assert p not in STRAPPING[d.CPU], where + " is a strapping pin"
-                if label in OUTPUT_LABELS or label.endswith("uart tx"):
-                    assert p not in INPUT_ONLY.get(d.CPU, ()), where + " is input-only"
-                if label in POWER_SWITCHES:
-                    state = reset[p]
-                    assert d.RELAY_ACTIVE_HIGH or label == "balance", where + ": active-low relay"
-                    assert state in ("pull-down", "float"), "%s is %s at reset" % (where, state)
-                    if state == "float":
-                        assert p in ext_pd, where + " floats at reset: list its external pull-down"
+        assert pin_problems(d) == [], pin_problems(d)
+
+
+def test_pin_check_catches_the_old_devkitc_pins():
+    """Issue 13, item 7: the load relay on GPIO14 and UART1 with only tx=21 must fail."""
+    from board_defs import esp32_devkitc
+
+    class Old:
+        pass
+
+    for k in dir(esp32_devkitc):
+        if k.isupper():
+            setattr(Old, k, getattr(esp32_devkitc, k))
+    Old.CHARGE_RELAY_PIN, Old.LOAD_RELAY_PIN = 13, 14
+    Old.EXTOUT_UART_RX_PIN = None
+    text = "\n".join(pin_problems(Old))
+    assert "load relay on GPIO14 is pull-up at reset" in text
+    assert "charge relay on GPIO13 is boot at reset" in text
+    assert "extout uart rx on GPIONone: a UART pin left to the port's default" in text
+    Old.LOAD_RELAY_PIN = 9
+    assert "load relay on GPIO9 is a flash pin" in "\n".join(pin_problems(Old))
 
 
 def test_uart_pins_do_not_collide_with_the_roles_other_pins():
