@@ -1,9 +1,11 @@
 """Pack settings: fields, chemistry presets, validation and the settings file.
 
 Every value is an integer in the unit its name carries (mV, 0.1 degC as ``_dc``, Ah, %), so
-settings cost no floats on the boards. A rejected value never changes anything: ``apply``
-validates a copy and commits only when the whole set is consistent, and the error message names
-the field and its allowed range. A fresh ``Settings()`` is *not configured* (chemistry unknown):
+settings cost no floats on the boards. A value outside its range is refused, never clamped:
+``apply`` validates a copy and commits only when the whole set is consistent, and the error
+message names the field, the value and its allowed range given the other settings
+(``allowed_range``: chemistry limits, V-min + 200 mV <= V-balance <= V-max - 10 mV, T-min < T-max,
+restart SoCs in order, comm timeout <= 5 s; docs/pack-brain.md "Settings rules"). A fresh ``Settings()`` is *not configured* (chemistry unknown):
 the End board keeps both relays off until the user chooses a chemistry or writes settings,
 because a LiFePO4 default could over-discharge an NMC pack.
 """
