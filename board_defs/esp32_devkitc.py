@@ -40,6 +40,7 @@ NTC_SUPPLY_UV = 2500000        # NTC divider fed from a 2.5 V reference, inside 
 
 BALANCE_PIN = 25
 BALANCE_PWM_HZ = 1000
+BALANCE_FLOOR_MV = 3000        # never balance below (LiFePO4; NMC/NCA packs 3700, LTO 2400)
 
 LINK_IN_PIN = 27
 LINK_OUT_PIN = 26

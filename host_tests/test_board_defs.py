@@ -322,3 +322,8 @@ def test_esp32_devkitc_keeps_relays_off_jtag_and_uart1_off_gpio9():
     assert d.LOAD_RELAY_PIN != 14 and d.CHARGE_RELAY_PIN not in (12, 13, 14, 15)
     assert d.EXTOUT_UART_RX_PIN is not None and d.EXTOUT_UART_RX_PIN not in FLASH["esp32"]
     assert set(d.EXTERNAL_PULL_DOWN_PINS) >= {d.BALANCE_PIN, d.CHARGE_RELAY_PIN, d.LOAD_RELAY_PIN}
+
+
+def test_balance_floor_is_set_and_sane():
+    for d in _defs():
+        assert 1500 <= d.BALANCE_FLOOR_MV <= 4000, d.NAME

@@ -233,8 +233,8 @@ def test_low_balance_switch_never_drains_the_pack(tmp_path):
 def test_low_balance_switch_scenario_reproduces_the_issue_without_the_floor(tmp_path, monkeypatch):
     """The same scenario with the balancing floor taken out drains the cells below V-min with
     balancing on (as the issue reports); the End board's own cell is held by the alarm."""
-    import roles.cell_board
-    monkeypatch.setattr(roles.cell_board, "FLOOR_MV", 0)
+    import board_defs.pico
+    monkeypatch.setattr(board_defs.pico, "BALANCE_FLOOR_MV", 0)
     header, states, _, _ = _run(tmp_path, "low_balance_switch", duration=1200)
     uv = _first(states, lambda r: "under_voltage" in r["alarms"])
     assert uv is not None
