@@ -3,9 +3,17 @@ Data only, no logic.
 
 Analog inputs only on ADC1 (GPIO32..39): ADC2 cannot be used while the radio is on. Avoided:
 strapping pins 0, 2, 5, 12, 15; flash pins 6..11; UART0 (REPL) 1 and 3. GPIO34..39 are input-only
-without pull-ups, used here only as ADC inputs. The Begin switches use GPIO16/17, which a
-WROVER module (PSRAM) reserves: use a WROOM-32 DevKitC for the Begin board. A board is one role
-at a time, so the Begin switches and the End relay outputs share GPIOs. See docs/wiring.md.
+without pull-ups, used here as ADC inputs and as the extended output UART's unused RX. The
+Begin switches use GPIO16/17, which a WROVER module (PSRAM) reserves: use a WROOM-32 DevKitC for
+the Begin board. A board is one role at a time, so Begin inputs and End outputs share GPIOs
+(boot.py drives only the pins of the image's own role).
+
+Outputs that switch power (relays, balance MOSFET) sit on pins that have no pull-up and do no
+boot-time activity: the JTAG pins 12..15 do (GPIO14 comes out of reset as an input with its
+pull-up on, so a relay driver on it sees "on" until boot.py runs). GPIO25/32/33 float at reset
+(RTC pads, input disabled): their driver inputs need the external pull-down listed in
+``EXTERNAL_PULL_DOWN_PINS`` (100 kOhm to GND, docs/wiring.md). The pin check is
+host_tests/test_board_defs.py.
 """
 
 NAME = "esp32_devkitc"
@@ -32,6 +40,7 @@ NTC_SUPPLY_UV = 2500000        # NTC divider fed from a 2.5 V reference, inside 
 
 BALANCE_PIN = 25
 BALANCE_PWM_HZ = 1000
+BALANCE_FLOOR_MV = 3000        # never balance below (LiFePO4; NMC/NCA packs 3700, LTO 2400)
 
 LINK_IN_PIN = 27
 LINK_OUT_PIN = 26
@@ -58,9 +67,10 @@ CURRENT_LOW_ZERO_UV = 1250000
 CURRENT_HIGH_ZERO_UV = 1250000
 CURRENT_ZERO_UV = 1250000
 
-# End board (shares GPIOs with the Begin switches: one role per board).
-CHARGE_RELAY_PIN = 13
-LOAD_RELAY_PIN = 14
+# End board (shares GPIOs with the Begin current inputs: one role per board). GPIO32/33 float
+# at reset (no pull, no boot activity): 100 kOhm pull-downs on the relay driver inputs.
+CHARGE_RELAY_PIN = 32
+LOAD_RELAY_PIN = 33
 RELAY_ACTIVE_HIGH = True
 CHARGE_LED_PIN = 18
 LOAD_LED_PIN = 19
@@ -68,3 +78,7 @@ EXTOUT_PIN = 21
 EXTOUT_INVERT = True
 EXTOUT_BAUD = 9600
 EXTOUT_UART_ID = 1
+EXTOUT_UART_RX_PIN = 35        # UART1's unused RX: input-only, free on the End board (not GPIO9)
+
+# Pins that float at reset and drive power switches: the wiring has a pull-down on each.
+EXTERNAL_PULL_DOWN_PINS = (25, 32, 33)

@@ -27,8 +27,10 @@ NTC_R25_OHM = 10000
 NTC_SERIES_OHM = 10000
 NTC_SUPPLY_UV = 2500000
 
-BALANCE_PIN = 10
+BALANCE_PIN = 10               # floats at reset: 100 kOhm pull-down on the MOSFET gate
 BALANCE_PWM_HZ = 1000
+BALANCE_FLOOR_MV = 3000        # never balance below (LiFePO4; NMC/NCA packs 3700, LTO 2400)
+EXTERNAL_PULL_DOWN_PINS = (10,)
 
 LINK_IN_PIN = 6
 LINK_OUT_PIN = 7

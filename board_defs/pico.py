@@ -30,6 +30,7 @@ NTC_SUPPLY_UV = 3300000
 # Balance resistor MOSFET gate (PWM for derated duty).
 BALANCE_PIN = 15
 BALANCE_PWM_HZ = 1000
+BALANCE_FLOOR_MV = 3000        # never balance below (LiFePO4; NMC/NCA packs 3700, LTO 2400)
 
 # Daisy-chain link through the opto-couplers (see docs/wiring.md).
 LINK_IN_PIN = 1

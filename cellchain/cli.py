@@ -25,8 +25,18 @@ def _connect(args):
     t = _client.open_transport(args.socket, args.serial, args.ble, args.baud)
     c = _client.Client(t, timeout_s=args.timeout)
     if not c.login(args.password):
+        why = "wrong password, or locked"
+        try:
+            lk = c.lock_status()
+            wait_ms = max(lk["connection_ms"], lk["global_ms"])
+            if wait_ms:
+                why = "locked for %d s after wrong passwords" % ((wait_ms + 999) // 1000)
+            else:
+                why = "wrong password"
+        except _client.ProtocolError:
+            pass  # older firmware without LK?
         c.close()
-        raise _client.ProtocolError("login refused (wrong password, or locked after 5 failures)")
+        raise _client.ProtocolError("login refused (%s)" % why)
     return c
 
 
@@ -104,7 +114,12 @@ def cmd_settings(c, args):
         print("usage: cellchain settings set NAME VALUE", file=sys.stderr)
         return 2
     c.set_setting(args.name, args.value)
-    _out(args, {args.name: _value(args.value)}, "%s = %s" % (args.name, args.value))
+    # show what the board stored, never what was typed (they differ on a board that clamps)
+    stored = c.settings().get(args.name)
+    _out(args, {args.name: stored}, "%s = %s" % (args.name, stored))
+    if str(stored) != str(_value(args.value)):
+        print("board stored %s, not %s" % (stored, args.value), file=sys.stderr)
+        return 1
     return 0
 
 

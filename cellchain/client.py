@@ -269,6 +269,7 @@ class Client:
         Raises ProtocolError on NA or timeout."""
         self.send(line)
         got = []
+        reason = None
         end = time.monotonic() + self.timeout_s
         while True:
             reply = self.readline(max(0.0, end - time.monotonic()))
@@ -276,8 +277,12 @@ class Client:
                 raise ProtocolError("no reply to %s" % line)
             if reply == "OK":
                 return got
-            if reply == "NA" or reply.startswith("NA "):
-                raise ProtocolError(reply[3:] if reply.startswith("NA ") else "refused")
+            if reply.startswith("ERR:"):     # the reason for the NA that follows
+                reason = reply[4:]
+            elif reply == "NA" or reply.startswith("NA "):
+                if reply.startswith("NA "):  # older firmware: the reason on the NA line
+                    reason = reply[3:]
+                raise ProtocolError(reason or "refused")
             if prefix and reply.startswith(prefix):
                 got.append(reply[len(prefix):])
             elif parse_data_line(reply):
@@ -311,6 +316,12 @@ class Client:
         self.t.write(b"$")
 
     # extensions
+    def lock_status(self):
+        """Password lockout: {"connection_ms", "global_ms", "global_failures"} (no login)."""
+        parts = self.request("LK?", "LK:")[0].split()
+        return {"connection_ms": int(parts[0]), "global_ms": int(parts[1]),
+                "global_failures": int(parts[2])}
+
     def firmware(self):
         return self.request("F?", "F:")[0]
 
@@ -428,7 +439,7 @@ class AppSocketServer:
                 conn, _ = self.listener.accept()
                 slot = self.app.open(self._writer(conn))
                 if slot < 0:
-                    conn.sendall(b"NA too many connections\r")
+                    conn.sendall(b"ERR:too many connections\rNA\r")
                     conn.close()
                 else:
                     self.clients[conn] = slot

@@ -214,3 +214,116 @@ def test_wiring_doc_matches_definitions():
     out = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "wiring_table.py")],
                          capture_output=True, text=True, check=True).stdout
     assert "| Charge relay driver (high = allowed) | GP16 | end |" in out
+
+
+# ---- pin check: reset state, strapping, flash, input-only, UART pins (issue 13, item 7) --------
+#
+# Pad state between reset and boot.py, from the chips' datasheets (ESP32 datasheet, "Pin
+# Description" reset column / IO_MUX; ESP32-C3 datasheet pin list; RP2040 datasheet, pads bank
+# reset values). "pull-up" and "boot" (JTAG pads, UART0 traffic, boot-time PWM) may look like
+# "on" to a driver; "float" needs an external pull-down (EXTERNAL_PULL_DOWN_PINS); "pull-down"
+# is safe for an active-high driver.
+_ESP32_RESET = {0: "pull-up", 1: "boot", 2: "pull-down", 3: "boot", 4: "pull-down", 5: "pull-up",
+                12: "boot", 13: "boot", 14: "pull-up", 15: "pull-up"}
+for _p in (6, 7, 8, 9, 10, 11):
+    _ESP32_RESET[_p] = "flash"
+for _p in (16, 17, 18, 19, 21, 22, 23, 25, 26, 27, 32, 33, 34, 35, 36, 39):
+    _ESP32_RESET[_p] = "float"
+_C3_RESET = {2: "boot", 8: "boot", 9: "pull-up", 18: "boot", 19: "pull-up", 20: "boot", 21: "boot"}
+for _p in (0, 1, 3, 4, 5, 6, 7, 10):
+    _C3_RESET[_p] = "float"
+for _p in (11, 12, 13, 14, 15, 16, 17):
+    _C3_RESET[_p] = "flash"
+RESET_STATE = {"esp32": _ESP32_RESET, "esp32c3": _C3_RESET,
+               "rp2040": dict((p, "pull-down") for p in RP2040_GPIO)}
+STRAPPING = {"esp32": {0, 2, 5, 12, 15}, "esp32c3": {2, 8, 9}, "rp2040": set()}
+FLASH = {"esp32": set(range(6, 12)), "esp32c3": set(range(12, 18)), "rp2040": set()}
+POWER_SWITCHES = ("balance", "charge relay", "load relay")
+OUTPUT_LABELS = POWER_SWITCHES + ("led", "link out", "charge led", "load led", "extout")
+
+
+def _uart_pins(d, role):
+    """(label, pin) of every pin a UART of this role is routed to, including unused directions."""
+    pins = []
+    if d.LINK_BACKEND == "uart" and d.LINK_UART_ID is not None:
+        pins += [("link uart tx", d.LINK_OUT_PIN), ("link uart rx", d.LINK_IN_PIN)]
+    if role == "end" and d.EXTOUT_UART_ID is not None:
+        pins += [("extout uart tx", d.EXTOUT_PIN), ("extout uart rx", getattr(d, "EXTOUT_UART_RX_PIN", None))]
+    return pins
+
+
+def pin_problems(d):
+    """Every pin-check failure of one board definition, as text (empty = passes)."""
+    problems = []
+    reset = RESET_STATE[d.CPU]
+    ext_pd = set(getattr(d, "EXTERNAL_PULL_DOWN_PINS", ()))
+    for role in d.ROLES:
+        for label, p in _role_pins(d, role) + _uart_pins(d, role):
+            if p == "LED":      # Pico W: behind the radio chip, not a GPIO of the RP2040
+                continue
+            where = "%s/%s: %s on GPIO%s" % (d.NAME, role, label, p)
+            if p is None:
+                problems.append(where + ": a UART pin left to the port's default")
+                continue
+            if p in FLASH[d.CPU]:
+                problems.append(where + " is a flash pin")
+            if p in STRAPPING[d.CPU]:
+                problems.append(where + " is a strapping pin")
+            if (label in OUTPUT_LABELS or label.endswith("uart tx")) and p in INPUT_ONLY.get(d.CPU, ()):
+                problems.append(where + " is input-only")
+            if label in POWER_SWITCHES:
+                state = reset.get(p, "unknown")
+                if label != "balance" and not d.RELAY_ACTIVE_HIGH:
+                    problems.append(where + ": active-low relay (a reset pull-down would switch it on)")
+                if state not in ("pull-down", "float"):
+                    problems.append("%s is %s at reset" % (where, state))
+                elif state == "float" and p not in ext_pd:
+                    problems.append(where + " floats at reset: list its external pull-down")
+    return problems
+
+
+def test_pin_check_reset_state_strapping_flash_input_only():
+    for d in _defs():
+        assert pin_problems(d) == [], pin_problems(d)
+
+
+def test_pin_check_catches_the_old_devkitc_pins():
+    """Issue 13, item 7: the load relay on GPIO14 and UART1 with only tx=21 must fail."""
+    from board_defs import esp32_devkitc
+
+    class Old:
+        pass
+
+    for k in dir(esp32_devkitc):
+        if k.isupper():
+            setattr(Old, k, getattr(esp32_devkitc, k))
+    Old.CHARGE_RELAY_PIN, Old.LOAD_RELAY_PIN = 13, 14
+    Old.EXTOUT_UART_RX_PIN = None
+    text = "\n".join(pin_problems(Old))
+    assert "load relay on GPIO14 is pull-up at reset" in text
+    assert "charge relay on GPIO13 is boot at reset" in text
+    assert "extout uart rx on GPIONone: a UART pin left to the port's default" in text
+    Old.LOAD_RELAY_PIN = 9
+    assert "load relay on GPIO9 is a flash pin" in "\n".join(pin_problems(Old))
+
+
+def test_uart_pins_do_not_collide_with_the_roles_other_pins():
+    for d in _defs():
+        for role in d.ROLES:
+            own = dict((p, label) for label, p in _role_pins(d, role))
+            for label, p in _uart_pins(d, role):
+                if p in own:
+                    # the UART's own pin is the role's pin of the same job
+                    assert own[p] in ("link out", "link in", "extout"), (d.NAME, role, label, p, own[p])
+
+
+def test_esp32_devkitc_keeps_relays_off_jtag_and_uart1_off_gpio9():
+    from board_defs import esp32_devkitc as d
+    assert d.LOAD_RELAY_PIN != 14 and d.CHARGE_RELAY_PIN not in (12, 13, 14, 15)
+    assert d.EXTOUT_UART_RX_PIN is not None and d.EXTOUT_UART_RX_PIN not in FLASH["esp32"]
+    assert set(d.EXTERNAL_PULL_DOWN_PINS) >= {d.BALANCE_PIN, d.CHARGE_RELAY_PIN, d.LOAD_RELAY_PIN}
+
+
+def test_balance_floor_is_set_and_sane():
+    for d in _defs():
+        assert 1500 <= d.BALANCE_FLOOR_MV <= 4000, d.NAME

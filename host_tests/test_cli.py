@@ -71,6 +71,16 @@ def test_status_cells_settings_over_socket(capsys):
         code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "6000")
         assert code == 1 and "vmax_mv=6000: must be 1500..5000 mV" in err
         assert ctl.settings.vmax_mv == 3650
+        # issue 13: in range for the field, out of range for LiFePO4 -> the reason, exit 1
+        code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "5000")
+        assert code == 1 and "refused: vmax_mv=5000: must be 3410..4000 mV" in err, err
+        code, out, err = run(capsys, srv, "settings", "set", "tmax_dc", "850")
+        assert code == 1 and "tmax_dc=850: must be -400..700" in err, err
+        code, out, err = run(capsys, srv, "settings", "set", "comm_timeout_cycles", "30")
+        assert code == 1 and "comm_timeout_cycles=30: must be 1..10 cycles" in err, err
+        assert ctl.settings.vmax_mv == 3650 and ctl.settings.tmax_dc == 550
+        code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "3660")
+        assert code == 0 and out.strip() == "vmax_mv = 3660"        # read back from the board
     finally:
         srv.close()
 
@@ -153,7 +163,7 @@ def test_too_many_clients_refused():
                 data += b.read(0.2)
             except client.ProtocolError:
                 break
-        assert data.startswith(b"NA too many connections")
+        assert data.startswith(b"ERR:too many connections\rNA\r")
         b.close()
         a.close()
     finally:

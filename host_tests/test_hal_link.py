@@ -294,8 +294,8 @@ def test_pio_58_byte_bursts_back_to_back_nothing_between():
 def uart_rig():
     clock = Clock()
     m = make_machine(clock)
-    tx = link_uart.UartTx(link_uart.make_uart(m, 1, BAUD, tx=21, invert=True))
-    rx = link_uart.UartRx(link_uart.make_uart(m, 2, BAUD, rx=27, invert=True), BAUD, 30,
+    tx = link_uart.UartTx(link_uart.make_uart(m, 1, BAUD, tx=21, rx=35, invert=True))
+    rx = link_uart.UartRx(link_uart.make_uart(m, 2, BAUD, tx=26, rx=27, invert=True), BAUD, 30,
                           ticks_us=clock.ticks_us, ticks_diff=clock.ticks_diff)
     return clock, m, tx, rx
 
@@ -304,10 +304,19 @@ def test_make_uart_settings():
     clock, m, tx, rx = uart_rig()
     u_tx, u_rx = m.uarts
     assert (u_tx.id, u_tx.baudrate, u_tx.bits, u_tx.parity, u_tx.stop) == (1, BAUD, 8, None, 1)
-    assert u_tx.tx == 21 and u_tx.rx is None and u_tx.invert == m.UART.INV_TX
-    assert u_rx.rx == 27 and u_rx.tx is None and u_rx.invert == m.UART.INV_RX
+    both = m.UART.INV_TX | m.UART.INV_RX
+    assert u_tx.tx == 21 and u_tx.rx == 35 and u_tx.invert == both
+    assert u_rx.rx == 27 and u_rx.tx == 26 and u_rx.invert == both
     u = link_uart.make_uart(m, 0, 19200, tx=1, rx=2)
     assert u.invert == 0 and (u.tx, u.rx) == (1, 2)
+    # issue 13: a missing pin would be the port's default (UART1 RX = GPIO9, a flash pin)
+    for tx_pin, rx_pin in ((21, None), (None, 27)):
+        try:
+            link_uart.make_uart(m, 1, BAUD, tx=tx_pin, rx=rx_pin)
+        except ValueError as e:
+            assert "both tx and rx" in str(e)
+        else:
+            raise AssertionError("a UART with one pin was built")
 
 
 def test_uart_write_and_pending():
@@ -428,11 +437,14 @@ def test_factory_uart_boards():
         tx = link.make_tx(bd, bd.LINK_OUT_PIN, bd.LINK_INVERT, bd.LINK_BAUD, machine=m)
         rx = link.make_rx(bd, machine=m, time=clock)
         assert isinstance(tx, link_uart.UartTx) and isinstance(rx, link_uart.UartRx)
-        assert tx.uart.id == bd.LINK_UART_ID and tx.uart.tx == bd.LINK_OUT_PIN
-        assert rx.uart.rx == bd.LINK_IN_PIN and rx.uart.invert == m.UART.INV_RX
+        # both constructions of the link UART: the same two pins and the same inversion
+        for u in (tx.uart, rx.uart):
+            assert u.id == bd.LINK_UART_ID and (u.tx, u.rx) == (bd.LINK_OUT_PIN, bd.LINK_IN_PIN)
+            assert u.invert == m.UART.INV_TX | m.UART.INV_RX
     m = make_machine(Clock())
     ext = link.make_tx(esp32_devkitc, esp32_devkitc.EXTOUT_PIN, True, 9600, machine=m)
     assert isinstance(ext, link_uart.UartTx) and ext.uart.id == esp32_devkitc.EXTOUT_UART_ID
+    assert (ext.uart.tx, ext.uart.rx) == (esp32_devkitc.EXTOUT_PIN, esp32_devkitc.EXTOUT_UART_RX_PIN)
 
 
 def test_factory_soft_board():

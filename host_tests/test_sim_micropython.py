@@ -113,3 +113,11 @@ def test_reset_on_micropython_sets_outputs_safe_at_once_and_drops_app_sessions(t
         assert sim.last_rec["status"] is not None and len(sim.last_rec["status"]) == 3
     finally:
         sim.close()
+
+
+def test_low_balance_switch_never_drains_on_micropython(tmp_path):
+    """Issue 13, item 3 on the micropython engine (the built images): no board balances with a
+    2.5 V switch on LiFePO4, the End board raises balance_switch_invalid at once."""
+    from test_sim_scenarios import _low_switch_checks
+    (header, states, _), _ = _run(tmp_path, "low_balance_switch", "micropython", duration=300)
+    _low_switch_checks(header, states)

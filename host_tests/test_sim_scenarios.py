@@ -210,3 +210,32 @@ def test_watchdog_reset_is_instant():
     with pytest.raises(scenario.ScenarioError) as e:
         scenario.load({"faults": [{"t": 1, "until": 5, "kind": "watchdog_reset", "cell": 1}]})
     assert "until" in str(e.value)
+
+
+def _low_switch_checks(header, states):
+    assert header["settings"]["vmin_mv"] == 2900 and header["settings"]["balance_switch_mv"] == 2500
+    first = _first(states, lambda r: "balance_switch_invalid" in r["alarms"])
+    assert first is not None and first["t"] <= 5               # from the first complete frame
+    assert all("balance_switch_invalid" in r["alarms"] for r in states[first["t"]:])
+    assert not any(any(r["balancing"]) for r in states)         # no board ever balances
+    v0 = states[0]["v_true"]
+    for r in states:
+        assert all(abs(a - b) < 0.005 for a, b in zip(r["v_true"], v0, strict=True)), r["t"]
+        assert "under_voltage" not in r["alarms"]
+
+
+def test_low_balance_switch_never_drains_the_pack(tmp_path):
+    """Issue 13, item 3 (cpython engine): switch 2.5 V on LiFePO4, V-min 2.9 V."""
+    header, states, _, _ = _run(tmp_path, "low_balance_switch", duration=900)
+    _low_switch_checks(header, states)
+
+
+def test_low_balance_switch_scenario_reproduces_the_issue_without_the_floor(tmp_path, monkeypatch):
+    """The same scenario with the balancing floor taken out drains the cells below V-min with
+    balancing on (as the issue reports); the End board's own cell is held by the alarm."""
+    import board_defs.pico
+    monkeypatch.setattr(board_defs.pico, "BALANCE_FLOOR_MV", 0)
+    header, states, _, _ = _run(tmp_path, "low_balance_switch", duration=1200)
+    uv = _first(states, lambda r: "under_voltage" in r["alarms"])
+    assert uv is not None
+    assert min(states[-1]["v_true"][:3]) < 2.51 and states[-1]["v_true"][3] > 3.2

@@ -7,7 +7,8 @@
 An image holds:
   main.py   generated: import board; from roles import <role> as role; from hal import loop;
             loop.run(board, role)
-  boot.py   firmware/boot.py as source (safe outputs first)
+  boot.py   firmware/boot.py as source with the image's role baked in (``IMAGE_ROLE``): makes
+            that role's outputs safe first
   board.py  the board definition board_defs/<board>.py as source
   */*.mpy   every firmware module reachable from main.py and boot.py by following imports (ast),
             compiled with ``mpy-cross -O2 -march=<MPY_ARCH>``; packages keep their folders.
@@ -108,6 +109,20 @@ def board_names(board_defs_dir):
     if names is None:
         names = sorted(f[:-3] for f in os.listdir(board_defs_dir) if f.endswith(".py") and f != "__init__.py")
     return names
+
+
+BOOT_ROLE_LINE = "IMAGE_ROLE = None"
+
+
+def boot_py(src, role):
+    """firmware/boot.py with the image's role baked in (it makes only that role's pins safe).
+    A boot.py without the ``IMAGE_ROLE = None`` line is copied unchanged."""
+    lines = src.split("\n")
+    for i, line in enumerate(lines):
+        if line.split("#")[0].strip() == BOOT_ROLE_LINE:
+            lines[i] = 'IMAGE_ROLE = "%s"  # baked in by tools/build_images.py' % role
+            return "\n".join(lines)
+    return src
 
 
 def main_py(board, role):
@@ -306,7 +321,10 @@ def build_image(board_def_path, role, firmware, out_root):
     res.follow_file(os.path.join(out, "main.py"), "main")
     boot = os.path.join(firmware, "boot.py")
     if os.path.exists(boot):
-        shutil.copy(boot, os.path.join(out, "boot.py"))
+        with open(boot) as f:
+            boot_src = f.read()
+        with open(os.path.join(out, "boot.py"), "w") as f:
+            f.write(boot_py(boot_src, role))
         res.follow_file(boot, "boot")
     # REPL entry points a user imports by hand (nothing imports them): diagnostics on every
     # board, the app protocol on USB for the End board.

@@ -21,7 +21,14 @@ def _gpio(cpu, p):
 
 
 def table(bd):
-    g = lambda p: _gpio(bd.CPU, p)  # noqa: E731
+    pull_down = set(getattr(bd, "EXTERNAL_PULL_DOWN_PINS", ()))
+
+    def g(p):
+        name = _gpio(bd.CPU, p)
+        if p in pull_down:
+            name += " + 100 kOhm pull-down to GND (floats at reset)"
+        return name
+
     rows = [("Cell voltage (ADC, divider %d:%d)" % (bd.CELL_DIVIDER_NUM, bd.CELL_DIVIDER_DEN), g(bd.CELL_ADC_PIN), "all"),
             ("NTC (ADC; beta %d, %d ohm at 25 degC, %d ohm series to %.2f V)"
              % (bd.NTC_BETA, bd.NTC_R25_OHM, bd.NTC_SERIES_OHM, bd.NTC_SUPPLY_UV / 1e6),
@@ -54,6 +61,10 @@ def table(bd):
                  ("Load LED", g(bd.LOAD_LED_PIN), "end"),
                  ("Extended data output (%d baud, %s)" % (bd.EXTOUT_BAUD, "idle low" if bd.EXTOUT_INVERT else "idle high"),
                   g(bd.EXTOUT_PIN), "end")]
+        rx = getattr(bd, "EXTOUT_UART_RX_PIN", None)
+        if bd.EXTOUT_UART_ID is not None and rx is not None:
+            rows.append(("Extended output UART%d RX (unused, parked here instead of the port's default pin; "
+                         "leave open)" % bd.EXTOUT_UART_ID, g(rx), "end"))
     out = ["### %s (`%s`)" % (bd.TITLE, bd.NAME), "",
            "Roles: %s. CPU %s, images compiled for %s. Link backend: %s%s, %d baud%s."
            % (", ".join(bd.ROLES), bd.CPU, bd.MPY_ARCH, bd.LINK_BACKEND,

@@ -36,10 +36,12 @@ _COLON = const(58)
 _HEX = b"0123456789ABCDEF"
 _OK = b"OK\r"
 _NA = b"NA\r"
-_NA_LOGIN = b"NA login required\r"
-_NA_LONG = b"NA line too long\r"
-_NA_CHAR = b"NA bad character\r"
-_NA_UNKNOWN = b"NA unknown command\r"
+# A refusal with a reason is the reason line ``ERR:<reason>`` then a bare ``NA`` (the gen3 reply,
+# byte for byte; gen3 readers skip ``<tag>:`` lines).
+_NA_LOGIN = b"ERR:login required\rNA\r"
+_NA_LONG = b"ERR:line too long\rNA\r"
+_NA_CHAR = b"ERR:bad character\rNA\r"
+_NA_UNKNOWN = b"ERR:unknown command\rNA\r"
 _H_ZEROS = b"_0000_0000_00_000000_000000\r"
 _B_ZEROS = b"_0000_0000_0000\r"
 
@@ -146,7 +148,8 @@ def checksum(text):
 class Session:
     """One connected central (or USB / socket client): its line buffer and login state."""
 
-    def __init__(self):
+    def __init__(self, slot):
+        self.slot = slot
         self.buf = bytearray(LINE_MAX)
         self.write = None
         self.clear()
@@ -162,10 +165,10 @@ class Session:
 class AppProtocol:
     """Bytes in, bytes out: one handler shared by every transport of the End board."""
 
-    def __init__(self, ctl, max_sessions=MAX_SESSIONS):
+    def __init__(self, ctl, max_sessions=MAX_SESSIONS, lockout_path=None):
         self.ctl = ctl
-        self.sessions = [Session() for _ in range(max_sessions)]
-        self.lockout = password.Lockout()
+        self.sessions = [Session(i) for i in range(max_sessions)]
+        self.lockout = password.Lockout(max_sessions, lockout_path)
         self._line = bytearray(96)  # one data line; the longest (C, H) is < 40 bytes
 
     # ---- sessions -------------------------------------------------------------------------
@@ -185,6 +188,7 @@ class AppProtocol:
             s = self.sessions[slot]
             s.clear()
             s.write = None
+            self.lockout.close(slot)
 
     def logged_in(self, slot):
         return self.sessions[slot].logged_in
@@ -257,7 +261,9 @@ class AppProtocol:
         self._send(s, (text + "\r").encode())
 
     def _refuse(self, s, msg):
-        self._text(s, "NA " + msg.replace("\r", " ").replace("\n", " "))
+        """``ERR:<reason>`` then ``NA``: gen3 readers see the plain NA they know."""
+        self._text(s, "ERR:" + msg.replace("\r", " ").replace("\n", " "))
+        self._send(s, _NA)
 
     def _result(self, s, msg):
         if msg is None:
@@ -280,6 +286,8 @@ class AppProtocol:
             self._send(s, _OK)
         elif line == "V@":
             self._text(s, version_line(self.ctl.firmware_version, self.ctl.snap.cell_count))
+        elif line == "LK?":
+            self._lock_status(s)
         elif line == "F?":
             v = self.ctl.firmware_version
             self._text(s, "F:%d.%d.%d" % (v[0], v[1], v[2]))
@@ -321,17 +329,22 @@ class AppProtocol:
                 return True
         return False
 
+    def _lock_status(self, s):
+        lk = self.lockout
+        self._text(s, "LK:%d %d %d" % (lk.remaining[s.slot], lk.global_remaining_ms, lk.global_failures))
+        self._send(s, _OK)
+
     def _login(self, s, pw):
-        if self.lockout.locked():
+        if self.lockout.locked(s.slot):
             self._send(s, _NA)
             return
         st = self.ctl.settings
         if password.check(st.pw_salt, st.pw_hash, pw):
-            self.lockout.success()
+            self.lockout.success(s.slot)
             s.logged_in = True
             self._send(s, _OK)
         else:
-            self.lockout.fail()
+            self.lockout.fail(s.slot)
             s.logged_in = False
             s.streaming = False
             self._send(s, _NA)
@@ -341,15 +354,15 @@ class AppProtocol:
         if len(parts) != 2:
             self._refuse(s, "use PC:<old>:<new>!")
             return
-        if self.lockout.locked():
-            self._refuse(s, "locked, try later")
+        if self.lockout.locked(s.slot):
+            self._refuse(s, "locked for %d s" % ((self.lockout.remaining_ms(s.slot) + 999) // 1000))
             return
         st = self.ctl.settings
         if not password.check(st.pw_salt, st.pw_hash, parts[0]):
-            self.lockout.fail()
+            self.lockout.fail(s.slot)
             self._refuse(s, "wrong password")
             return
-        self.lockout.success()
+        self.lockout.success(s.slot)
         new = parts[1]
         if not password.valid(new):
             self._refuse(s, "password must be %d..%d digits" % (password.MIN_DIGITS, password.MAX_DIGITS))

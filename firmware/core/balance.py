@@ -6,6 +6,11 @@ for the balance resistor in permille (0 = off, 1000 = fully on). Rules, in order
 * off when balancing is disabled (``vbal_mv`` 0: option switches 4-8 all off), when the link is
   stale (``link_ok`` False), when the cell reading is not data (``cell_ok`` False) or when the
   board temperature is unknown (``temp_ok`` False): off on doubt;
+* floor: never below ``floor_mv`` (board definition ``BALANCE_FLOOR_MV``, default 3000 mV): a
+  balance voltage below the floor (option switches set too low) switches balancing off
+  altogether, and a cell below the floor is never balanced, so a mis-set switch cannot drain a
+  pack below V-min (issue 13: cells drained to 2.49 V with V-min 2.9 V). LTO packs (V-balance
+  2.6 V) need a board definition with a lower floor, e.g. 2400;
 * hysteresis ABOVE V-balance with a dwell: on when the cell is at or above V-balance
   (``cell_mv >= vbal_mv``) and the resistor has been off for at least ``dwell_ms`` (60 s), or at
   once when the cell is a margin above it (``cell_mv >= vbal_mv + hyst_mv``, 10 mV); off as soon
@@ -41,11 +46,12 @@ DERATE_DC = const(600)     # derating starts at 60.0 degC board temperature
 STOP_DC = const(750)       # hard stop at 75.0 degC
 RESUME_DC = const(650)     # after a hard stop, resume below 65.0 degC
 MIN_DUTY = const(200)      # duty just below the hard stop
+FLOOR_MV = const(3000)     # never balance below 3.0 V (LiFePO4, NMC, NCA; LTO boards set 2400)
 
 
 class Balancer:
     def __init__(self, hyst_mv=HYST_MV, derate_dc=DERATE_DC, stop_dc=STOP_DC, resume_dc=RESUME_DC,
-                 min_duty=MIN_DUTY, settle_reads=4, dwell_ms=DWELL_MS):
+                 min_duty=MIN_DUTY, settle_reads=4, dwell_ms=DWELL_MS, floor_mv=FLOOR_MV):
         if not derate_dc < stop_dc or resume_dc >= stop_dc or not 0 < min_duty <= FULL_DUTY or hyst_mv < 0:
             raise ValueError("balance limits: derate < stop, resume < stop, 0 < min_duty <= 1000")
         self.hyst_mv = hyst_mv
@@ -55,6 +61,7 @@ class Balancer:
         self.resume_dc = resume_dc
         self.min_duty = min_duty
         self.settle_reads = settle_reads
+        self.floor_mv = floor_mv
         self.reset()
 
     def reset(self):
@@ -66,6 +73,10 @@ class Balancer:
         self.duty = 0
         self.on_ms = 0
         self.on_s = 0
+
+    def switch_below_floor(self, vbal_mv):
+        """True when a balance voltage is refused because it is below the floor."""
+        return 0 < vbal_mv < self.floor_mv
 
     @property
     def active(self):
@@ -90,7 +101,8 @@ class Balancer:
             a = self.off_ms
             if dt_ms > 0 and a < _DWELL_CAP_MS:
                 self.off_ms = a + dt_ms
-        if vbal_mv <= 0 or not link_ok or not cell_ok or cell_mv < vbal_mv:
+        if (vbal_mv <= 0 or vbal_mv < self.floor_mv or not link_ok or not cell_ok
+                or cell_mv < vbal_mv or cell_mv < self.floor_mv):
             if self.wanted:
                 self.wanted = False
                 self.off_ms = 0

@@ -361,6 +361,8 @@ class PackBrain:
                 al |= A.OVER_VOLTAGE
             if min_mv <= lim.vmin_mv + lim.vmin_mv // 50 or max_mv >= lim.vmax_mv - lim.vmax_mv // 50:
                 al |= A.EARLY_WARNING
+            if not _settings.balance_switch_ok(lim.vmin_mv, lim.vmax_mv, snap.switch_vbal_mv):
+                al |= A.BALANCE_SWITCH_INVALID
             if temp_ok:
                 if min_t < lim.tmin_charge_dc:
                     al |= A.UNDER_TEMP_CHARGE

@@ -5,11 +5,22 @@ is "1234". Settings keep ``pw_salt`` (hex, per board, made on the first password
 ``pw_hash`` (hex SHA-256 of ``salt ":" password``); an empty ``pw_hash`` means the factory
 password, so a button reset only has to clear the hash.
 
-The lockout is shared by every connection (reconnecting must not buy new guesses): the first
-``FREE_FAILURES - 1`` wrong passwords cost nothing, the ``FREE_FAILURES``-th locks logins for
-``BASE_LOCK_MS``, and every further failure doubles the lock, up to ``MAX_LOCK_MS``. A correct
-password (or the 5 s button reset) clears the count. Core has no clock: ``tick(dt_ms)`` counts
-the lock down.
+Lockout (docs/ble-protocol.md, Security): two limits, both must allow a guess.
+
+* Per connection (so a stranger locks out only himself): the first ``FREE_FAILURES - 1`` wrong
+  passwords on one connection cost nothing, the ``FREE_FAILURES``-th locks that connection for
+  ``BASE_LOCK_MS``, every further failure doubles its lock up to ``MAX_LOCK_MS``. Other
+  connections are not affected; closing the connection forgets its count.
+* Global backstop (so reconnecting or rebooting buys nothing): every wrong password on any
+  connection counts; after ``GLOBAL_FREE_FAILURES`` since the last correct password, each further
+  failure locks *all* logins for ``GLOBAL_LOCK_MS`` (a fixed rate of one guess per 30 s, not
+  doubling, so an attacker cannot keep the owner out for long). The count is stored with
+  core.store (``path``) and restored at boot; a restored count past the free budget starts a full
+  global lock. Writes are rate limited: at most one per ``SAVE_MIN_MS``, except when a global lock
+  starts (itself at most once per ``GLOBAL_LOCK_MS``).
+
+A correct password clears its connection's lock and the global count; the 5 s button clears
+everything. Core has no clock: ``tick(dt_ms)`` counts the locks down and does deferred saves.
 """
 import binascii
 import hashlib
@@ -20,10 +31,17 @@ FACTORY = "1234"
 MIN_DIGITS = const(4)
 MAX_DIGITS = const(16)
 
-FREE_FAILURES = const(5)       # the 5th consecutive failure starts the first lock
+FREE_FAILURES = const(5)       # the 5th consecutive failure on a connection starts its lock
 BASE_LOCK_MS = const(5000)     # first lock: 5 s
 MAX_LOCK_MS = const(900000)    # locks double up to 15 min
 _MAX_SHIFT = const(8)          # 5 s << 8 > 15 min: stop shifting (keeps ints small)
+GLOBAL_FREE_FAILURES = const(10)   # wrong passwords on all connections before the backstop
+GLOBAL_LOCK_MS = const(30000)      # then one guess per 30 s for the whole board
+SAVE_MIN_MS = const(10000)         # at most one lockout-file write per 10 s (flash wear)
+_COUNT_MAX = const(100000)
+
+FILE_KIND = "lockout"
+FILE_VERSION = const(1)
 
 
 def valid(pw):
@@ -78,42 +96,124 @@ def check(salt, pw_hash, pw):
 
 
 class Lockout:
-    """Wrong-password rate limit shared by all connections."""
+    """Wrong-password limits: per connection (``slot``) and a global, persisted backstop."""
 
-    def __init__(self):
-        self.reset()
+    def __init__(self, slots=4, path=None):
+        self.path = path
+        self.failures = [0] * slots      # per connection, consecutive wrong passwords
+        self.remaining = [0] * slots     # per connection lock, ms
+        self.lock_ms = [0] * slots
+        self.global_failures = 0         # all connections, since the last correct password
+        self.global_remaining_ms = 0
+        self.saves = 0
+        self.save_errors = 0
+        self._dirty = False
+        self._since_save_ms = SAVE_MIN_MS
+        self.load()
 
+    # ---- persistence -------------------------------------------------------------------------
+    def load(self):
+        """Restore the global count; past the free budget, the global lock starts over."""
+        if self.path is None:
+            return
+        from core import store
+        values, status = store.load(self.path, FILE_KIND, FILE_VERSION)
+        if status != store.OK:
+            return
+        n = values.get("global_failures", 0)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            self.global_failures = n if n < _COUNT_MAX else _COUNT_MAX
+            if self.global_failures > GLOBAL_FREE_FAILURES:
+                self.global_remaining_ms = GLOBAL_LOCK_MS
+
+    def _save(self):
+        self._since_save_ms = 0
+        if self.path is None:
+            self._dirty = False
+            return
+        from core import store
+        try:
+            store.save(self.path, FILE_KIND, FILE_VERSION, {"global_failures": self.global_failures})
+            self._dirty = False
+            self.saves += 1
+        except (OSError, ValueError):
+            self.save_errors += 1    # kept dirty: retried after SAVE_MIN_MS
+
+    def _changed(self, now=False):
+        self._dirty = True
+        if now or self._since_save_ms >= SAVE_MIN_MS:
+            self._save()
+
+    # ---- state -------------------------------------------------------------------------------
     def reset(self):
-        self.failures = 0
-        self.remaining_ms = 0
-        self.lock_ms = 0
+        """Everything cleared (5 s button); saved at once."""
+        for i in range(len(self.failures)):
+            self.close(i)
+        self.global_failures = 0
+        self.global_remaining_ms = 0
+        self._changed(True)
 
-    def locked(self):
-        return self.remaining_ms > 0
+    def close(self, slot):
+        """The connection is gone: forget its own count and lock (the global count stays)."""
+        self.failures[slot] = 0
+        self.remaining[slot] = 0
+        self.lock_ms[slot] = 0
 
-    def fail(self):
-        """Count one wrong password; returns the lock now running in ms (0 = none)."""
-        if self.failures < 1000:
-            self.failures += 1
-        if self.failures >= FREE_FAILURES:
-            shift = self.failures - FREE_FAILURES
+    def locked(self, slot=0):
+        return self.remaining[slot] > 0 or self.global_remaining_ms > 0
+
+    def remaining_ms(self, slot=0):
+        a = self.remaining[slot]
+        b = self.global_remaining_ms
+        return a if a > b else b
+
+    def fail(self, slot=0):
+        """Count one wrong password on ``slot``; returns the lock now running there in ms."""
+        n = self.failures[slot]
+        if n < 1000:
+            n += 1
+            self.failures[slot] = n
+        if n >= FREE_FAILURES:
+            shift = n - FREE_FAILURES
             if shift >= _MAX_SHIFT:
                 ms = MAX_LOCK_MS
             else:
                 ms = BASE_LOCK_MS << shift
                 if ms > MAX_LOCK_MS:
                     ms = MAX_LOCK_MS
-            self.lock_ms = ms
-            self.remaining_ms = ms
-        return self.remaining_ms
+            self.lock_ms[slot] = ms
+            self.remaining[slot] = ms
+        if self.global_failures < _COUNT_MAX:
+            self.global_failures += 1
+        if self.global_failures > GLOBAL_FREE_FAILURES:
+            self.global_remaining_ms = GLOBAL_LOCK_MS
+            self._changed(True)
+        else:
+            self._changed()
+        return self.remaining_ms(slot)
 
-    def success(self):
-        self.reset()
+    def success(self, slot=0):
+        """A correct password: this connection's lock and the global count are cleared."""
+        self.close(slot)
+        if self.global_failures or self.global_remaining_ms:
+            self.global_failures = 0
+            self.global_remaining_ms = 0
+            self._changed()
 
     def tick(self, dt_ms):
-        """Count the lock down by the elapsed time (negative or huge dt_ms are safe)."""
-        if self.remaining_ms > 0 and dt_ms > 0:
-            if dt_ms >= self.remaining_ms:
-                self.remaining_ms = 0
-            else:
-                self.remaining_ms -= dt_ms
+        """Count the locks down by the elapsed time (negative or huge dt_ms are safe); do a
+        deferred save once the write rate allows it."""
+        if dt_ms <= 0:
+            return
+        rem = self.remaining
+        for i in range(len(rem)):
+            r = rem[i]
+            if r > 0:
+                rem[i] = r - dt_ms if r > dt_ms else 0
+        g = self.global_remaining_ms
+        if g > 0:
+            self.global_remaining_ms = g - dt_ms if g > dt_ms else 0
+        if self._since_save_ms < SAVE_MIN_MS:
+            self._since_save_ms += dt_ms
+        if self._dirty and self._since_save_ms >= SAVE_MIN_MS:
+            self._save()

@@ -1,9 +1,11 @@
 """Pack settings: fields, chemistry presets, validation and the settings file.
 
 Every value is an integer in the unit its name carries (mV, 0.1 degC as ``_dc``, Ah, %), so
-settings cost no floats on the boards. A rejected value never changes anything: ``apply``
-validates a copy and commits only when the whole set is consistent, and the error message names
-the field and its allowed range. A fresh ``Settings()`` is *not configured* (chemistry unknown):
+settings cost no floats on the boards. A value outside its range is refused, never clamped:
+``apply`` validates a copy and commits only when the whole set is consistent, and the error
+message names the field, the value and its allowed range given the other settings
+(``allowed_range``: chemistry limits, V-min + 200 mV <= V-balance <= V-max - 10 mV, T-min < T-max,
+restart SoCs in order, comm timeout <= 5 s; docs/pack-brain.md "Settings rules"). A fresh ``Settings()`` is *not configured* (chemistry unknown):
 the End board keeps both relays off until the user chooses a chemistry or writes settings,
 because a LiFePO4 default could over-discharge an NMC pack.
 """
@@ -27,15 +29,32 @@ MODE_NAMES = ("normal", "critical")
 CELL_MV_LOW = const(1500)   # the boards' working range, manual: 1.5 - 5.0 V
 CELL_MV_HIGH = const(5000)
 
+# Absolute limits: a value outside them is refused, never clamped (the relays use the settings
+# as stored, so what the app shows is what protects the pack).
+# chemistry -> (lowest V-min, highest V-max) in mV
+ABS_CELL_MV = {
+    LIFEPO4: (2000, 4000),
+    LTO: (1500, 2900),
+    NMC: (2500, 4250),
+    NCA: (2500, 4250),
+}
+ABS_TMAX_DC = const(700)          # no lithium cell is operated above 70 degC
+ABS_TMIN_DC = const(-400)
+ABS_TMIN_CHARGE_DC = const(0)     # no charging below 0 degC except LTO
+VBAL_ABOVE_VMIN_MV = const(200)   # V-balance at least this far above V-min (balancing floor)
+VBAL_BELOW_VMAX_MV = const(10)    # V-balance at least this far below V-max
+VMAX_ABOVE_VMIN_MV = const(20)
+COMM_TIMEOUT_MAX_MS = const(5000)  # comm_timeout_cycles x cycle_ms: relays open within 5 s
+
 # name, lowest, highest, unit (for messages). Order is the order of the app's settings list.
 FIELDS = (
     ("vmin_mv", CELL_MV_LOW, CELL_MV_HIGH, "mV"),
     ("vbal_mv", CELL_MV_LOW, CELL_MV_HIGH, "mV"),
     ("vmax_mv", CELL_MV_LOW, CELL_MV_HIGH, "mV"),
     ("vnom_mv", CELL_MV_LOW, CELL_MV_HIGH, "mV"),
-    ("tmin_charge_dc", -400, 850, "0.1 degC"),
-    ("tmin_discharge_dc", -400, 850, "0.1 degC"),
-    ("tmax_dc", -400, 850, "0.1 degC"),
+    ("tmin_charge_dc", ABS_TMIN_DC, ABS_TMAX_DC, "0.1 degC"),
+    ("tmin_discharge_dc", ABS_TMIN_DC, ABS_TMAX_DC, "0.1 degC"),
+    ("tmax_dc", ABS_TMIN_DC, ABS_TMAX_DC, "0.1 degC"),
     ("capacity_ah", 1, 20000, "Ah"),
     ("charge_restart_pct", 1, 100, "%"),
     ("discharge_restart_pct", 0, 99, "%"),
@@ -43,7 +62,7 @@ FIELDS = (
     ("loop_count", 1, 4, "turns (1, 2 or 4)"),
     ("sensors", 1, 2, "current sensors"),
     ("chemistry", UNKNOWN, NCA, "0 unknown, 1 LiFePO4, 2 LTO, 3 NMC, 4 NCA"),
-    ("comm_timeout_cycles", 1, 30, "cycles"),
+    ("comm_timeout_cycles", 1, 10, "cycles"),
     ("cycle_ms", 500, 1000, "ms (500 or 1000)"),
 )
 FIELD_NAMES = tuple(f[0] for f in FIELDS)
@@ -139,8 +158,78 @@ def _range_message(name):
     return "%s must be %d..%d %s" % (name, lo, hi, unit)
 
 
-def check(s):
-    """None when the settings are consistent, else a message naming the field and its range."""
+def cell_mv_range(chemistry):
+    """(lowest, highest) cell voltage in mV a setting may take for this chemistry."""
+    return ABS_CELL_MV.get(chemistry, (CELL_MV_LOW, CELL_MV_HIGH))
+
+
+def _max(a, b):
+    return a if a > b else b
+
+
+def _min(a, b):
+    return a if a < b else b
+
+
+def allowed_range(s, name):
+    """(lowest, highest, unit, rule) for field ``name`` given the other values in ``s``: the
+    field's own range narrowed by the chemistry's absolute limits and the ordering rules
+    (V-min < V-balance < V-max, T-min < T-max, discharge restart < charge restart, the comm
+    timeout at most COMM_TIMEOUT_MAX_MS). ``rule`` is "" for a plain field range."""
+    lo, hi, unit = field_range(name)
+    if name in ("vmin_mv", "vbal_mv", "vmax_mv", "vnom_mv"):
+        c_lo, c_hi = cell_mv_range(s.chemistry)
+        chem = CHEMISTRY_NAMES[s.chemistry] if 0 <= s.chemistry < len(CHEMISTRY_NAMES) else "?"
+        if name == "vmax_mv":
+            return (_max(c_lo + VMAX_ABOVE_VMIN_MV, _max(s.vbal_mv + VBAL_BELOW_VMAX_MV, s.vnom_mv)), c_hi,
+                    unit, "%s limit; at least vbal_mv + %d and vnom_mv" % (chem, VBAL_BELOW_VMAX_MV))
+        if name == "vmin_mv":
+            return (c_lo, _min(s.vbal_mv - VBAL_ABOVE_VMIN_MV, s.vnom_mv), unit,
+                    "%s limit; at most vbal_mv - %d and vnom_mv" % (chem, VBAL_ABOVE_VMIN_MV))
+        if name == "vbal_mv":
+            return (s.vmin_mv + VBAL_ABOVE_VMIN_MV, s.vmax_mv - VBAL_BELOW_VMAX_MV, unit,
+                    "%d mV above vmin_mv, %d mV below vmax_mv" % (VBAL_ABOVE_VMIN_MV, VBAL_BELOW_VMAX_MV))
+        return s.vmin_mv, s.vmax_mv, unit, "vmin_mv..vmax_mv"
+    if name == "tmax_dc":
+        return _max(s.tmin_charge_dc, s.tmin_discharge_dc) + 1, hi, unit, "above both T-min, 70 degC at most"
+    if name == "tmin_charge_dc":
+        floor = ABS_TMIN_DC if s.chemistry == LTO else ABS_TMIN_CHARGE_DC
+        return floor, s.tmax_dc - 1, unit, "below tmax_dc; no charging below 0 degC except LTO"
+    if name == "tmin_discharge_dc":
+        return lo, s.tmax_dc - 1, unit, "below tmax_dc"
+    if name == "charge_restart_pct":
+        return _max(lo, s.discharge_restart_pct + 1), hi, unit, "above discharge_restart_pct"
+    if name == "discharge_restart_pct":
+        return lo, _min(hi, s.charge_restart_pct - 1), unit, "below charge_restart_pct"
+    if name == "comm_timeout_cycles" and s.cycle_ms > 0:
+        return lo, _min(hi, COMM_TIMEOUT_MAX_MS // s.cycle_ms), unit, \
+            "at most %d ms at cycle_ms=%d" % (COMM_TIMEOUT_MAX_MS, s.cycle_ms)
+    return lo, hi, unit, ""
+
+
+def balance_switch_ok(vmin_mv, vmax_mv, switch_mv):
+    """True when the Begin board's balance switch (mV, 0 = no balancing) fits the settings:
+    the same window as ``vbal_mv`` (V-min + 200 mV .. V-max - 10 mV). Allocation-free."""
+    if switch_mv == 0:
+        return True
+    return vmin_mv + VBAL_ABOVE_VMIN_MV <= switch_mv <= vmax_mv - VBAL_BELOW_VMAX_MV
+
+
+def _check_field(s, name):
+    """None, or the refusal message for field ``name`` in ``s``."""
+    lo, hi, unit, rule = allowed_range(s, name)
+    value = getattr(s, name)
+    if lo <= value <= hi:
+        return None
+    if rule:
+        return "%s=%d: must be %d..%d %s (%s)" % (name, value, lo, hi, unit, rule)
+    return "%s=%d: must be %d..%d %s" % (name, value, lo, hi, unit)
+
+
+def check(s, first=None):
+    """None when the settings are consistent, else ``<field>=<value>: must be <lo>..<hi> <unit>``
+    (plus the rule that narrows the range). ``first``: the field just written, reported first
+    when it is the one that breaks a rule."""
     for name, lo, hi, unit in FIELDS:
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
@@ -149,19 +238,19 @@ def check(s):
         return "loop_count=%d: must be 1, 2 or 4 turns" % s.loop_count
     if s.cycle_ms not in (500, 1000):
         return "cycle_ms=%d: must be 500 or 1000 ms" % s.cycle_ms
-    if not s.vmin_mv < s.vbal_mv:
-        return "vbal_mv=%d: must be above vmin_mv (%d) and at most %d mV" % (s.vbal_mv, s.vmin_mv, CELL_MV_HIGH)
-    if not s.vbal_mv < s.vmax_mv:
-        return "vmax_mv=%d: must be above vbal_mv (%d) and at most %d mV" % (s.vmax_mv, s.vbal_mv, CELL_MV_HIGH)
-    if not s.vmin_mv <= s.vnom_mv <= s.vmax_mv:
-        return "vnom_mv=%d: must be %d..%d mV (vmin..vmax)" % (s.vnom_mv, s.vmin_mv, s.vmax_mv)
-    if not s.tmin_charge_dc < s.tmax_dc:
-        return "tmin_charge_dc=%d: must be -400..%d (below tmax_dc)" % (s.tmin_charge_dc, s.tmax_dc - 1)
-    if not s.tmin_discharge_dc < s.tmax_dc:
-        return "tmin_discharge_dc=%d: must be -400..%d (below tmax_dc)" % (s.tmin_discharge_dc, s.tmax_dc - 1)
-    if not s.discharge_restart_pct < s.charge_restart_pct:
-        return "discharge_restart_pct=%d: must be 0..%d (below charge_restart_pct)" % (
-            s.discharge_restart_pct, s.charge_restart_pct - 1)
+    if first == "chemistry":
+        c_lo, c_hi = cell_mv_range(s.chemistry)
+        if not (c_lo <= s.vmin_mv and s.vmax_mv <= c_hi):
+            return "chemistry=%d: vmin_mv..vmax_mv must be within %d..%d mV for %s (use the preset CH:%s!)" % (
+                s.chemistry, c_lo, c_hi, CHEMISTRY_NAMES[s.chemistry], CHEMISTRY_NAMES[s.chemistry])
+    if first is not None and first in FIELD_NAMES:
+        msg = _check_field(s, first)
+        if msg is not None:
+            return msg
+    for name in FIELD_NAMES:
+        msg = _check_field(s, name)
+        if msg is not None:
+            return msg
     if not isinstance(s.name, str) or not 1 <= len(s.name) <= 20:
         return "name: must be 1..20 characters"
     return None
@@ -181,7 +270,7 @@ def apply(s, name, value):
         return "unknown setting %r" % (name,)
     trial = s.copy()
     setattr(trial, name, value)
-    msg = check(trial)
+    msg = check(trial, name)
     if msg is None:
         setattr(s, name, value)
     return msg
@@ -237,6 +326,19 @@ def load(path):
         return from_dict(values), LOADED
     except (SettingsError, TypeError):
         return Settings(), INVALID
+
+
+def load_reason(path):
+    """Why the settings file does not load (None when it does): the store status, or the first
+    refused value with its allowed range (for the log, diag and the app)."""
+    values, status = store.load(path, FILE_KIND, FILE_VERSION)
+    if status != store.OK:
+        return "settings file " + store.STATUS_NAMES[status]
+    try:
+        from_dict(values)
+    except (SettingsError, TypeError) as e:
+        return str(e)
+    return None
 
 
 def save(path, s):

@@ -39,7 +39,9 @@ def make_tx(board_def, pin, invert, baud, machine=None, rp2=None):
     machine = _machine(machine)
     if uart_id is not None and (kind == "uart" or is_extout):
         from hal import link_uart
-        return link_uart.UartTx(link_uart.make_uart(machine, uart_id, baud, tx=pin, invert=invert))
+        # the unused RX of this UART goes to a pin the board definition names, never the default
+        rx = getattr(board_def, "EXTOUT_UART_RX_PIN", None) if is_extout else board_def.LINK_IN_PIN
+        return link_uart.UartTx(link_uart.make_uart(machine, uart_id, baud, tx=pin, rx=rx, invert=invert))
     p = machine.Pin(pin, machine.Pin.OUT, value=0 if invert else 1)
     if kind == "pio":
         from hal import link_pio
@@ -63,8 +65,9 @@ def make_rx(board_def, machine=None, rp2=None, time=None):
     ticks_diff = time.ticks_diff
     if kind == "uart":
         from hal import link_uart
-        return link_uart.UartRx(link_uart.make_uart(machine, board_def.LINK_UART_ID, baud, rx=pin,
-                                                    invert=invert), baud, GAP_BITS,
+        return link_uart.UartRx(link_uart.make_uart(machine, board_def.LINK_UART_ID, baud,
+                                                    tx=board_def.LINK_OUT_PIN, rx=pin, invert=invert),
+                                baud, GAP_BITS,
                                 ticks_us=ticks_us, ticks_diff=ticks_diff)
     p = machine.Pin(pin, machine.Pin.IN)
     if kind == "pio":

@@ -209,7 +209,7 @@ class AppSessions:
             self.out[sid] = bytearray()
             slot = self.app.open(self._writer(sid))
             if slot < 0:
-                self.out[sid] = bytearray(b"NA too many connections\r")
+                self.out[sid] = bytearray(b"ERR:too many connections\rNA\r")
                 self.closed.append(sid)
             else:
                 self.slots[sid] = slot

@@ -15,7 +15,7 @@ the LED off. ``wake_in_ms()`` and ``sleep_ok`` tell the loop how long and how de
 Board-definition constants used (getattr with defaults): CELL_DIVIDER_NUM/DEN, ADC_FULL_SCALE_UV
 or ADC_VREF_UV, CELL_SAMPLES, CELL_TRIM, CELL_FILTER_SHIFT, NTC_* (see core.ntc), BALANCE_HYST_MV,
 BALANCE_DERATE_DC, BALANCE_STOP_DC, BALANCE_RESUME_DC, BALANCE_MIN_DUTY, BALANCE_SETTLE_READS,
-BALANCE_DWELL_MS.
+BALANCE_DWELL_MS, BALANCE_FLOOR_MV (never balance below it; default 3000 mV, LTO boards 2400).
 Calibration: ``hw.data_dir + "/calibration.json"`` (core.store record, kind "calibration",
 version 1); the keys ``cell_delta_q16`` and ``cell_offset_01mv`` belong to this module, other keys
 (the Begin board's current-sensor zeros) are preserved on every write.
@@ -25,7 +25,7 @@ from micropython import const
 from core import ntc as ntc_mod
 from core import store
 from core import ui
-from core.balance import Balancer
+from core.balance import FLOOR_MV, Balancer
 from core.sampling import CELL_MAX_MV, CELL_MIN_MV, Calibration, CalibrationError, CellChannel, Oversampler, solve_two_point
 from core.snapshot import CellStatus
 
@@ -58,7 +58,8 @@ class CellBoard:
             hyst_mv=g(board_def, "BALANCE_HYST_MV", 10), derate_dc=g(board_def, "BALANCE_DERATE_DC", 600),
             stop_dc=g(board_def, "BALANCE_STOP_DC", 750), resume_dc=g(board_def, "BALANCE_RESUME_DC", 650),
             min_duty=g(board_def, "BALANCE_MIN_DUTY", 200), settle_reads=g(board_def, "BALANCE_SETTLE_READS", 4),
-            dwell_ms=g(board_def, "BALANCE_DWELL_MS", 60000))
+            dwell_ms=g(board_def, "BALANCE_DWELL_MS", 60000),
+            floor_mv=g(board_def, "BALANCE_FLOOR_MV", FLOOR_MV))
         self.button = ui.Button(long_ms=long_press_ms)
         self.has_button = hasattr(hw, "button_down")
         self.led = ui.Led()

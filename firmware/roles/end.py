@@ -7,11 +7,13 @@ a frame originated by a board whose upstream went silent makes it False at once.
 brain the relays stay off."""
 from micropython import const
 
+from core import alarms as _alarms
 from core import frame
 from core.snapshot import CellStatus, PackSnapshot
 from roles import LinkPort, cycle_ms_of
 
 _AGE_MAX = const(255)
+_NO_BALANCING = _alarms.UNDER_VOLTAGE | _alarms.BALANCE_SWITCH_INVALID  # End cell: no balancing
 
 
 class End:
@@ -122,7 +124,10 @@ class End:
             hw.set_load_relay(False)
         if self.outputs is not None:
             self.outputs.update(snap, brain, dt_ms)
-        cell.balance(snap.switch_vbal_mv if snap.comm_ok else 0, snap.comm_ok, dt_ms)
+        vbal = snap.switch_vbal_mv if snap.comm_ok else 0
+        if brain is not None and brain.alarms & _NO_BALANCING:
+            vbal = 0    # the pack is at V-min, or the switch does not fit the settings
+        cell.balance(vbal, snap.comm_ok, dt_ms)
         self._own_due = True
         if not self.fw.in_frame():
             self._set_own()

@@ -12,15 +12,20 @@ from micropython import const
 from core import settings as cs
 from core.app_protocol import AppProtocol
 from core.extout import ExtOutSender
+from core.ratelimit import WriteBudget
 from core.version import FIRMWARE_VERSION
 
 _TRANSPORT_ERRORS_MAX = const(0x3FFFFFFF)
+# Settings writes to flash (settings, preset, mode, password): 20 at once, then one per minute.
+# A write that changes nothing is answered OK without touching flash and costs nothing.
+SETTINGS_WRITE_BURST = const(20)
+SETTINGS_WRITE_REFILL_MS = const(60000)
 
 
 class EndServices:
     """Settings, app protocol, extended output and persistence for one End board."""
 
-    def __init__(self, hw, settings, settings_status, brain, snap, settings_path):
+    def __init__(self, hw, settings, settings_status, brain, snap, settings_path, lockout_path=None):
         self.hw = hw
         self.settings = settings
         self.settings_status = settings_status
@@ -28,7 +33,8 @@ class EndServices:
         self.snap = snap
         self.settings_path = settings_path
         self.firmware_version = FIRMWARE_VERSION
-        self.app = AppProtocol(self)
+        self.app = AppProtocol(self, lockout_path=lockout_path)
+        self.write_budget = WriteBudget(SETTINGS_WRITE_BURST, SETTINGS_WRITE_REFILL_MS)
         self.ble = getattr(hw, "ble", None)
         tx = getattr(hw, "extout_tx", None)
         self.extout = ExtOutSender(tx) if tx is not None else None
@@ -73,6 +79,7 @@ class EndServices:
                 self.extout.cycle(dt_ms, snap, brain, self.settings)
         app = self.app
         app.tick(dt_ms)
+        self.write_budget.tick(dt_ms)
         app.stream_round()
         if brain is not None and brain.should_save:
             if brain.save_state():
@@ -89,9 +96,23 @@ class EndServices:
             self._guard(self._start_ble)
 
     # ---- controller for core.app_protocol ------------------------------------------------------
+    def _write_allowed(self):
+        """None, or the refusal when the settings-write budget is spent (flash wear)."""
+        b = self.write_budget
+        if b.take():
+            return None
+        return "settings write limit (%d, then 1 per %d s): try again in %d s" % (
+            b.burst, b.refill_ms // 1000, (b.wait_ms() + 999) // 1000)
+
     def _commit(self, trial):
-        """Validate and save ``trial``, then make it the settings in force. None or a message."""
+        """Validate and save ``trial``, then make it the settings in force. None or a message.
+        An unchanged set is not written again (coalesced)."""
         msg = cs.check(trial)
+        if msg is not None:
+            return msg
+        if trial == self.settings and self.settings_status == cs.LOADED:
+            return None
+        msg = self._write_allowed()
         if msg is not None:
             return msg
         try:
@@ -117,6 +138,10 @@ class EndServices:
         trial = self.settings.copy()
         trial.pw_salt = salt
         trial.pw_hash = pw_hash
+        if pw_hash:  # the 5 s button's reset to the factory password is never refused
+            msg = self._write_allowed()
+            if msg is not None:
+                return msg
         try:
             cs.save(self.settings_path, trial)
         except (OSError, cs.SettingsError) as e:
@@ -148,7 +173,8 @@ def make_services(hw, snap, data_dir):
     settings_path = data_dir + "/settings.json"
     s, status = cs.load(settings_path)
     if status != cs.LOADED:
-        print("end: settings", cs.LOAD_NAMES[status], "- relays stay off until settings are written")
+        print("end: settings", cs.LOAD_NAMES[status], "(%s)" % cs.load_reason(settings_path),
+              "- relays stay off until settings are written")
     brain = PackBrain(s, status == cs.LOADED, data_dir + "/soc.json")
-    services = EndServices(hw, s, status, brain, snap, settings_path)
+    services = EndServices(hw, s, status, brain, snap, settings_path, data_dir + "/lockout.json")
     return s, brain, services

@@ -326,7 +326,7 @@ def test_oversized_line_dropped_without_growing():
     assert out.take() == b""
     assert app.sessions[0].n <= app_protocol.LINE_MAX
     assert app.sessions[0].buf is buf_before and len(buf_before) == app_protocol.LINE_MAX
-    assert cmd(app, out, b"PW1234!\r") == b"NA line too long\r"   # tail of the long line
+    assert cmd(app, out, b"PW1234!\r") == b"ERR:line too long\rNA\r"   # tail of the long line
     assert not app.logged_in(0)
     assert cmd(app, out, b"PW1234!\r") == b"OK\r"                 # next line is fine
 
@@ -334,26 +334,26 @@ def test_oversized_line_dropped_without_growing():
 def test_line_of_exactly_max_length_is_parsed():
     ctl, app, out, slot = make()
     line = b"X" * app_protocol.LINE_MAX + b"\r"
-    assert cmd(app, out, line) == b"NA unknown command\r"
+    assert cmd(app, out, line) == b"ERR:unknown command\rNA\r"
     line = b"X" * (app_protocol.LINE_MAX + 1) + b"\r"
-    assert cmd(app, out, line) == b"NA line too long\r"
+    assert cmd(app, out, line) == b"ERR:line too long\rNA\r"
 
 
 def test_junk_gets_error_never_crash():
     ctl, app, out, slot = make()
-    assert cmd(app, out, b"\x00\xff\x07\r") == b"NA bad character\r"
-    assert cmd(app, out, b"hello\r") == b"NA unknown command\r"
+    assert cmd(app, out, b"\x00\xff\x07\r") == b"ERR:bad character\rNA\r"
+    assert cmd(app, out, b"hello\r") == b"ERR:unknown command\rNA\r"
     assert cmd(app, out, b"PW!\r") == b"NA\r"
     assert cmd(app, out, b"PW12a4!\r") == b"NA\r"
-    assert cmd(app, out, b"E\r") == b"NA unknown command\r"
+    assert cmd(app, out, b"E\r") == b"ERR:unknown command\rNA\r"
     login(app, out)
     for line in (b"S:\r", b"S:!\r", b"S:=5!\r", b"S:vmax_mv!\r", b"S:vmax_mv=!\r",
                  b"S:vmax_mv=+!\r", b"S:vmax_mv=1e3!\r", b"S:vmax_mv=99999999999!\r",
                  b"CH:!\r", b"CH:99!\r", b"MO:fast!\r", b"PC:1234!\r", b"PC:::!\r",
                  b"ZC\r", b"A\r", b"\x7f\r"):
         reply = cmd(app, out, line)
-        assert reply.startswith(b"NA") and reply.endswith(b"\r"), (line, reply)
-        assert reply.count(b"\r") == 1
+        assert reply.startswith(b"ERR:") and reply.endswith(b"\rNA\r"), (line, reply)
+        assert reply.count(b"\r") == 2   # one reason line, one NA
     assert ctl.saved == 0
 
 
@@ -397,20 +397,35 @@ def test_lockout_after_five_failures_doubles():
     assert cmd(app, out, b"PW1234!\r") == b"NA\r"
     app.tick(1)
     assert cmd(app, out, b"PW1234!\r") == b"OK\r"
-    assert app.lockout.failures == 0
+    assert app.lockout.failures[0] == 0 and app.lockout.global_failures == 0
 
 
-def test_lockout_shared_by_connections():
+def test_a_strangers_lockout_does_not_keep_the_owner_out():
+    """Issue 13: the lockout was shared by all connections."""
     ctl, app, out, slot = make()
-    out2 = Out()
-    s2 = app.open(out2.write)
+    owner = Out()
+    s2 = app.open(owner.write)
     assert s2 == 1
     for _ in range(5):
-        cmd(app, out, b"PW9999!\r")
-    app.close(0)                                     # reconnecting buys nothing
-    s0 = app.open(out.write)
-    assert s0 == 0
-    assert cmd(app, out2, b"PW1234!\r", 1) == b"NA\r"
+        assert cmd(app, out, b"PW9999!\r") == b"NA\r"
+    assert cmd(app, out, b"PW1234!\r") == b"NA\r"          # the stranger's connection is locked
+    assert cmd(app, owner, b"PW1234!\r", 1) == b"OK\r"      # the owner's is not
+    assert cmd(app, out, b"LK?\r") == b"LK:5000 0 0\rOK\r"
+
+
+def test_reconnecting_does_not_buy_guesses():
+    ctl, app, out, slot = make()
+    for _ in range(password.GLOBAL_FREE_FAILURES + 1):       # a new connection per guess
+        app.close(0)
+        assert app.open(out.write) == 0
+        assert cmd(app, out, b"PW9999!\r") == b"NA\r"
+    app.close(0)
+    app.open(out.write)
+    assert cmd(app, out, b"PW1234!\r") == b"NA\r"          # global backstop: 30 s for everyone
+    assert cmd(app, out, b"LK?\r") == b"LK:0 30000 11\rOK\r"
+    app.tick(password.GLOBAL_LOCK_MS)
+    assert cmd(app, out, b"PW1234!\r") == b"OK\r"
+    assert app.lockout.global_failures == 0
 
 
 def test_sessions_are_separate():
@@ -470,7 +485,7 @@ def test_unauthenticated_requests_change_nothing():
     before = ctl.settings.to_dict()
     for line in (b"S?\r", b"S:vmax_mv=3650!\r", b"PC:1234:5678!\r", b"CH:nmc!\r",
                  b"MO:critical!\r", b"ZC!\r", b"A?\r", b"ST?\r", b"CL?\r"):
-        assert cmd(app, out, line) == b"NA login required\r", line
+        assert cmd(app, out, line) == b"ERR:login required\rNA\r", line
     assert ctl.settings.to_dict() == before
     assert ctl.saved == 0 and ctl.zeroed == 0
     assert cmd(app, out, b"F?\r") == b"F:0.1.2\rOK\r"  # version needs no login
@@ -481,9 +496,9 @@ def test_unauthenticated_requests_change_nothing():
 def test_change_password_needs_old_one():
     ctl, app, out, slot = make()
     login(app, out)
-    assert cmd(app, out, b"PC:1111:567890!\r") == b"NA wrong password\r"
+    assert cmd(app, out, b"PC:1111:567890!\r") == b"ERR:wrong password\rNA\r"
     assert ctl.settings.pw_hash == ""
-    assert cmd(app, out, b"PC:1234:56a!\r") == b"NA password must be 4..16 digits\r"
+    assert cmd(app, out, b"PC:1234:56a!\r") == b"ERR:password must be 4..16 digits\rNA\r"
     assert cmd(app, out, b"PC:1234:567890!\r") == b"OK\r"
     st = ctl.settings
     assert len(st.pw_salt) == 16 and len(st.pw_hash) == 64
@@ -544,18 +559,44 @@ def test_write_setting_valid_and_rejected():
     assert cmd(app, out, b"S:vmax_mv=3650!\r") == b"OK\r"
     assert ctl.settings.vmax_mv == 3650 and ctl.saved == 1
     before = ctl.settings.to_dict()
-    assert cmd(app, out, b"S:vmax_mv=6000!\r") == b"NA vmax_mv=6000: must be 1500..5000 mV\r"
+    assert cmd(app, out, b"S:vmax_mv=6000!\r") == b"ERR:vmax_mv=6000: must be 1500..5000 mV\rNA\r"
     assert cmd(app, out, b"S:vmax_mv=3300!\r") == \
-        b"NA vmax_mv=3300: must be above vbal_mv (3400) and at most 5000 mV\r"
-    assert cmd(app, out, b"S:vmax_mv=abc!\r") == b"NA vmax_mv=abc: must be an integer 1500..5000 mV\r"
-    assert cmd(app, out, b"S:pw_hash=00!\r") == b"NA unknown setting pw_hash\r"
-    assert cmd(app, out, b"S:loop_count=3!\r") == b"NA loop_count=3: must be 1, 2 or 4 turns\r"
+        b"ERR:vmax_mv=3300: must be 3410..4000 mV (lifepo4 limit; at least vbal_mv + 10 and vnom_mv)\rNA\r"
+    assert cmd(app, out, b"S:vmax_mv=abc!\r") == b"ERR:vmax_mv=abc: must be an integer 1500..5000 mV\rNA\r"
+    assert cmd(app, out, b"S:pw_hash=00!\r") == b"ERR:unknown setting pw_hash\rNA\r"
+    assert cmd(app, out, b"S:loop_count=3!\r") == b"ERR:loop_count=3: must be 1, 2 or 4 turns\rNA\r"
     assert ctl.settings.to_dict() == before and ctl.saved == 1
-    assert cmd(app, out, b"S:tmin_charge_dc=-50!\r") == b"OK\r"
-    assert ctl.settings.tmin_charge_dc == -50
+    assert cmd(app, out, b"S:tmin_charge_dc=-50!\r") == (
+        b"ERR:tmin_charge_dc=-50: must be 0..549 0.1 degC (below tmax_dc; no charging below 0 degC"
+        b" except LTO)\rNA\r")
+    assert cmd(app, out, b"S:tmin_charge_dc=50!\r") == b"OK\r"
+    assert ctl.settings.tmin_charge_dc == 50
     assert cmd(app, out, b"S:name=123\\SmartBMS!\r") == b"OK\r"
     assert ctl.settings.name == "123\\SmartBMS"
-    assert cmd(app, out, b"S:name=" + b"n" * 21 + b"!\r") == b"NA name: must be 1..20 characters\r"
+    assert cmd(app, out, b"S:name=" + b"n" * 21 + b"!\r") == b"ERR:name: must be 1..20 characters\rNA\r"
+
+
+def test_out_of_range_is_refused_never_clamped():
+    """Issue 13: V-max 5000 mV and T-max 85 degC on LiFePO4 answered OK and were cut to
+    4000 mV / 70 degC. Now: the reason line, a plain gen3 NA, nothing changed or saved."""
+    ctl, app, out, slot = make()
+    login(app, out)
+    before = ctl.settings.to_dict()
+    saved = ctl.saved
+    assert cmd(app, out, b"S:vmax_mv=5000!\r") == (
+        b"ERR:vmax_mv=5000: must be 3410..4000 mV (lifepo4 limit; at least vbal_mv + 10 and vnom_mv)"
+        b"\rNA\r")
+    assert cmd(app, out, b"S:tmax_dc=850!\r") == b"ERR:tmax_dc=850: must be -400..700 0.1 degC\rNA\r"
+    assert cmd(app, out, b"S:comm_timeout_cycles=30!\r") == \
+        b"ERR:comm_timeout_cycles=30: must be 1..10 cycles\rNA\r"
+    assert cmd(app, out, b"S:comm_timeout_cycles=6!\r") == \
+        b"ERR:comm_timeout_cycles=6: must be 1..5 cycles (at most 5000 ms at cycle_ms=1000)\rNA\r"
+    assert cmd(app, out, b"S:vbal_mv=2500!\r") == \
+        b"ERR:vbal_mv=2500: must be 3100..3690 mV (200 mV above vmin_mv, 10 mV below vmax_mv)\rNA\r"
+    assert ctl.settings.to_dict() == before and ctl.saved == saved
+    assert cmd(app, out, b"S?\r").count(b"S:vmax_mv=%d\r" % before["vmax_mv"]) == 1
+    assert cmd(app, out, b"S:vmax_mv=4000!\r") == b"OK\r"
+    assert b"S:vmax_mv=4000\r" in cmd(app, out, b"S?\r")
 
 
 def test_preset_mode_zero():
@@ -565,7 +606,7 @@ def test_preset_mode_zero():
     assert ctl.settings.chemistry == settings.NMC and ctl.settings.vmax_mv == 4150
     assert cmd(app, out, b"CH:2!\r") == b"OK\r"
     assert ctl.settings.chemistry == settings.LTO
-    assert cmd(app, out, b"CH:lead!\r") == b"NA chemistry must be lifepo4, lto, nmc or nca (1..4)\r"
+    assert cmd(app, out, b"CH:lead!\r") == b"ERR:chemistry must be lifepo4, lto, nmc or nca (1..4)\rNA\r"
     assert cmd(app, out, b"MO:critical!\r") == b"OK\r"
     assert ctl.settings.mode == settings.CRITICAL
     assert cmd(app, out, b"MO:normal!\r") == b"OK\r"
@@ -573,7 +614,7 @@ def test_preset_mode_zero():
     assert cmd(app, out, b"ZC!\r") == b"OK\r"
     assert ctl.zeroed == 1
     ctl.brain.current_ma = 20000
-    assert cmd(app, out, b"ZC!\r") == b"NA current too high to zero\r"
+    assert cmd(app, out, b"ZC!\r") == b"ERR:current too high to zero\rNA\r"
 
 
 def test_alarms_and_break_position():

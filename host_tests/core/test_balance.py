@@ -190,3 +190,19 @@ def test_update_allocates_nothing():
             b.update(3600 if t & 16 else 3300, True, 3400, True, t, True, 997)
 
     assert support.no_alloc(run)
+
+
+def test_floor_refuses_a_low_switch_and_never_balances_below_it():
+    """Issue 13, item 3: a balance switch of 2.5 V on a LiFePO4 pack (V-min 2.9 V) drained the
+    cells to 2.49 V. With the floor (default 3.0 V) a switch below it means no balancing at all."""
+    b = Balancer(dwell_ms=0)
+    assert b.floor_mv == 3000 and b.switch_below_floor(2500) and not b.switch_below_floor(0)
+    for mv in (3600, 3300, 3000, 2600, 2510):
+        assert _run(b, mv, vbal=2500) == 0, mv
+    assert not b.active
+    assert _run(b, 3450, vbal=3400) == FULL_DUTY           # a sane switch balances as before
+    b = Balancer(dwell_ms=0, floor_mv=2400)                # an LTO board definition
+    assert _run(b, 2650, vbal=2600) == FULL_DUTY
+    assert _run(b, 2390, vbal=2300) == 0                   # below the floor: never
+    assert _run(b, 2450, vbal=2300) == 0                   # switch below the floor: off
+    assert support.no_alloc(lambda: _run(b, 2650, vbal=2600))

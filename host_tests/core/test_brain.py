@@ -769,3 +769,16 @@ def test_inconsistent_aggregates_count_against_both_limits():
     snap.max_temp_dc = -210
     run(b, snap, TRIP_SAMPLES)
     assert not b.charge_allowed and not b.load_allowed and b.alarms & A.UNDER_TEMP_DISCHARGE
+
+
+def test_balance_switch_outside_the_settings_raises_its_own_alarm():
+    """Issue 13, item 3: the Begin switch value was never checked against the settings."""
+    for switch_mv, bad in ((0, False), (3400, False), (3100, False), (3000, True), (2500, True),
+                           (3700, True)):
+        b = PackBrain(lfp(), True)                      # V-min 2900, V-max 3700
+        snap = fill(PackSnapshot(), 3300)
+        snap.switch_vbal_mv = switch_mv
+        run(b, snap, ENABLE_SAMPLES)
+        assert bool(b.alarms & A.BALANCE_SWITCH_INVALID) == bad, switch_mv
+        assert b.charge_allowed and b.load_allowed     # a sensor/config alarm, not a relay trip
+    assert "balance_switch_invalid" in A.names(A.BALANCE_SWITCH_INVALID)

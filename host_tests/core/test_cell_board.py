@@ -212,6 +212,21 @@ def test_chip_sensor_board():
     assert cb.status & CellStatus.TEMP_SENSOR_FAULT
 
 
+def test_balance_floor_from_the_board_definition():
+    hw, cb = _board(2700)
+    cb.measure(0)
+    assert cb.balancer.floor_mv == 3000
+    assert cb.balance(2500, True, 1000) == 0           # a switch below the default floor: off
+
+    class Lto(Board):
+        BALANCE_FLOOR_MV = 2400
+
+    hw = FakeHw(support.tmpdir(), 2700)
+    cb = CellBoard(hw, Lto)
+    cb.measure(0)
+    assert cb.balance(2600, True, 1000) == 1000 and hw.duty == 1000
+
+
 def test_led_flash_on_frames_and_steady_when_balancing():
     hw, cb = _board(3300)
     cb.measure(0)

@@ -146,6 +146,7 @@ def test_end_comm_loss_when_begin_silent_and_relays_fail_safe():
             self.load_allowed = False
             self.charge_led = False
             self.load_led = False
+            self.alarms = 0
 
         def update(self, snap, dt_ms):
             self.seen.append(snap.comm_ok)

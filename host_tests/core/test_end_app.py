@@ -127,7 +127,7 @@ def test_rejected_setting_changes_nothing_and_names_the_field():
     role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
     say(role, out, b"PW1234!", slot)
     reply = say(role, out, b"S:vmax_mv=9000!", slot)
-    assert reply.startswith(b"NA") and b"vmax_mv" in reply and b"1500..5000" in reply
+    assert reply.startswith(b"ERR:") and reply.endswith(b"\rNA\r") and b"vmax_mv" in reply and b"1500..5000" in reply
     loaded, _ = cs.load(d + "/settings.json")
     assert loaded.vmax_mv == 3700 and role.settings.vmax_mv == 3700
     assert say(role, out, b"S:vmax_mv=3650!", slot) == b"OK\r"
@@ -139,7 +139,7 @@ def test_rejected_setting_changes_nothing_and_names_the_field():
 
 def test_unauthenticated_write_is_refused():
     role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
-    assert say(role, out, b"S:vmax_mv=3650!", slot).startswith(b"NA")
+    assert say(role, out, b"S:vmax_mv=3650!", slot).endswith(b"\rNA\r")
     assert role.settings.vmax_mv == 3700
 
 
@@ -217,5 +217,61 @@ def test_cycle_setting_sets_the_end_board_cycle():
     say(role, out, b"PW1234!", slot)
     assert say(role, out, b"S:cycle_ms=1000!", slot) == b"OK\r"
     assert role.cycle_ms == 1000
-    assert say(role, out, b"S:cycle_ms=700!", slot).startswith(b"NA")
+    assert say(role, out, b"S:cycle_ms=700!", slot).endswith(b"\rNA\r")
     assert role.cycle_ms == 1000
+
+
+def test_settings_file_with_out_of_range_value_keeps_relays_off():
+    """Issue 13: a settings file with T-max 85 degC (old firmware accepted it) -> SETTINGS_INVALID,
+    both relays off, the app shows the not-configured defaults (never the clamped value)."""
+    from core import store
+    d = tmpdir()
+    values = cs.preset(cs.LIFEPO4).to_dict()
+    values["tmax_dc"] = 850
+    store.save(d + "/settings.json", cs.FILE_KIND, cs.FILE_VERSION, values)
+    hw = Hw(d)
+    role = end.make(hw, Board(), cell=Cell())
+    fill_chain(role.snap)
+    role.cycle(1000)
+    assert role.brain.alarms & alarms.SETTINGS_INVALID
+    assert hw.charge is False and hw.load is False
+    assert not role.settings.is_configured() and role.settings.tmax_dc != 850
+
+
+def test_settings_writes_are_rate_limited_and_coalesced():
+    """Issue 13: a script could write the settings file without limit (flash wear)."""
+    from roles.end_app import SETTINGS_WRITE_BURST, SETTINGS_WRITE_REFILL_MS
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    services = role.services
+    say(role, out, b"PW1234!", slot)
+    saves0 = services.write_budget.tokens
+    for _ in range(50):                                    # same value again: no flash write
+        assert say(role, out, b"S:vmax_mv=3700!", slot) == b"OK\r"
+    assert services.write_budget.tokens == saves0
+    for i in range(SETTINGS_WRITE_BURST):
+        assert say(role, out, b"S:capacity_ah=%d!" % (101 + i), slot) == b"OK\r"
+    reply = say(role, out, b"S:capacity_ah=99!", slot)
+    assert reply.startswith(b"ERR:settings write limit") and reply.endswith(b"\rNA\r"), reply
+    assert b"try again in 60 s" in reply
+    assert role.settings.capacity_ah == 100 + SETTINGS_WRITE_BURST
+    assert cs.load(d + "/settings.json")[0].capacity_ah == 100 + SETTINGS_WRITE_BURST
+    role.services.update(role.snap, role.brain, SETTINGS_WRITE_REFILL_MS)
+    assert say(role, out, b"S:capacity_ah=99!", slot) == b"OK\r"
+    assert say(role, out, b"S:capacity_ah=98!", slot).endswith(b"\rNA\r")
+    role.services.button_long_press()                      # the button always resets the password
+    assert role.settings.pw_hash == ""
+
+
+def test_password_lockout_survives_a_reboot():
+    from core import password
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    for _ in range(password.GLOBAL_FREE_FAILURES + 1):    # a new connection per guess
+        role.app.close(slot)
+        slot = role.app.open(out)
+        assert say(role, out, b"PW9999!", slot) == b"NA\r"
+    role2 = end.make(Hw(d), Board(), cell=Cell())         # reboot: same data folder
+    out2 = Out()
+    slot2 = role2.app.open(out2)
+    assert say(role2, out2, b"PW1234!", slot2) == b"NA\r"   # still locked
+    role2.services.update(role2.snap, role2.brain, password.GLOBAL_LOCK_MS)
+    assert say(role2, out2, b"PW1234!", slot2) == b"OK\r"

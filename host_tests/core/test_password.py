@@ -1,5 +1,6 @@
 """Password hashing, constant-time compare and the doubling lockout (both interpreters)."""
 from core import password
+from support import tmpdir
 
 
 def test_valid_passwords():
@@ -64,7 +65,7 @@ def test_lockout_starts_at_fifth_failure_and_doubles():
     assert lk.fail() == 5000
     assert lk.locked()
     lk.tick(4999)
-    assert lk.locked() and lk.remaining_ms == 1
+    assert lk.locked() and lk.remaining_ms() == 1
     lk.tick(1)
     assert not lk.locked()
     assert lk.fail() == 10000
@@ -80,8 +81,9 @@ def test_lockout_capped_and_ints_stay_small():
         lk.fail()
         lk.tick(password.MAX_LOCK_MS)
     assert lk.fail() == password.MAX_LOCK_MS
-    assert lk.failures <= 1000
-    assert lk.lock_ms == 900000
+    assert lk.failures[0] <= 1000
+    assert lk.lock_ms[0] == 900000
+    assert lk.global_failures == 2001
 
 
 def test_lockout_success_resets_and_tick_is_safe():
@@ -91,9 +93,74 @@ def test_lockout_success_resets_and_tick_is_safe():
     assert lk.locked()
     lk.tick(-100)   # clock glitch: no change
     lk.tick(0)
-    assert lk.remaining_ms == 5000
+    assert lk.remaining_ms() == 5000
     lk.tick(10 ** 9)
     assert not lk.locked()
     lk.success()
-    assert lk.failures == 0
+    assert lk.failures[0] == 0 and lk.global_failures == 0
     assert lk.fail() == 0
+
+
+def test_a_stranger_locks_out_only_his_own_connection():
+    lk = password.Lockout(slots=2)
+    for _ in range(password.FREE_FAILURES):
+        lk.fail(1)
+    assert lk.locked(1) and not lk.locked(0)
+    lk.success(0)                                 # the owner logs in meanwhile
+    assert lk.locked(1)                           # ...and the stranger stays locked
+    lk.close(1)                                   # a new connection in slot 1
+    assert not lk.locked(1)
+
+
+def test_reconnecting_buys_no_guesses_global_backstop():
+    """A fresh connection per guess: the global count still reaches the backstop, after which
+    every further wrong password locks all logins for GLOBAL_LOCK_MS (one guess per 30 s)."""
+    lk = password.Lockout(slots=2)
+    for _ in range(password.GLOBAL_FREE_FAILURES):
+        assert lk.fail(1) == 0
+        lk.close(1)
+    assert not lk.locked(0) and not lk.locked(1)
+    assert lk.fail(1) == password.GLOBAL_LOCK_MS
+    lk.close(1)
+    assert lk.locked(0) and lk.locked(1)
+    lk.tick(password.GLOBAL_LOCK_MS - 1)
+    assert lk.locked(1)
+    lk.tick(1)
+    assert not lk.locked(0)
+    assert lk.fail(1) == password.GLOBAL_LOCK_MS  # no doubling: the owner is never out for long
+
+
+def test_global_count_survives_a_reboot_with_rate_limited_writes():
+    d = tmpdir()
+    path = d + "/lockout.json"
+    lk = password.Lockout(2, path)
+    lk.fail(1)                                    # first change: written at once
+    assert lk.saves == 1
+    for _ in range(password.GLOBAL_FREE_FAILURES - 1):
+        lk.fail(1)
+    assert lk.saves == 1                          # within SAVE_MIN_MS: deferred
+    lk.tick(password.SAVE_MIN_MS)
+    assert lk.saves == 2
+    assert password.Lockout(2, path).global_failures == password.GLOBAL_FREE_FAILURES
+    lk.fail(0)                                    # the backstop starts: written at once
+    assert lk.saves == 3
+    again = password.Lockout(2, path)             # reboot
+    assert again.global_failures == password.GLOBAL_FREE_FAILURES + 1
+    assert again.locked(0) and again.remaining_ms(0) == password.GLOBAL_LOCK_MS
+    again.success(0)
+    again.tick(password.SAVE_MIN_MS)
+    assert password.Lockout(2, path).global_failures == 0
+
+
+def test_lockout_file_damage_or_write_failure_never_raises():
+    d = tmpdir()
+    path = d + "/lockout.json"
+    with open(path, "wb") as f:
+        f.write(b"cellchain lockout 1 0000\n{garbage")
+    lk = password.Lockout(1, path)
+    assert lk.global_failures == 0
+    bad = password.Lockout(1, d + "/no/such/dir/lockout.json")
+    bad.fail()
+    assert bad.save_errors == 1 and bad.global_failures == 1
+    bad.tick(password.SAVE_MIN_MS)
+    assert bad.save_errors == 2                   # retried, still no exception

@@ -169,3 +169,86 @@ def test_complete_temporary_file_is_used_when_the_record_is_gone():
         f.write(store.encode(settings.FILE_KIND, settings.FILE_VERSION, new.to_dict())[:40])
     s, result = settings.load(path)
     assert result == settings.MISSING and not s.is_configured()
+
+
+def test_issue13_values_are_refused_not_clamped():
+    """V-max 5000 mV and T-max 85 degC on LiFePO4 were accepted and cut to 4000 mV / 70 degC."""
+    s = settings.preset(settings.LIFEPO4)
+    msg = settings.apply(s, "vmax_mv", 5000)
+    assert msg.startswith("vmax_mv=5000: must be 3410..4000 mV"), msg
+    msg = settings.apply(s, "tmax_dc", 850)
+    assert msg == "tmax_dc=850: must be -400..700 0.1 degC", msg
+    assert (s.vmax_mv, s.tmax_dc) == (3700, 550)
+    assert settings.apply(s, "vmax_mv", 4000) is None and settings.apply(s, "tmax_dc", 700) is None
+
+
+def test_every_valid_set_is_used_as_stored_by_the_relays():
+    """The relays' Limits clamp nothing a valid set holds: what the app shows is what protects."""
+    from core.relays import Limits
+    for chem in (settings.LIFEPO4, settings.LTO, settings.NMC, settings.NCA):
+        lo, hi = settings.cell_mv_range(chem)
+        s = settings.preset(chem)
+        for name, value in (("vmax_mv", hi), ("vbal_mv", s.vmax_mv - 10), ("vmin_mv", lo),
+                            ("tmax_dc", 700), ("tmin_discharge_dc", -400)):
+            assert settings.apply(s, name, value) is None, (chem, name, value)
+            lim = Limits(s)
+            assert (lim.vmax_mv, lim.vmin_mv, lim.vbal_mv) == (s.vmax_mv, s.vmin_mv, s.vbal_mv), chem
+            assert (lim.tmax_dc, lim.tmin_charge_dc, lim.tmin_discharge_dc) == (
+                s.tmax_dc, s.tmin_charge_dc, s.tmin_discharge_dc), chem
+        assert settings.apply(s, "vmax_mv", hi + 1) is not None
+        assert settings.apply(s, "vmin_mv", lo - 1) is not None
+    lto = settings.preset(settings.LTO)
+    assert settings.apply(lto, "tmin_charge_dc", -300) is None       # LTO charges below 0 degC
+    lfp = settings.preset(settings.LIFEPO4)
+    assert "no charging below 0 degC" in settings.apply(lfp, "tmin_charge_dc", -1)
+
+
+def test_comm_timeout_has_a_hard_upper_bound_in_time():
+    s = settings.preset(settings.LIFEPO4)
+    assert "1..10 cycles" in settings.apply(s, "comm_timeout_cycles", 30)
+    assert "1..5 cycles" in settings.apply(s, "comm_timeout_cycles", 6)     # 6 x 1000 ms > 5 s
+    assert settings.apply(s, "comm_timeout_cycles", 5) is None
+    # a slower cycle may not stretch an accepted timeout past the bound either
+    s2 = settings.preset(settings.LIFEPO4)
+    assert settings.apply(s2, "cycle_ms", 500) is None
+    assert settings.apply(s2, "comm_timeout_cycles", 10) is None           # 10 x 500 ms = 5 s
+    msg = settings.apply(s2, "cycle_ms", 1000)
+    assert msg.startswith("comm_timeout_cycles=10: must be 1..5"), msg
+    assert s2.cycle_ms == 500
+
+
+def test_balance_voltage_keeps_a_margin_to_vmin_and_vmax():
+    s = settings.preset(settings.LIFEPO4)    # vmin 2900, vmax 3700
+    assert "3100..3690" in settings.apply(s, "vbal_mv", 2500)
+    assert "3100..3690" in settings.apply(s, "vbal_mv", 3695)
+    assert settings.apply(s, "vbal_mv", 3100) is None
+    assert "vmin_mv=3000: must be 2000..2900" in settings.apply(s, "vmin_mv", 3000)
+
+
+def test_restart_thresholds_are_ordered():
+    s = settings.preset(settings.LIFEPO4)    # charge restart 90 %, discharge restart 10 %
+    assert "11..100" in settings.apply(s, "charge_restart_pct", 10)
+    assert "0..89" in settings.apply(s, "discharge_restart_pct", 90)
+    assert "vnom_mv" in settings.apply(s, "vnom_mv", 3800)
+
+
+def test_chemistry_change_outside_its_voltage_limits_points_to_the_preset():
+    s = settings.preset(settings.LIFEPO4)
+    msg = settings.apply(s, "chemistry", settings.LTO)
+    assert msg.startswith("chemistry=2:") and "CH:lto!" in msg, msg
+    assert s.chemistry == settings.LIFEPO4
+
+
+def test_file_with_out_of_range_values_is_invalid():
+    """A file written by older firmware (T-max 85 degC was accepted then) loads as INVALID:
+    not configured, so the End board keeps both relays off with SETTINGS_INVALID."""
+    d = tmpdir()
+    path = d + "/settings.json"
+    for key, value in (("tmax_dc", 850), ("vmax_mv", 5000), ("comm_timeout_cycles", 30)):
+        values = settings.preset(settings.LIFEPO4).to_dict()
+        values[key] = value
+        store.save(path, settings.FILE_KIND, settings.FILE_VERSION, values)
+        s, result = settings.load(path)
+        assert result == settings.INVALID, key
+        assert not s.is_configured()
+        assert settings.load_reason(path).startswith(key + "=%d" % value)

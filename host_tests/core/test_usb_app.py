@@ -64,7 +64,7 @@ def test_poll_is_bounded_and_resumes():
     assert usb.poll() == 128
     usb.poll()
     usb.poll()
-    assert bytes(out.data) == b"NA line too long\rOK\r"
+    assert bytes(out.data) == b"ERR:line too long\rNA\rOK\r"
 
 
 def test_close_frees_the_session():
