@@ -168,8 +168,26 @@ def _dec(field):
     return None if not field or field[0] in "Xx" else int(field)
 
 
+def parse_cs_line(line):
+    """cellchain's ``CS:fff_ssaa...`` line -> ("CS", {"first", "status": [..], "age": [..]})
+    or None (docs/ble-protocol.md)."""
+    head, _, body = line[3:].partition("_")
+    try:
+        first = int(head)
+        if len(body) % 4:
+            return None
+        status = [int(body[i:i + 2], 16) for i in range(0, len(body), 4)]
+        age = [int(body[i + 2:i + 4], 16) for i in range(0, len(body), 4)]
+    except ValueError:
+        return None
+    return "CS", {"first": first, "status": status, "age": age}
+
+
 def parse_data_line(line):
-    """(tag, values dict) for a gen3 data line, in engineering units; None if not one."""
+    """(tag, values dict) for a gen3 data line (or cellchain's CS line), in engineering
+    units; None if not one."""
+    if line.startswith("CS:"):
+        return parse_cs_line(line)
     parts = line.split("_")
     tag = parts[0]
     if tag not in DATA_TAGS or len(parts) < 2:
@@ -180,7 +198,7 @@ def parse_data_line(line):
             mv = _hex(f[2])
             return tag, {"cell": int(f[0]), "count": int(f[1]),
                          "v": None if mv is None else mv * 0.005, "t_c": _temp(f[3]),
-                         "status": _hex(f[4]), "age": _hex(f[5]) if len(f) > 5 else None}
+                         "status": _hex(f[4])}
         if tag == "U" and len(f) >= 4:
             pv = _hex(f[0])
             a = [_shex(x) for x in f[1:4]]
@@ -353,9 +371,11 @@ class Client:
         return out
 
     def rounds(self, max_rounds=None, keepalive_s=0.5):
-        """Yield one dict per streamed round (keys = tags; 'C' is the list of cells), sending
-        the ``$`` keep-alive as gen3 readers do. Streaming must be on (``stream()``)."""
-        cur = {"C": []}
+        """Yield one dict per streamed round (keys = tags; 'C' is the list of cells, 'CS' the
+        list of cellchain's per-cell status/age lines), sending the ``$`` keep-alive as gen3
+        readers do. A round ends after its B line and the CS lines behind it: at the next
+        round's first line, or when the line goes quiet. Streaming must be on."""
+        cur = {"C": [], "CS": []}
         n = 0
         last_ka = 0.0
         while max_rounds is None or n < max_rounds:
@@ -367,19 +387,26 @@ class Client:
                     last_ka = time.monotonic()
                 line = self.readline(keepalive_s)
                 if line is None:
+                    if "B" in cur:
+                        yield cur
+                        n += 1
+                        cur = {"C": [], "CS": []}
                     continue
             parsed = parse_data_line(line)
             if parsed is None:
                 continue
             tag, values = parsed
-            if tag == "C":
-                cur["C"].append(values)
-            else:
-                cur[tag] = values
-            if tag == "B":
+            if "B" in cur and tag != "CS":
                 yield cur
                 n += 1
-                cur = {"C": []}
+                cur = {"C": [], "CS": []}
+                if max_rounds is not None and n >= max_rounds:
+                    self.data_lines.insert(0, line)
+                    return
+            if tag in ("C", "CS"):
+                cur[tag].append(values)
+            else:
+                cur[tag] = values
 
 
 # ---- the socket server (virtual pack, tests) ---------------------------------------------------
