@@ -113,3 +113,17 @@ def test_reset_on_micropython_sets_outputs_safe_at_once_and_drops_app_sessions(t
         assert sim.last_rec["status"] is not None and len(sim.last_rec["status"]) == 3
     finally:
         sim.close()
+
+
+@pytest.mark.parametrize("eng", ["cpython", "micropython"])
+def test_settings_event_with_two_fields_applies_both(tmp_path, eng):
+    sc = scenario.load({"name": "two_fields", "duration_s": 8,
+                        "pack": {"cells": 3, "chemistry": "lifepo4", "capacity_ah": 40, "soc_pct": 50},
+                        "events": [{"t": 3, "settings": {"vmax_mv": 3620, "capacity_ah": 55}}]})
+    path = str(tmp_path / "t.jsonl")
+    engine.Simulation(sc, engine=eng, trace=path).run()
+    header, _, _ = trace.read(path)
+    with open(path) as f:
+        changes = [ln for ln in f if '"settings"' in ln]
+    assert len(changes) >= 2 and header["settings"]["vmax_mv"] != 3620
+    assert '"vmax_mv":3620' in changes[-1] and '"capacity_ah":55' in changes[-1], changes[-1]
