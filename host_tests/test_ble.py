@@ -313,3 +313,38 @@ def test_slow_link_stretches_rounds_but_never_cuts_one(ble_mod):
     n = rounds_received(fake.received(1) + b"C_01_", 255)
     assert 3 <= n <= 6
     assert t._tx[0].dropped == 0
+
+
+def test_readers_parse_the_stream_healthy_and_during_comm_loss(ble_mod):
+    """cellchain's own gen3 line parser (written from shared/spec/ble-123.md), as aiobmsble and
+    the hobby client read the lines: 6-field C lines, status 0 on healthy cells (no 'problem'),
+    the 'X' no-value fields (not 000) for every cell while the chain is broken."""
+    from cellchain.client import parse_data_line
+    from core import alarms
+    from core.snapshot import CellStatus
+    fake, t, ctl, app = started(ble_mod)
+    for i in range(4):
+        ctl.snap.cell_status[i] = CellStatus.NOT_CALIBRATED | CellStatus.BALANCING
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    t.poll()
+    fake.central_write(1, b"PW1234!\rE!\r")
+    t.poll()
+    fake.notified.clear()
+
+    def one_round():
+        fake.notified.clear()
+        app.stream_round()
+        t.poll()
+        return [parse_data_line(ln.decode()) for ln in fake.received(1).split(b"\r") if ln]
+    healthy = one_round()
+    cells = [v for tag, v in healthy if tag == "C"]
+    assert len(cells) == 4 and all(c["status"] == 0 and c["v"] == 3.5 for c in cells)
+    assert [v for tag, v in healthy if tag == "CS"][0]["status"] == [0x21] * 4
+    ctl.snap.comm_ok = False
+    ctl.brain.alarms = alarms.COMM_LOST
+    broken = one_round()
+    cells = [v for tag, v in broken if tag == "C"]
+    assert len(cells) == 4
+    assert all(c["v"] is None and c["t_c"] is None and c["status"] == 0x80 for c in cells)
+    u = dict(broken)["U"]
+    assert u["pack_v"] is None

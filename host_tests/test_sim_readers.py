@@ -29,7 +29,7 @@ def capture(tmp_path, sc, duration=None):
     d = dec.Decoder(report=lambda msg: pytest.fail("decoder rejected: %s" % msg))
     packets = []
     last_t = -10 ** 9
-    for t_ms, off, chunk in dec.replay_bursts(data, bursts, baud):
+    for t_ms, _off, chunk in dec.replay_bursts(data, bursts, baud):
         assert t_ms is not None and len(chunk) == dec.PACKET_LEN     # one packet per burst
         assert t_ms - last_t >= 400                                    # the idle gap readers need
         last_t = t_ms

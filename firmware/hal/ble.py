@@ -296,18 +296,17 @@ class NusTransport:
             while rx.used():
                 n = rx.get_into(self._scratch, _MAX_PAYLOAD)
                 app.feed(self._scratch, n, session)
-            self._send(slot, session)
+            self._send(app, slot, session)
         if changed and self.connections() < self.max_conn:
             self._advertise()
 
-    def _send(self, slot, session):
+    def _send(self, app, slot, session):
         tx = self._tx[slot]
         handle = self._conn[slot]
         if handle < 0:
             tx.clear()
             return
         limit = self._payload[slot]
-        app = self._app
         for _ in range(_MAX_NOTIFY_PER_POLL):
             if tx.used() < limit:
                 app.pull_lines(session, tx.free())   # the next whole lines of the round
