@@ -463,8 +463,12 @@ class AppProtocol:
         T, E, M, H, B, then cellchain's CS lines. Sessions that write at once get the whole
         round now; pulling sessions (BLE) start it, or, while the previous one is still going
         out, get the next round right after it (a round is never cut). Allocation-free."""
+        push = False
+        for s in self.sessions:
+            if s.streaming and s.logged_in and s.write is not None and not s.pull:
+                push = True
         cells = self._round_cells()
-        total = self._round_length(cells)
+        total = self._round_length(cells) if push else 0
         for k in range(total):
             n = 0
             for s in self.sessions:
