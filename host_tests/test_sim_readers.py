@@ -10,17 +10,17 @@ import sys
 import pytest
 
 from cellchain import extout as dec
-from sim import engine, scenario, trace
+from sim import engine, mp_engine, scenario, trace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def capture(tmp_path, sc, duration=None):
+def capture(tmp_path, sc, duration=None, eng="cpython"):
     """Run a scenario with --extout and --trace; replay the capture with its sidecar's timing.
     Returns (header, {second: trace record}, [(second, packet)], decoder)."""
     tpath = str(tmp_path / "trace.jsonl")
     xpath = str(tmp_path / "capture.bin")
-    engine.Simulation(scenario.load(sc), engine="cpython", trace=tpath, extout=xpath).run(duration_s=duration)
+    engine.Simulation(scenario.load(sc), engine=eng, trace=tpath, extout=xpath).run(duration_s=duration)
     header, states, _ = trace.read(tpath)
     with open(xpath, "rb") as f:
         data = f.read()
@@ -77,6 +77,18 @@ def test_link_break_and_dead_board_send_no_cells(tmp_path, kind):
             healthy(p, 5)
         if p["cells"]:
             assert p["pack_v"] > 15.0          # never a partial sum of the cells still heard
+
+
+@pytest.mark.skipif(not os.path.exists(mp_engine.MPY_DEFAULT), reason="MicroPython Unix port not installed")
+def test_link_break_sends_no_cells_on_the_micropython_engine(tmp_path):
+    header, _, packets, _ = capture(tmp_path, pack(5, duration_s=50, faults=[
+        {"t": 15, "until": 35, "kind": "link_break", "position": 2}]), eng="micropython")
+    timeout = header["settings"]["comm_timeout_cycles"]
+    during = [p for t, p in packets if 15 + timeout + 1 < t < 35]
+    assert len(during) >= 10
+    for p in during:
+        no_cells(p)
+    assert any(p["cells"] == 5 for t, p in packets if t > 42)
 
 
 def test_stuck_adc_sets_the_voltage_alarms_a_reader_acts_on(tmp_path):
