@@ -3,7 +3,11 @@
 Hardware-free: transports (hal/ble.py, usb_app.py, the virtual pack's socket) open a session
 with a writer ``write(buf, n)`` that must copy ``buf[:n]`` at once (buffers are reused), then
 pass received bytes to ``feed(data, n, slot)``. The End role calls ``stream_round()`` once per
-cycle and ``tick(dt_ms)`` with the elapsed time. Wire format: docs/ble-protocol.md.
+cycle and ``tick(dt_ms)`` with the elapsed time. A transport with a small TX buffer (BLE) opens
+its sessions with ``pull=True`` and takes the round line by line with ``pull_lines(slot, room)``
+when it has room. Wire format: docs/ble-protocol.md (gen3 lines byte-compatible with gen3: C
+lines with 6 fields and problem bits only, 'X' no-value fields during comm loss; cellchain's
+per-cell status and age on its own CS lines).
 
 The controller ``ctl`` (End role) provides ``snap`` (core.snapshot.PackSnapshot), ``brain``
 (pack brain state), ``settings`` (core.settings.Settings), ``firmware_version`` (tuple) and

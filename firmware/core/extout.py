@@ -5,6 +5,10 @@ Byte-exact spec: docs/extended-output.md (from ../shared/spec/extended-output-12
 packets only by the idle gap between them, so ``ExtOutSender`` writes each packet in one burst
 and nothing else, ever.
 
+What readers see is fixed here: no cell data at all without cell communication (N = 0), a
+pack voltage that is the sum of the packet's own cells (0 when one is not data), a reader flag
+for every fault that opens the relays, and the true Ah for small packs (``reader_vnom_mv``).
+
 ``ExtOutEncoder.encode(snap, brain, settings)`` fills one preallocated bytearray in place and
 allocates nothing (integer arithmetic only). Every value is clamped to its field (never
 wrapped). Each call is one packet: it advances the round-robin detail cell (1..N) and the
