@@ -168,8 +168,26 @@ def _dec(field):
     return None if not field or field[0] in "Xx" else int(field)
 
 
+def parse_cs_line(line):
+    """cellchain's ``CS:fff_ssaa...`` line -> ("CS", {"first", "status": [..], "age": [..]})
+    or None (docs/ble-protocol.md)."""
+    head, _, body = line[3:].partition("_")
+    try:
+        first = int(head)
+        if len(body) % 4:
+            return None
+        status = [int(body[i:i + 2], 16) for i in range(0, len(body), 4)]
+        age = [int(body[i + 2:i + 4], 16) for i in range(0, len(body), 4)]
+    except ValueError:
+        return None
+    return "CS", {"first": first, "status": status, "age": age}
+
+
 def parse_data_line(line):
-    """(tag, values dict) for a gen3 data line, in engineering units; None if not one."""
+    """(tag, values dict) for a gen3 data line (or cellchain's CS line), in engineering
+    units; None if not one."""
+    if line.startswith("CS:"):
+        return parse_cs_line(line)
     parts = line.split("_")
     tag = parts[0]
     if tag not in DATA_TAGS or len(parts) < 2:
@@ -180,7 +198,7 @@ def parse_data_line(line):
             mv = _hex(f[2])
             return tag, {"cell": int(f[0]), "count": int(f[1]),
                          "v": None if mv is None else mv * 0.005, "t_c": _temp(f[3]),
-                         "status": _hex(f[4]), "age": _hex(f[5]) if len(f) > 5 else None}
+                         "status": _hex(f[4])}
         if tag == "U" and len(f) >= 4:
             pv = _hex(f[0])
             a = [_shex(x) for x in f[1:4]]
@@ -364,9 +382,11 @@ class Client:
         return out
 
     def rounds(self, max_rounds=None, keepalive_s=0.5):
-        """Yield one dict per streamed round (keys = tags; 'C' is the list of cells), sending
-        the ``$`` keep-alive as gen3 readers do. Streaming must be on (``stream()``)."""
-        cur = {"C": []}
+        """Yield one dict per streamed round (keys = tags; 'C' is the list of cells, 'CS' the
+        list of cellchain's per-cell status/age lines), sending the ``$`` keep-alive as gen3
+        readers do. A round ends after its B line and the CS lines behind it: at the next
+        round's first line, or when the line goes quiet. Streaming must be on."""
+        cur = {"C": [], "CS": []}
         n = 0
         last_ka = 0.0
         while max_rounds is None or n < max_rounds:
@@ -378,27 +398,41 @@ class Client:
                     last_ka = time.monotonic()
                 line = self.readline(keepalive_s)
                 if line is None:
+                    if "B" in cur:
+                        yield cur
+                        n += 1
+                        cur = {"C": [], "CS": []}
                     continue
             parsed = parse_data_line(line)
             if parsed is None:
                 continue
             tag, values = parsed
-            if tag == "C":
-                cur["C"].append(values)
-            else:
-                cur[tag] = values
-            if tag == "B":
+            if "B" in cur and tag != "CS":
                 yield cur
                 n += 1
-                cur = {"C": []}
+                cur = {"C": [], "CS": []}
+                if max_rounds is not None and n >= max_rounds:
+                    self.data_lines.insert(0, line)
+                    return
+            if tag in ("C", "CS"):
+                cur[tag].append(values)
+            else:
+                cur[tag] = values
 
 
 # ---- the socket server (virtual pack, tests) ---------------------------------------------------
 
 class AppSocketServer:
-    """Serves one AppProtocol to TCP clients on a local port; each client is one session."""
+    """Serves one AppProtocol to TCP clients on a local port; each client is one session.
 
-    def __init__(self, app, host="127.0.0.1", port=0):
+    Never blocks on a client: answers and streamed lines go into a per-client output buffer
+    that ``poll()`` sends without blocking. A client that does not read (its buffer passes
+    ``max_pending`` bytes, about 30 rounds of a 255-cell pack) is disconnected, so one stuck
+    client can never stall the virtual pack or the other clients."""
+
+    MAX_PENDING = 128 * 1024
+
+    def __init__(self, app, host="127.0.0.1", port=0, max_pending=MAX_PENDING, sndbuf=65536):
         self.app = app
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -406,55 +440,121 @@ class AppSocketServer:
         self.listener.listen(4)
         self.port = self.listener.getsockname()[1]
         self.clients = {}          # socket -> session slot
+        self.pending = {}          # socket -> bytearray not yet sent
+        self.max_pending = max_pending
+        self.sndbuf = sndbuf       # kernel send buffer per client (bounded, like the rest)
+        self.dropped_slow = 0      # clients disconnected because they did not read
+        self._slow = set()
         self._stop = threading.Event()
         self._thread = None
 
     def _writer(self, sock):
+        out = bytearray()
+        self.pending[sock] = out
+
         def write(buf, n):
-            try:
-                sock.sendall(bytes(buf[:n]))
-            except OSError:
-                pass   # the client went away; poll() closes its session
+            if sock in self._slow:
+                return
+            if len(out) + n > self.max_pending:
+                self._slow.add(sock)       # not reading: disconnected at the next poll
+                return
+            out.extend(bytes(buf[:n]))
         return write
 
-    def poll(self, timeout_s=0.0, lock=None):
-        """Accept new clients, read what arrived and feed it to the protocol. ``lock`` (if
-        given) is held while the protocol runs, not while waiting."""
-        socks = [self.listener] + list(self.clients)
+    def _flush(self, sock):
+        """Send what the socket takes now without blocking; False when it is gone."""
+        out = self.pending.get(sock)
+        if not out:
+            return True
         try:
-            readable, _, _ = select.select(socks, [], [], timeout_s)
+            n = sock.send(out)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        del out[:n]
+        return True
+
+    def _drop_client(self, sock):
+        slot = self.clients.pop(sock, None)
+        self.pending.pop(sock, None)
+        self._slow.discard(sock)
+        if slot is not None and self.app is not None:
+            self.app.close(slot)
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def forget(self, sock):
+        """Close a client without telling the protocol (its handler is gone: board restart)."""
+        self.clients.pop(sock, None)
+        self.pending.pop(sock, None)
+        self._slow.discard(sock)
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+    def flush(self):
+        """Send buffered output to every client (non-blocking); drop slow or gone clients."""
+        for sock in list(self.clients):
+            if sock in self._slow:
+                self.dropped_slow += 1
+                self._drop_client(sock)
+            elif not self._flush(sock):
+                self._drop_client(sock)
+
+    def poll(self, timeout_s=0.0, lock=None):
+        """Accept new clients, read what arrived and feed it to the protocol, send buffered
+        output. ``lock`` (if given) is held while the protocol runs, not while waiting."""
+        self.flush()
+        socks = [self.listener] + list(self.clients)
+        writers = [c for c in self.clients if self.pending.get(c)]
+        try:
+            readable, _, _ = select.select(socks, writers, [], timeout_s)
         except (OSError, ValueError):
             return
-        if not readable:
-            return
-        if lock is None:
-            self._handle(readable)
-        else:
-            with lock:
+        if readable:
+            if lock is None:
                 self._handle(readable)
+            else:
+                with lock:
+                    self._handle(readable)
+        self.flush()
 
     def _handle(self, readable):
         for s in readable:
             if s is self.listener:
                 conn, _ = self.listener.accept()
+                conn.setblocking(False)
+                try:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
+                except OSError:
+                    pass
                 slot = self.app.open(self._writer(conn))
                 if slot < 0:
-                    conn.sendall(b"ERR:too many connections\rNA\r")
+                    self.pending.pop(conn, None)
+                    try:
+                        conn.send(b"ERR:too many connections\rNA\r")
+                    except OSError:
+                        pass
                     conn.close()
                 else:
                     self.clients[conn] = slot
                 continue
+            if s not in self.clients:
+                continue
             try:
                 data = s.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                continue
             except OSError:
                 data = b""
-            slot = self.clients[s]
             if not data:
-                self.app.close(slot)
-                del self.clients[s]
-                s.close()
+                self._drop_client(s)
             else:
-                self.app.feed(data, len(data), slot)
+                self.app.feed(data, len(data), self.clients[s])
 
     def start_thread(self, cycle_s=1.0, on_cycle=None, lock=None):
         """Serve from a background thread: poll continuously, and every ``cycle_s`` call
@@ -483,10 +583,8 @@ class AppSocketServer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2.0)
-        for s, slot in list(self.clients.items()):
-            self.app.close(slot)
-            s.close()
-        self.clients.clear()
+        for s in list(self.clients):
+            self._drop_client(s)
         self.listener.close()
 
 

@@ -1,6 +1,7 @@
 """Host decoder for the extended data output (the 58-byte 123\\SmartBMS gen3 packet).
 
-    python -m cellchain.extout CAPTURE.bin          # a capture file ("-" = stdin)
+    python -m cellchain.extout CAPTURE.bin          # a capture file ("-" = stdin); with its
+                                                    # CAPTURE.gaps.json timing sidecar if present
     python -m cellchain.extout /dev/ttyUSB0          # a serial port (9600 8N1, pyserial URL ok)
 
 Prints one JSON line per good packet on stdout: every field in engineering units (V, A, degC,
@@ -295,6 +296,56 @@ class Decoder:
                    self.rounds.rounds))
 
 
+def gaps_path(capture):
+    """The timing sidecar of a capture file: CAPTURE.gaps.json (capture.bin -> capture.gaps.json)."""
+    return os.path.splitext(capture)[0] + ".gaps.json"
+
+
+def load_gaps(path):
+    """The sidecar's bursts as [(start ms, offset, length)], sorted; raises ValueError/OSError."""
+    with open(path) as f:
+        d = json.load(f)
+    bursts = d.get("bursts") if isinstance(d, dict) else None
+    if not isinstance(bursts, list):
+        raise ValueError("%s: no bursts list" % path)
+    out = []
+    for b in bursts:
+        if not (isinstance(b, list) and len(b) == 3 and all(isinstance(x, int) and x >= 0 for x in b)):
+            raise ValueError("%s: bad burst %r" % (path, b))
+        out.append((b[0], b[1], b[2]))
+    out.sort(key=lambda b: b[1])
+    return out, d.get("baud", 9600)
+
+
+def replay_bursts(data, bursts, baud=9600, gap_ms=200):
+    """Replay a capture with its real line timing: yields (start ms, offset, bytes) per burst as
+    a reader polling for ``gap_ms`` idle time would see it (bursts closer than that run
+    together into one, as on the line). Bytes outside every burst are yielded on their own."""
+    pos = 0
+    cur = None                 # [start ms, offset, end offset, end ms]
+    for t, off, n in bursts:
+        if off > pos:          # bytes the sidecar does not time: their own burst
+            if cur is not None:
+                yield cur[0], cur[1], data[cur[1]:cur[2]]
+                cur = None
+            yield None, pos, data[pos:off]
+        if off < pos:
+            continue           # overlaps: ignore
+        end_ms = t + n * 10000 // baud
+        if cur is not None and t - cur[3] < gap_ms:
+            cur[2] = off + n
+            cur[3] = end_ms
+        else:
+            if cur is not None:
+                yield cur[0], cur[1], data[cur[1]:cur[2]]
+            cur = [t, off, off + n, end_ms]
+        pos = off + n
+    if cur is not None:
+        yield cur[0], cur[1], data[cur[1]:cur[2]]
+    if pos < len(data):
+        yield None, pos, data[pos:]
+
+
 def read_bursts(ser, gap_s=0.2, clock=time.monotonic, stop=None):
     """Yield gap-delimited bursts from a pyserial-like object (``read(n)`` returning what
     arrived within its timeout). Ends when ``stop()`` is true or the port fails (OSError,
@@ -349,6 +400,8 @@ def main(argv=None, stdout=None, stderr=None):
     ap.add_argument("--count", type=int, default=0, help="stop after this many packets (port; 0 = until Ctrl-C)")
     ap.add_argument("--seconds", type=float, default=0, help="stop reading a port after this long (0 = no limit)")
     ap.add_argument("--hex", action="store_true", help="add each packet's bytes as hex")
+    ap.add_argument("--gaps", default=None,
+                    help="timing sidecar of a capture file (default: CAPTURE.gaps.json if it exists)")
     args = ap.parse_args(argv)
 
     def report(msg):
@@ -372,10 +425,25 @@ def main(argv=None, stdout=None, stderr=None):
             except OSError as e:
                 report("cannot read %s: %s" % (args.source, e))
                 return 2
-            for p in dec.feed_file(data):
-                if args.hex:
-                    p["hex"] = data[p["offset"]:p["offset"] + PACKET_LEN].hex()
-                emit(p)
+            sidecar = args.gaps or (gaps_path(args.source) if args.source != "-" else None)
+            if sidecar and (args.gaps or os.path.isfile(sidecar)):
+                try:
+                    bursts, baud = load_gaps(sidecar)
+                except (OSError, ValueError) as e:
+                    report("cannot read the timing sidecar %s: %s" % (sidecar, e))
+                    return 2
+                for t_ms, off, chunk in replay_bursts(data, bursts, baud, args.gap_ms):
+                    for p in dec.feed_burst(chunk):
+                        p["t_ms"] = t_ms
+                        p["offset"] = off
+                        if args.hex:
+                            p["hex"] = chunk.hex() if len(chunk) == PACKET_LEN else None
+                        emit(p)
+            else:
+                for p in dec.feed_file(data):
+                    if args.hex:
+                        p["hex"] = data[p["offset"]:p["offset"] + PACKET_LEN].hex()
+                    emit(p)
         else:
             if not args.port and not _looks_like_port(args.source):
                 report("no such file or port: %s" % args.source)

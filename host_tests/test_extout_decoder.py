@@ -126,7 +126,8 @@ def test_round_trip_values_within_one_step(n, pack_mv, charge, discharge, tmin, 
     e = enc.ExtOutEncoder()
     e.next_cell = start
     p = dec.decode_packet(e.encode(snap, b, s))
-    assert abs(p["pack_v"] - min(max(pack_mv, 0), 5 * 0xFFFFFF) / 1000) <= 0.0025 + 1e-9
+    # the pack field is the sum of the cells as sent (5 mV each), whatever section A summed
+    assert p["pack_v"] == round(n * ((cell_mv + 2) // 5) * 0.005, 3)
     for key, ma in (("charge_a", charge), ("discharge_a", discharge), ("battery_a", charge - discharge)):
         want = max(-8191.875, min(8191.875, ma / 1000))
         assert abs(p[key] - want) <= 0.0625 + 1e-9
@@ -137,7 +138,8 @@ def test_round_trip_values_within_one_step(n, pack_mv, charge, discharge, tmin, 
     assert abs(p["cell_v"] - cell_mv / 1000) <= 0.0025 + 1e-9
     assert 1 <= p["cell"] <= p["cells"] == n
     assert p["soc_pct"] == min(max((soc + 50) // 100, 0), 100)
-    assert p["stored_wh"] == min(max(wh, 0), 0xFFFFFF)
+    vnom_r = enc.reader_vnom_mv(s.capacity_ah, s.vnom_mv, n)
+    assert p["stored_wh"] == min(max(enc.scale(wh, vnom_r, s.vnom_mv) if wh > 0 else 0, 0), 0xFFFFFF)
     assert p["energy_in_kwh"] == min(max(wh // 1000, 0), 0xFFFFFF)
 
 

@@ -117,3 +117,58 @@ def test_cli_over_the_micropython_engine_pipe():
     assert ok.returncode == 0, ok.stderr
     assert "cells      5" in ok.stdout and "charge ON" in ok.stdout
     assert refused.returncode == 2 and "login refused" in refused.stderr
+
+
+def test_client_that_streams_but_never_reads_is_dropped_and_the_pack_runs_on():
+    import socket
+    sim = engine.Simulation(scenario.load({"name": "slow_client", "duration_s": 60,
+                                           "pack": {"cells": 99, "chemistry": "lifepo4", "capacity_ah": 40}}))
+    ap = serve(sim, 0)
+    ap.srv.max_pending = 16 * 1024          # a few 99-cell rounds
+    ap.srv.sndbuf = 4096
+    stuck = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stuck.connect(("127.0.0.1", ap.port))
+        stuck.sendall(b"PW1234!\rE!\r")     # log in, stream, then never read
+        t0 = time.monotonic()
+        for _ in range(40 * 1000 // sim.cycle_ms):
+            sim.step()
+        assert time.monotonic() - t0 < 60    # never blocked on the stuck client
+        assert sim.t_ms >= 40000
+        assert ap.srv.dropped_slow == 1 and not ap.srv.clients
+        r = _drive(sim, lambda: _cli(ap.port, "status"))   # a reading client is still served
+        assert r.returncode == 0, r.stderr
+    finally:
+        stuck.close()
+        ap.close()
+        sim.close()
+
+
+def test_sigterm_stops_the_virtual_pack_cleanly(tmp_path):
+    import signal
+    import socket
+    with socket.socket() as probe:               # a free port for the app server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tpath = str(tmp_path / "t.jsonl")
+    p = subprocess.Popen([sys.executable, "-u", "-m", "sim", "run", "--scenario", "comm_loss", "--realtime",
+                          "--app-port", str(port), "--quiet", "--trace", tpath],
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        assert "app protocol on" in line, line
+        time.sleep(2.5)
+        r = _cli(port, "status")                 # served while it runs in real time
+        assert r.returncode == 0, r.stderr
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert "terminated (SIGTERM)" in out and "simulated" in out
+    header, states, _ = trace.read(tpath)       # the trace is complete, one record a second
+    assert header["scenario"] == "comm_loss" and len(states) >= 1

@@ -121,3 +121,17 @@ def test_low_balance_switch_never_drains_on_micropython(tmp_path):
     from test_sim_scenarios import _low_switch_checks
     (header, states, _), _ = _run(tmp_path, "low_balance_switch", "micropython", duration=300)
     _low_switch_checks(header, states)
+
+
+@pytest.mark.parametrize("eng", ["cpython", "micropython"])
+def test_settings_event_with_two_fields_applies_both(tmp_path, eng):
+    sc = scenario.load({"name": "two_fields", "duration_s": 8,
+                        "pack": {"cells": 3, "chemistry": "lifepo4", "capacity_ah": 40, "soc_pct": 50},
+                        "events": [{"t": 3, "settings": {"vmax_mv": 3620, "capacity_ah": 55}}]})
+    path = str(tmp_path / "t.jsonl")
+    engine.Simulation(sc, engine=eng, trace=path).run()
+    header, _, _ = trace.read(path)
+    with open(path) as f:
+        changes = [ln for ln in f if '"settings"' in ln]
+    assert len(changes) >= 2 and header["settings"]["vmax_mv"] != 3620
+    assert '"vmax_mv":3620' in changes[-1] and '"capacity_ah":55' in changes[-1], changes[-1]

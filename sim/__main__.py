@@ -1,6 +1,7 @@
 """``python -m sim run|demo`` - the virtual pack's command line (docs/virtual-pack.md)."""
 import argparse
 import os
+import signal
 import sys
 import time
 
@@ -20,6 +21,14 @@ def _serve_app(sim, port):
     print("app protocol on 127.0.0.1:%d - connect with: cellchain --socket 127.0.0.1:%d status"
           % (srv.port, srv.port))
     return srv
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: stop the run as Ctrl-C does (trace closed, engine and app port shut)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def cmd_run(args):
@@ -45,11 +54,15 @@ def cmd_run(args):
                 "-" if rec["soc_est"] is None else "%5.1f %%" % rec["soc_est"],
                 "ON " if rec["charge_allowed"] else "off", "ON " if rec["load_allowed"] else "off",
                 ",".join(rec["alarms"])))
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         sim.run(duration_s=args.duration, on_second=progress)
     except KeyboardInterrupt:
         print("interrupted")
+    except Terminated:
+        print("terminated (SIGTERM)")
     finally:
+        signal.signal(signal.SIGTERM, old_term)
         if srv is not None:
             srv.close()
     if args.plot and sim.history:

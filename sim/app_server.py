@@ -8,7 +8,9 @@ cellchain.client.AppSocketServer, polled from the simulation loop (single-thread
 Connect with ``cellchain --socket 127.0.0.1:P status``.
 
 Like a radio link, the connections drop when the End board loses power or restarts, and no new
-ones are taken while it is off (they wait in the listen backlog)."""
+ones are taken while it is off (they wait in the listen backlog). A client that streams but
+never reads fills only its own bounded output buffer and is then disconnected
+(AppSocketServer.max_pending); the pack runs on."""
 from sim import paths  # noqa: F401
 
 
@@ -33,11 +35,7 @@ class AppPort:
 
     def _drop(self, socks):
         for s in socks:
-            self.srv.clients.pop(s, None)
-            try:
-                s.close()
-            except OSError:
-                pass
+            self.srv.forget(s)
 
     def cycle(self, dt_ms):
         """After every firmware cycle: move client bytes in (the handler answers at once on

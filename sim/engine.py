@@ -28,6 +28,7 @@ from sim.hw import BeginHw, BoardHw, EndHw
 from sim.model import Pack
 from sim.scenario import ScenarioError
 from sim.trace import TraceWriter
+from cellchain.extout import gaps_path
 
 CHEM_CODES = {"lifepo4": cs.LIFEPO4, "lto": cs.LTO, "nmc": cs.NMC, "nca": cs.NCA}
 TRACE_SETTINGS = ("vmin_mv", "vbal_mv", "vmax_mv", "vnom_mv", "tmin_charge_dc", "tmin_discharge_dc",
@@ -131,6 +132,7 @@ class Simulation:
         self.trace = TraceWriter(trace)
         self.extout_path = extout
         self.extout_written = 0
+        self.extout_bursts = []    # [start ms, offset, length] per burst: CAPTURE.gaps.json
         self.history = []          # compact per-second records for the view and the plot
         self.keep_history = True
         self.last_rec = None
@@ -270,17 +272,32 @@ class Simulation:
     def close(self):
         self.trace.close()
         self.fw.close()
+        self._write_gaps()
         if self._own_workdir and self.workdir and os.path.isdir(self.workdir):
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
 
     def _flush_extout(self):
+        """Append this cycle's extended-output bytes to the capture and note the burst (the
+        End board writes at most one packet, in one burst, per cycle) for the sidecar."""
         data = self.end.extout_tx.data
         if self.extout_path and len(data) > self.extout_written:
             mode = "ab" if self.extout_written else "wb"
             with open(self.extout_path, mode) as f:
                 f.write(bytes(data[self.extout_written:]))
+            # the burst started in this cycle: the cycle's start time (t_ms is its end)
+            self.extout_bursts.append([self.t_ms - self.cycle_ms, self.extout_written,
+                                       len(data) - self.extout_written])
             self.extout_written = len(data)
+
+    def _write_gaps(self):
+        """CAPTURE.gaps.json next to the capture: when each burst started, so a replay feeds
+        the bytes with the line timing a reader saw (cellchain.extout uses it)."""
+        if not self.extout_path:
+            return
+        with open(gaps_path(self.extout_path), "w") as f:
+            json.dump({"format": "cellchain-extout-gaps/1", "baud": 9600,
+                       "bursts": self.extout_bursts}, f, separators=(",", ":"))
 
     # --- trace ----------------------------------------------------------------------------
     def _write_header(self):
@@ -288,8 +305,10 @@ class Simulation:
         self._last_settings = settings_for_trace(st["settings"], self.balance_mv)
         if not self.extout_path:
             pass
-        elif os.path.exists(self.extout_path):
-            os.remove(self.extout_path)
+        else:
+            for path in (self.extout_path, gaps_path(self.extout_path)):
+                if os.path.exists(path):
+                    os.remove(path)
         self.trace.write({"cells": self.sc.cells, "chemistry": self.sc.chemistry, "engine": self.engine_name,
                           "scenario": self.sc.name, "seed": self.seed, "wiring": self.wiring.kind,
                           "charger_bulk_v": round(self.charger.bulk_v, 3), "capacity_ah": self.sc.capacity_ah,

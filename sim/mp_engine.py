@@ -172,7 +172,7 @@ class MicropythonFirmware:
         self.broken = []
         self._state = None
         self._settings = sim.settings.to_dict()
-        self._pending_set = None
+        self._pending_set = []         # [name, value] pairs for the next cycle
         self._pending_resets = []   # [[index, cause]] for the next line ("w")
         self.remote = RemoteApp()
         self.images = {}        # role -> "board/role"
@@ -228,9 +228,9 @@ class MicropythonFirmware:
         if self._pending_resets:
             req["w"] = self._pending_resets
             self._pending_resets = []
-        if self._pending_set is not None:
+        if self._pending_set:
             req["set"] = self._pending_set
-            self._pending_set = None
+            self._pending_set = []
         ops = self.remote.take_ops()
         if ops:
             req["app"] = ops
@@ -246,9 +246,10 @@ class MicropythonFirmware:
                 end.extout_tx.write(bytes.fromhex(out["x"]))
         self.remote.deliver(out.get("ao", []), out.get("ac", []))
         self._state = out["st"]
-        if out.get("msg"):
-            print("t=%.0f s: setting %s=%r refused: %s" % (self.sim.t_ms / 1000.0, req["set"][0],
-                                                            req["set"][1], out["msg"]))
+        msgs = out.get("msg") or []
+        for (name, value), msg in zip(req.get("set", []), msgs, strict=False):
+            if msg:
+                print("t=%.0f s: setting %s=%r refused: %s" % (self.sim.t_ms / 1000.0, name, value, msg))
 
     def power(self, i, on):
         if on and not self.on[i]:
@@ -286,7 +287,7 @@ class MicropythonFirmware:
     def apply_setting(self, name, value):
         """Applied through the End board's services at the start of the next cycle over there
         (a refusal is printed when the reply brings it)."""
-        self._pending_set = [name, value]
+        self._pending_set.append([name, value])   # every field of a settings event, in order
         return None
 
     def app(self):

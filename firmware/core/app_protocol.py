@@ -3,7 +3,11 @@
 Hardware-free: transports (hal/ble.py, usb_app.py, the virtual pack's socket) open a session
 with a writer ``write(buf, n)`` that must copy ``buf[:n]`` at once (buffers are reused), then
 pass received bytes to ``feed(data, n, slot)``. The End role calls ``stream_round()`` once per
-cycle and ``tick(dt_ms)`` with the elapsed time. Wire format: docs/ble-protocol.md.
+cycle and ``tick(dt_ms)`` with the elapsed time. A transport with a small TX buffer (BLE) opens
+its sessions with ``pull=True`` and takes the round line by line with ``pull_lines(slot, room)``
+when it has room. Wire format: docs/ble-protocol.md (gen3 lines byte-compatible with gen3: C
+lines with 6 fields and problem bits only, 'X' no-value fields during comm loss; cellchain's
+per-cell status and age on its own CS lines).
 
 The controller ``ctl`` (End role) provides ``snap`` (core.snapshot.PackSnapshot), ``brain``
 (pack brain state), ``settings`` (core.settings.Settings), ``firmware_version`` (tuple) and
@@ -23,6 +27,11 @@ from core.snapshot import CellStatus, SensorFlags
 LINE_MAX = const(64)          # longest accepted command line, CR excluded
 MAX_SESSIONS = const(4)       # BLE centrals + USB + socket clients at once
 GEN3_MAX_CELLS = const(99)    # C lines carry two decimal digits for cell and count
+CS_CELLS = const(16)          # cells per CS line (cellchain's per-cell status and age)
+SUMMARY_LINES = const(7)      # U V T E M H B
+# The C line's status carries only problem bits, as gen3 readers expect (0 = healthy cell):
+GEN3_PROBLEM = CellStatus.TEMP_SENSOR_FAULT | CellStatus.VOLT_SENSOR_FAULT | CellStatus.STALE
+_NO_DATA = CellStatus.STALE   # the cell's values are not known (comm loss, stale detail)
 
 _CR = const(13)
 _LF = const(10)
@@ -152,6 +161,7 @@ class Session:
         self.slot = slot
         self.buf = bytearray(LINE_MAX)
         self.write = None
+        self.pull = False          # the transport pulls data lines (pull_lines) when it has room
         self.clear()
 
     def clear(self):
@@ -160,6 +170,9 @@ class Session:
         self.bad = False
         self.logged_in = False
         self.streaming = False
+        self.next_line = -1        # pulling transports: next line of the round, -1 = none
+        self.round_cells = 0       # cells of the round in progress
+        self.round_pending = False  # a new round was asked for while one was going out
 
 
 class AppProtocol:
@@ -172,13 +185,17 @@ class AppProtocol:
         self._line = bytearray(96)  # one data line; the longest (C, H) is < 40 bytes
 
     # ---- sessions -------------------------------------------------------------------------
-    def open(self, write):
-        """Start a session for a new connection; returns its slot, or -1 when all are taken."""
+    def open(self, write, pull=False):
+        """Start a session for a new connection; returns its slot, or -1 when all are taken.
+        ``pull`` True: the transport takes the data round line by line with ``pull_lines``
+        when it has room (BLE: a round can be larger than its TX buffer), instead of having
+        the whole round written at once by ``stream_round``."""
         for i in range(len(self.sessions)):
             s = self.sessions[i]
             if s.write is None:
                 s.clear()
                 s.write = write
+                s.pull = pull
                 return i
         return -1
 
@@ -189,6 +206,7 @@ class AppProtocol:
             s.clear()
             s.write = None
             self.lockout.close(slot)
+            s.pull = False
 
     def logged_in(self, slot):
         return self.sessions[slot].logged_in
@@ -459,32 +477,96 @@ class AppProtocol:
     # ---- streaming ---------------------------------------------------------------------------
     def stream_round(self):
         """One round to every streaming, logged-in session: C lines (cells 1..99), then U, V,
-        T, E, M, H, B. Allocation-free."""
-        any_on = False
+        T, E, M, H, B, then cellchain's CS lines. Sessions that write at once get the whole
+        round now; pulling sessions (BLE) start it, or, while the previous one is still going
+        out, get the next round right after it (a round is never cut). Allocation-free."""
+        push = False
         for s in self.sessions:
-            if s.streaming and s.logged_in and s.write is not None:
-                any_on = True
-        if not any_on:
-            return
-        snap = self.ctl.snap
-        count = snap.cell_count if snap.valid else 0
-        if count > GEN3_MAX_CELLS:
-            count = GEN3_MAX_CELLS
-        for i in range(count):
-            self._broadcast(self._c_line(snap, i, count))
-        self._broadcast(self._u_line())
-        self._broadcast(self._v_line())
-        self._broadcast(self._t_line())
-        self._broadcast(self._e_line())
-        self._broadcast(self._m_line())
-        self._broadcast(self._h_line())
-        self._broadcast(self._b_line())
+            if s.streaming and s.logged_in and s.write is not None and not s.pull:
+                push = True
+        cells = self._round_cells()
+        total = self._round_length(cells) if push else 0
+        for k in range(total):
+            n = 0
+            for s in self.sessions:
+                if s.streaming and s.logged_in and s.write is not None and not s.pull:
+                    if n == 0:
+                        n = self._round_line(k, cells)
+                    s.write(self._line, n)
+        for s in self.sessions:
+            if s.streaming and s.logged_in and s.write is not None and s.pull:
+                if s.next_line < 0:
+                    s.next_line = 0
+                    s.round_cells = cells
+                else:
+                    s.round_pending = True
 
-    def _broadcast(self, n):
-        line = self._line
-        for s in self.sessions:
-            if s.streaming and s.logged_in and s.write is not None:
-                s.write(line, n)
+    def pull_lines(self, slot, room):
+        """A pulling transport has ``room`` bytes free: write the next whole lines of the round
+        in progress that fit. Returns the bytes written. Allocation-free."""
+        if not 0 <= slot < len(self.sessions):
+            return 0
+        s = self.sessions[slot]
+        if s.write is None or not (s.streaming and s.logged_in):
+            s.next_line = -1
+            s.round_pending = False
+            return 0
+        sent = 0
+        while s.next_line >= 0:
+            if s.next_line >= self._round_length(s.round_cells):
+                if s.round_pending:
+                    s.round_pending = False
+                    s.next_line = 0
+                    s.round_cells = self._round_cells()
+                else:
+                    s.next_line = -1
+                continue
+            n = self._round_line(s.next_line, s.round_cells)
+            if n > room - sent:
+                break                  # built again, with fresh values, when there is room
+            s.write(self._line, n)
+            sent += n
+            s.next_line += 1
+        return sent
+
+    def _round_cells(self):
+        snap = self.ctl.snap
+        n = snap.cell_count if snap.valid else 0
+        return n if n < len(snap.cell_mv) else len(snap.cell_mv)
+
+    @staticmethod
+    def _round_length(cells):
+        c = cells if cells < GEN3_MAX_CELLS else GEN3_MAX_CELLS
+        return c + SUMMARY_LINES + (cells + CS_CELLS - 1) // CS_CELLS
+
+    def _cells_ok(self):
+        """True when the cell values are data: a fresh, complete chain (else every cell and
+        the pack voltage go out as the gen3 'X' no-value fields)."""
+        snap = self.ctl.snap
+        return (snap.valid and snap.comm_ok and snap.cell_count > 0
+                and not self.ctl.brain.alarms & alarms.COMM_LOST)
+
+    def _round_line(self, k, cells):
+        """Fill self._line with line k of a round of ``cells`` cells; returns its length."""
+        c = cells if cells < GEN3_MAX_CELLS else GEN3_MAX_CELLS
+        if k < c:
+            return self._c_line(self.ctl.snap, k, c)
+        k -= c
+        if k == 0:
+            return self._u_line()
+        if k == 1:
+            return self._v_line()
+        if k == 2:
+            return self._t_line()
+        if k == 3:
+            return self._e_line()
+        if k == 4:
+            return self._m_line()
+        if k == 5:
+            return self._h_line()
+        if k == 6:
+            return self._b_line()
+        return self._cs_line(self.ctl.snap, (k - SUMMARY_LINES) * CS_CELLS, cells)
 
     def _start(self, tag):
         buf = self._line
@@ -497,6 +579,7 @@ class AppProtocol:
         return pos + 1
 
     def _c_line(self, snap, i, count):
+        """Gen3 ``C_nn_NN_vvv_ttt_ss``: 6 fields, status = problem bits only (GEN3_PROBLEM)."""
         buf = self._line
         p = self._start(67)  # C
         p = _put_dec(buf, p, i + 1, 2)
@@ -504,19 +587,38 @@ class AppProtocol:
         p = _put_dec(buf, p + 1, count, 2)
         buf[p] = _US
         st = snap.cell_status[i]
-        if st & CellStatus.VOLT_SENSOR_FAULT:
+        if not self._cells_ok():
+            st = _NO_DATA
+        if st & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA):
             p = _put_x(buf, p + 1, 3)
         else:
             p = _put_hex(buf, p + 1, mv_5(snap.cell_mv[i]), 3)
         buf[p] = _US
-        if st & CellStatus.TEMP_SENSOR_FAULT:
+        if st & (CellStatus.TEMP_SENSOR_FAULT | _NO_DATA):
             p = _put_x(buf, p + 1, 3)
         else:
             p = _put_hex(buf, p + 1, temp_raw(snap.cell_temp_dc[i]), 3)
         buf[p] = _US
-        p = _put_hex(buf, p + 1, st, 2)
+        p = _put_hex(buf, p + 1, st & GEN3_PROBLEM, 2)
+        return self._end(p)
+
+    def _cs_line(self, snap, first, cells):
+        """cellchain's ``CS:fff_ssaa...``: cell number of the first cell (3 decimal digits),
+        then per cell (up to CS_CELLS) its full CellStatus bits and its detail age, 2 hex
+        digits each. Gen3 readers ignore the line (tag with ':')."""
+        buf = self._line
+        buf[0] = 67  # C
+        buf[1] = 83  # S
+        buf[2] = _COLON
+        p = _put_dec(buf, 3, first + 1, 3)
         buf[p] = _US
-        p = _put_hex(buf, p + 1, snap.cell_age[i], 2)
+        p += 1
+        last = first + CS_CELLS
+        if last > cells:
+            last = cells
+        for i in range(first, last):
+            p = _put_hex(buf, p, snap.cell_status[i], 2)
+            p = _put_hex(buf, p, snap.cell_age[i], 2)
         return self._end(p)
 
     def _current(self, p, ma, flags):
@@ -530,8 +632,9 @@ class AppProtocol:
         snap = self.ctl.snap
         buf = self._line
         p = self._start(85)  # U
-        if snap.valid:
-            p = _put_hex(buf, p, mv_5(snap.pack_mv), 4)
+        pack = self._pack_5mv(snap)
+        if pack >= 0:
+            p = _put_hex(buf, p, pack, 4)
         else:
             p = _put_x(buf, p, 4)
         p = self._current(p, snap.s1_ma, snap.s1_flags)
@@ -540,11 +643,25 @@ class AppProtocol:
         p = self._current(p, snap.s2_ma, snap.s2_flags)
         return self._end(p)
 
+    def _pack_5mv(self, snap):
+        """Pack voltage in 5 mV steps as the sum of the cells, each rounded as its C line
+        sends it (so the lines add up); -1 = not known (no cell communication, or a cell whose
+        voltage is not data: never the sum of the others)."""
+        if not self._cells_ok() or snap.volt_fault_at:
+            return -1
+        total = 0
+        status = snap.cell_status
+        for i in range(self._round_cells()):
+            if status[i] & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA):
+                return -1
+            total += mv_5(snap.cell_mv[i])
+        return total
+
     def _v_line(self):
         snap = self.ctl.snap
         buf = self._line
         p = self._start(86)  # V
-        if snap.valid and snap.cell_count:
+        if self._cells_ok():
             p = _put_hex(buf, p, mv_5(snap.min_mv), 3)
             buf[p] = _US
             p = _put_dec(buf, p + 1, snap.min_mv_cell, 2)
@@ -562,7 +679,7 @@ class AppProtocol:
         snap = self.ctl.snap
         buf = self._line
         p = self._start(84)  # T
-        if snap.valid and snap.min_temp_cell and snap.max_temp_cell:
+        if self._cells_ok() and snap.min_temp_cell and snap.max_temp_cell:
             p = _put_hex(buf, p, temp_raw(snap.min_temp_dc), 3)
             buf[p] = _US
             p = _put_dec(buf, p + 1, snap.min_temp_cell, 2)

@@ -5,6 +5,10 @@ Byte-exact spec: docs/extended-output.md (from ../shared/spec/extended-output-12
 packets only by the idle gap between them, so ``ExtOutSender`` writes each packet in one burst
 and nothing else, ever.
 
+What readers see is fixed here: no cell data at all without cell communication (N = 0), a
+pack voltage that is the sum of the packet's own cells (0 when one is not data), a reader flag
+for every fault that opens the relays, and the true Ah for small packs (``reader_vnom_mv``).
+
 ``ExtOutEncoder.encode(snap, brain, settings)`` fills one preallocated bytearray in place and
 allocates nothing (integer arithmetic only). Every value is clamped to its field (never
 wrapped). Each call is one packet: it advances the round-robin detail cell (1..N) and the
@@ -92,6 +96,8 @@ _T_OFFSET_DC = const(2320)   # 232 degC in 0.1 degC
 _SENSOR_OK = SensorFlags.PRESENT
 _SENSOR_OK_MASK = SensorFlags.PRESENT | SensorFlags.FAULT
 _ALARM_UNDER_TEMP = alarms.UNDER_TEMP_CHARGE | alarms.UNDER_TEMP_DISCHARGE
+_ALARM_VOLT_UNKNOWN = alarms.VOLT_SENSOR_FAULT | alarms.SETTINGS_INVALID
+_CELL_NOT_DATA = CellStatus.VOLT_SENSOR_FAULT | CellStatus.STALE
 
 
 def clamp(value: int, lo: int, hi: int) -> int:
@@ -141,6 +147,45 @@ def capacity_raw(capacity_ah: int, vnom_mv: int, cells: int) -> int:
     r = t - q * 100000
     total = q * cells + (r * cells + 50000) // 100000
     return total if total < _U16 else _U16
+
+
+def reader_vnom_mv(capacity_ah: int, vnom_mv: int, cells: int) -> int:
+    """The nominal cell voltage sent in keys 4/5 and used for the capacity and stored-energy
+    fields. Readers derive Ah as capacity_kwh x 1000 / (vnom x N) (the Venus driver rounds it
+    to whole Ah), and the capacity field has 0.1 kWh steps: a 4 x 3.2 V 40 Ah pack (512 Wh)
+    reads as 39 Ah from 0.5 kWh. So the packet describes the pack at the nearest nominal voltage
+    (5 mV steps, within 1/8 of the real one) at which the Ah capacity is a whole multiple of
+    0.1 kWh: 3.125 V for that pack, 0.5 kWh, 40 Ah exactly. Returns vnom_mv unchanged when
+    readers get the true Ah from it anyway, or when no such voltage is near enough (tiny
+    packs)."""
+    if capacity_ah <= 0 or vnom_mv <= 0 or cells <= 0:
+        return vnom_mv
+    raw = capacity_raw(capacity_ah, vnom_mv, cells)
+    if raw <= 0 or raw >= _U16:
+        return vnom_mv
+    vn = clamp(v_raw(vnom_mv), 1, 1000) * _V_LSB_MV * cells   # reader's pack nominal, mV
+    t = raw * 10000
+    q = t // vn
+    if 10 * q + (10 * (t - q * vn) + vn // 2) // vn == capacity_ah:
+        return vnom_mv                    # readers already get the true Ah
+    den = clamp(capacity_ah, 0, 20000) * cells            # <= 5.1e6
+    # vnom' = raw x 100000 / den mV, rounded to 5 mV steps: raw x 20000 / den steps, split
+    # so every product stays below 2^30 (raw x 10000 <= 6.6e8; the remainder < den)
+    t = raw * 10000
+    q = t // den
+    units = 2 * q + (2 * (t - q * den) + den // 2) // den
+    mv = units * _V_LSB_MV
+    if mv - vnom_mv > vnom_mv // 8 or vnom_mv - mv > vnom_mv // 8:
+        return vnom_mv
+    return mv
+
+
+def scale(value: int, num: int, den: int) -> int:
+    """value x num / den rounded, for value < 2^24 and num, den <= 5625 (no big ints)."""
+    if den <= 0 or num == den:
+        return value
+    q = value // den
+    return q * num + ((value - q * den) * num + den // 2) // den
 
 
 def vlow_mv(settings) -> int:
@@ -195,7 +240,7 @@ class ExtOutEncoder:
         b[off + 1] = r >> 8
         b[off + 2] = r & 0xFF
 
-    def _key_value(self, key: int, snap, brain, settings) -> int:
+    def _key_value(self, key: int, snap, brain, settings, vnom_mv: int) -> int:
         """Value byte (0..255) of one key of the rotating pairs."""
         if key == 0:
             return clamp(brain.soh_pct, 0, 100)
@@ -205,7 +250,7 @@ class ExtOutEncoder:
             v = clamp(v_raw(vlow_mv(settings)), 0, _U16)
             return v >> 8 if key == 2 else v & 0xFF
         if key <= 5:
-            v = clamp(v_raw(settings.vnom_mv), 0, _U16)
+            v = clamp(v_raw(vnom_mv), 0, _U16)
             return v >> 8 if key == 4 else v & 0xFF
         if key == 6:
             return (clamp(FIRMWARE_VERSION[0], 0, 15) << 4) | clamp(FIRMWARE_VERSION[1], 0, 15)
@@ -229,9 +274,9 @@ class ExtOutEncoder:
                 s |= S2_LOAD_RELAY
             if brain.charge_allowed:
                 s |= S2_CHARGE_RELAY
-            if a & alarms.UNDER_TEMP_DISCHARGE:
+            if a & (alarms.UNDER_TEMP_DISCHARGE | alarms.TEMP_SENSOR_FAULT):
                 s |= S2_BELOW_TMIN_DISCHARGE
-            if a & alarms.UNDER_TEMP_CHARGE:
+            if a & (alarms.UNDER_TEMP_CHARGE | alarms.TEMP_SENSOR_FAULT):
                 s |= S2_BELOW_TMIN_CHARGE
             if a & alarms.EARLY_WARNING:
                 s |= S2_EARLY_WARNING
@@ -240,69 +285,74 @@ class ExtOutEncoder:
         return v >> 8 if key == 17 else v & 0xFF
 
     def encode(self, snap, brain, settings) -> bytearray:
-        """Fill and return ``self.buf`` for one packet; advances detail cell and key."""
+        """Fill and return ``self.buf`` for one packet; advances detail cell and key.
+
+        Without cell communication (COMM_LOST, a stale or incomplete chain, no cells) the
+        packet carries no cell data at all: N = 0, detail cell 0, pack and cell voltages 0,
+        currents 'X', the communication-error flag; a reader never sees the cells still heard
+        as if they were the pack. A cell whose voltage is not data (VOLT_SENSOR_FAULT) makes
+        the pack voltage unknown: sent as 0, never the sum of the others."""
         b = self.buf
-        self._put(O_PACK_V, v_raw(snap.pack_mv), 3, _U24)
+        a = brain.alarms
+        count = clamp(snap.cell_count, 0, len(snap.cell_mv))
+        cells_ok = (snap.valid and snap.comm_ok and count > 0 and not a & alarms.COMM_LOST)
+        if not cells_ok:
+            count = 0
+
+        # Pack voltage: the sum of the cell voltages this packet's detail fields come from,
+        # each rounded to 5 mV as a reader receives it, so a reader's sum of the cells equals
+        # the pack field (section A's running sum is a newer frame than the cell details).
+        pack = 0
+        volt_bad = bool(a & alarms.VOLT_SENSOR_FAULT) or snap.volt_fault_at != 0
+        status = snap.cell_status
+        cell_mv = snap.cell_mv
+        for i in range(count):
+            if status[i] & _CELL_NOT_DATA:
+                volt_bad = True
+            else:
+                pack += v_raw(cell_mv[i])
+        self._put(O_PACK_V, 0 if volt_bad else pack, 3, _U24)
 
         # A sensor that is absent or faulty has no value: sign byte 'X'.
-        s1_ok = (snap.s1_flags & _SENSOR_OK_MASK) == _SENSOR_OK
-        s2_ok = (snap.s2_flags & _SENSOR_OK_MASK) == _SENSOR_OK
+        s1_ok = cells_ok and (snap.s1_flags & _SENSOR_OK_MASK) == _SENSOR_OK
+        s2_ok = cells_ok and (snap.s2_flags & _SENSOR_OK_MASK) == _SENSOR_OK
         self._put_current(O_CHARGE_I, brain.charge_ma, s1_ok)
         self._put_current(O_DISCHARGE_I, brain.discharge_ma, s2_ok)
         self._put_current(O_BATTERY_I, brain.current_ma, s1_ok or s2_ok)
 
-        count = clamp(snap.cell_count, 0, len(snap.cell_mv))
-        self._put(O_MIN_V, v_raw(snap.min_mv), 2, _U16)
-        self._put(O_MIN_V_CELL, snap.min_mv_cell, 1, _U8)
-        self._put(O_MAX_V, v_raw(snap.max_mv), 2, _U16)
-        self._put(O_MAX_V_CELL, snap.max_mv_cell, 1, _U8)
-        # No valid temperature in the chain (cell 0): raw 0 (reads -232 degC, plainly not data).
-        self._put(O_MIN_T, t_raw(snap.min_temp_dc) if snap.min_temp_cell else 0, 2, _U16)
-        self._put(O_MIN_T_CELL, snap.min_temp_cell, 1, _U8)
-        self._put(O_MAX_T, t_raw(snap.max_temp_dc) if snap.max_temp_cell else 0, 2, _U16)
-        self._put(O_MAX_T_CELL, snap.max_temp_cell, 1, _U8)
-
         if count:
+            self._put(O_MIN_V, v_raw(snap.min_mv), 2, _U16)
+            self._put(O_MIN_V_CELL, snap.min_mv_cell, 1, _U8)
+            self._put(O_MAX_V, v_raw(snap.max_mv), 2, _U16)
+            self._put(O_MAX_V_CELL, snap.max_mv_cell, 1, _U8)
+            # No valid temperature in the chain (cell 0): raw 0 (reads -232 degC, not data).
+            self._put(O_MIN_T, t_raw(snap.min_temp_dc) if snap.min_temp_cell else 0, 2, _U16)
+            self._put(O_MIN_T_CELL, snap.min_temp_cell, 1, _U8)
+            self._put(O_MAX_T, t_raw(snap.max_temp_dc) if snap.max_temp_cell else 0, 2, _U16)
+            self._put(O_MAX_T_CELL, snap.max_temp_cell, 1, _U8)
             i = self.next_cell
             if i >= count or i < 0:
                 i = 0
             b[O_DETAIL_CELL] = i + 1
             b[O_CELL_COUNT] = count
-            self._put(O_DETAIL_V, v_raw(snap.cell_mv[i]), 2, _U16)
-            if snap.cell_status[i] & CellStatus.TEMP_SENSOR_FAULT:
+            st = status[i]
+            self._put(O_DETAIL_V, 0 if st & _CELL_NOT_DATA else v_raw(cell_mv[i]), 2, _U16)
+            if st & CellStatus.TEMP_SENSOR_FAULT:
                 self._put(O_DETAIL_T, 0, 2, _U16)
             else:
                 self._put(O_DETAIL_T, t_raw(snap.cell_temp_dc[i]), 2, _U16)
             self.next_cell = i + 1 if i + 1 < count else 0
         else:
-            b[O_DETAIL_CELL] = 0
-            b[O_CELL_COUNT] = 0
-            self._put(O_DETAIL_V, 0, 2, _U16)
-            self._put(O_DETAIL_T, 0, 2, _U16)
+            for off in range(O_MIN_V, O_DETAIL_T + 2):
+                b[off] = 0             # min/max, detail cell 0, N = 0, detail values 0
             self.next_cell = 0
 
-        a = brain.alarms
-        f = 0
-        if brain.charge_allowed:
-            f |= F_CHARGE_ALLOWED
-        if brain.load_allowed:
-            f |= F_LOAD_ALLOWED
-        if (a & alarms.COMM_LOST) or not snap.comm_ok:
-            f |= F_COMM_ERROR
-        if a & alarms.UNDER_VOLTAGE:
-            f |= F_UNDER_VOLTAGE
-        if a & alarms.OVER_VOLTAGE:
-            f |= F_OVER_VOLTAGE
-        if a & _ALARM_UNDER_TEMP:
-            f |= F_UNDER_TEMP
-        if a & alarms.OVER_TEMP:
-            f |= F_OVER_TEMP
-        if not brain.soc_calibrated:
-            f |= F_SOC_NOT_CALIBRATED
-        b[O_FLAGS] = f
+        b[O_FLAGS] = self.flags(a, brain, cells_ok)
 
         self._put(O_IN_TODAY_WH, brain.energy_in_today_wh, 3, _U24)
-        self._put(O_STORED_WH, brain.stored_wh, 3, _U24)
+        vnom = settings.vnom_mv
+        vnom_r = reader_vnom_mv(settings.capacity_ah, vnom, count)
+        self._put(O_STORED_WH, scale(brain.stored_wh, vnom_r, vnom), 3, _U24)
         self._put(O_OUT_TODAY_WH, brain.energy_out_today_wh, 3, _U24)
         soc = brain.soc_c
         self._put(O_SOC, (soc + 50) // 100 if soc > 0 else 0, 1, 100)
@@ -313,15 +363,41 @@ class ExtOutEncoder:
         if key < 0 or key >= KEYS:
             key = 0
         b[O_KEY] = key + KEY_OFFSET
-        b[O_VALUE] = self._key_value(key, snap, brain, settings)
+        b[O_VALUE] = self._key_value(key, snap, brain, settings, vnom_r)
         self.next_key = key + 1 if key + 1 < KEYS else 0
 
-        self._put(O_CAPACITY, capacity_raw(settings.capacity_ah, settings.vnom_mv, count), 2, _U16)
+        self._put(O_CAPACITY, capacity_raw(settings.capacity_ah, vnom_r, count), 2, _U16)
         self._put(O_VMIN, v_raw(settings.vmin_mv), 2, _U16)
         self._put(O_VMAX, v_raw(settings.vmax_mv), 2, _U16)
         self._put(O_VBAL, v_raw(settings.vbal_mv), 2, _U16)
         b[O_CHECKSUM] = checksum(b)
         return b
+
+    @staticmethod
+    def flags(a, brain, cells_ok) -> int:
+        """Status flags (offset 30). Every fault that opens the relays shows as a flag readers
+        act on (the Venus driver knows only these): a cell-voltage sensor fault or invalid
+        settings as under- and over-voltage (the voltage is not known: the worst case for both
+        relays), an NTC fault as under- and over-temperature, missing boards (cell count outside
+        the switch range) as a communication error."""
+        f = 0
+        if brain.charge_allowed:
+            f |= F_CHARGE_ALLOWED
+        if brain.load_allowed:
+            f |= F_LOAD_ALLOWED
+        if not cells_ok or a & (alarms.COMM_LOST | alarms.CELL_COUNT_MISMATCH):
+            f |= F_COMM_ERROR
+        if a & (alarms.UNDER_VOLTAGE | _ALARM_VOLT_UNKNOWN):
+            f |= F_UNDER_VOLTAGE
+        if a & (alarms.OVER_VOLTAGE | _ALARM_VOLT_UNKNOWN):
+            f |= F_OVER_VOLTAGE
+        if a & (_ALARM_UNDER_TEMP | alarms.TEMP_SENSOR_FAULT):
+            f |= F_UNDER_TEMP
+        if a & (alarms.OVER_TEMP | alarms.TEMP_SENSOR_FAULT):
+            f |= F_OVER_TEMP
+        if not brain.soc_calibrated:
+            f |= F_SOC_NOT_CALIBRATED
+        return f
 
 
 class ExtOutSender:

@@ -18,7 +18,10 @@ is not frozen in).
 * TX: the protocol's writer copies each line into the slot's TX ring (a line that does not
   fit is dropped whole and counted); ``poll()`` sends it as notifications of at most the
   negotiated MTU - 3 bytes. A congested stack (OSError from gatts_notify) keeps the data for
-  the next poll.
+  the next poll. The data round is pulled, not pushed: sessions are opened with ``pull=True``
+  and ``poll()`` asks the protocol for the next lines of the round whenever the ring has room
+  for one (``AppProtocol.pull_lines``), so a round larger than the ring (a 255-cell pack is
+  about 3.3 kB) goes out whole, the summary lines included, at whatever rate the link drains.
 """
 import bluetooth
 from micropython import const
@@ -285,7 +288,7 @@ class NusTransport:
                     app.close(self._session[slot])
                     self._session[slot] = -1
                 if self._conn[slot] >= 0:
-                    self._session[slot] = app.open(self._writers[slot])
+                    self._session[slot] = app.open(self._writers[slot], True)
             session = self._session[slot]
             if session < 0:
                 continue
@@ -293,11 +296,11 @@ class NusTransport:
             while rx.used():
                 n = rx.get_into(self._scratch, _MAX_PAYLOAD)
                 app.feed(self._scratch, n, session)
-            self._send(slot)
+            self._send(app, slot, session)
         if changed and self.connections() < self.max_conn:
             self._advertise()
 
-    def _send(self, slot):
+    def _send(self, app, slot, session):
         tx = self._tx[slot]
         handle = self._conn[slot]
         if handle < 0:
@@ -305,6 +308,8 @@ class NusTransport:
             return
         limit = self._payload[slot]
         for _ in range(_MAX_NOTIFY_PER_POLL):
+            if tx.used() < limit:
+                app.pull_lines(session, tx.free())   # the next whole lines of the round
             n = tx.peek_into(self._scratch, limit)
             if n == 0:
                 return

@@ -17,14 +17,16 @@ Protocol (one line each way per cycle; see docs/virtual-pack.md):
   host -> here, per cycle:  {"dt": ms, "c": [cell pin uV], "n": [NTC pin uV or null],
                              "i": [s1 low, s1 high, s2 low, s2 high uV], "sw": switch word,
                              "b": [button 0/1], "p": [powered 0/1], "k": [broken wire positions],
-                             "set": [name, value] (optional settings change through the End
-                             board's services; name "preset" selects a chemistry preset),
+                             "set": [[name, value], ...] (optional settings changes through
+                             the End board's services, applied in order; name "preset"
+                             selects a chemistry preset),
                              "w": [[board index, reset cause]] (optional: those boards restart
                              now, before the cycle runs; see Pack.reset),
                              "app": [["o", id] | ["f", id, hex] | ["c", id]] (optional app sessions)}
   here -> host, per cycle:  {"d": [balance permille], "r": [charge, load], "x": "hex extout",
                              "st": {...End state, with "cell_status": the per-cell
-                             CellStatus bits of its snapshot...} or null, "msg": refusal or null,
+                             CellStatus bits of its snapshot...} or null,
+                             "msg": [refusal or null for each "set" pair],
                              "ao": [[id, hex answer]], "ac": [ids of sessions the board closed]}
 Nothing here touches hardware; the module imports nothing at import time beyond the stdlib.
 """
@@ -389,9 +391,9 @@ class Pack:
         if k_list != self.broken:
             self.broken = k_list
             self._wires()
-        msg = None
-        if req.get("set"):
-            msg = self.apply_setting(req["set"][0], req["set"][1])
+        msg = []
+        for name, value in req.get("set", ()):
+            msg.append(self.apply_setting(name, value))
         ops = req.get("app")
         if ops and self.roles[-1] is not None:
             self._enter(self.n - 1)

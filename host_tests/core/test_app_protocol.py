@@ -1,6 +1,6 @@
 """App protocol: gen3 commands and data lines byte for byte, login, lockout, extensions,
 malformed input, allocation-free paths (both interpreters)."""
-from core import app_protocol, password, settings
+from core import alarms, app_protocol, password, settings
 from core.app_protocol import AppProtocol
 from core.snapshot import CellStatus, PackSnapshot, SensorFlags
 from fakes import Brain
@@ -173,10 +173,10 @@ def test_commands_split_across_writes():
 # ---- the data round -----------------------------------------------------------------------
 
 ROUND_4S = (
-    b"C_01_04_2BC_12C_01_30\r"
-    b"C_02_04_2BC_12C_01_30\r"
-    b"C_03_04_2BC_12C_01_30\r"
-    b"C_04_04_2BC_12C_01_30\r"
+    b"C_01_04_2BC_12C_00\r"
+    b"C_02_04_2BC_12C_00\r"
+    b"C_03_04_2BC_12C_00\r"
+    b"C_04_04_2BC_12C_00\r"
     b"U_0AF0_+0014_+0014_+000A\r"
     b"V_2BC_01_2BC_04_2A8\r"
     b"T_12C_01_12C_04\r"
@@ -184,6 +184,7 @@ ROUND_4S = (
     b"M_0000_0000_XX:XX\r"
     b"H_5F_0000_0000_00_000000_000000\r"
     b"B_0064_0000_0000_0000\r"
+    b"CS:001_0130013001300130\r"
 )
 
 
@@ -221,16 +222,17 @@ def test_stream_round_values_and_signs():
     cmd(app, out, b"E!\r")
     app.stream_round()
     assert out.take() == (
-        b"C_01_03_2BC_12C_01_30\r"
-        b"C_02_03_29B_10A_01_00\r"
-        b"C_03_03_XXX_XXX_06_30\r"
-        b"U_0813_+0000_-00F7_XXXXX\r"
+        b"C_01_03_2BC_12C_00\r"
+        b"C_02_03_29B_10A_00\r"
+        b"C_03_03_XXX_XXX_06\r"
+        b"U_XXXX_+0000_-00F7_XXXXX\r"
         b"V_29B_02_2BC_01_2A8\r"
         b"T_10A_02_12C_01\r"
         b"E_001234_0007D0_ABCDEF_32\r"
         b"M_0000_01F4_04:00\r"
         b"H_64_0000_0000_00_000000_000000\r"
         b"B_0118_0000_0000_0000\r"
+        b"CS:001_013001000630\r"
     )
 
 
@@ -260,6 +262,84 @@ def test_no_cell_communication_sends_x_fields():
     assert b"T_XXX_XX_XXX_XX\r" in data
 
 
+def test_comm_loss_sends_gen3_no_value_fields_for_every_cell():
+    # a link break: the End board still knows 4 boards, but their values are not data
+    for broken in ("comm_ok", "alarm"):
+        ctl, app, out, slot = make(4)
+        if broken == "comm_ok":
+            ctl.snap.comm_ok = False
+        else:
+            ctl.brain.alarms = alarms.COMM_LOST
+        login(app, out)
+        cmd(app, out, b"E!\r")
+        app.stream_round()
+        lines = out.take().split(b"\r")
+        assert lines[:4] == [b"C_0%d_04_XXX_XXX_80" % i for i in range(1, 5)]
+        assert lines[4].startswith(b"U_XXXX_")
+        assert lines[5] == b"V_XXX_XX_XXX_XX_2A8" and lines[6] == b"T_XXX_XX_XXX_XX"
+
+
+def test_c_lines_carry_only_gen3_problem_bits():
+    ctl, app, out, slot = make(4)
+    snap = ctl.snap
+    for i in range(4):
+        snap.cell_status[i] = (CellStatus.NOT_CALIBRATED | CellStatus.BALANCING
+                               | CellStatus.WATCHDOG_RESET | CellStatus.DERATED)
+    snap.cell_status[3] |= CellStatus.TEMP_SENSOR_FAULT
+    login(app, out)
+    cmd(app, out, b"E!\r")
+    app.stream_round()
+    lines = out.take().split(b"\r")
+    assert [ln.count(b"_") for ln in lines[:4]] == [5] * 4      # gen3: tag + 5 fields
+    assert [ln[-2:] for ln in lines[:4]] == [b"00", b"00", b"00", b"02"]
+    assert lines[11] == b"CS:001_6930693069306B30"          # the full bits and the age
+
+
+def test_pulled_round_is_the_pushed_round_and_waits_for_room():
+    ctl, app, out, slot = make(4)
+    pulled = Out()
+    ps = app.open(pulled.write, True)
+    login(app, out)
+    cmd(app, out, b"E!\r")
+    app.feed(b"PW1234!\rE!\r", 11, ps)
+    pulled.take()
+    app.stream_round()
+    assert out.take() == ROUND_4S and pulled.take() == b""       # nothing until it pulls
+    assert app.pull_lines(ps, 10) == 0                           # no whole line fits
+    got = b""
+    while True:
+        n = app.pull_lines(ps, 40)   # one or two lines at a time
+        if n == 0:
+            break
+        got += pulled.take()
+    assert got == ROUND_4S
+    # two rounds asked for while the first is going out: it ends whole, then one more
+    app.stream_round()
+    app.pull_lines(ps, 40)
+    app.stream_round()
+    app.stream_round()
+    while app.pull_lines(ps, 1000):
+        pass
+    assert pulled.take() == ROUND_4S * 2
+
+
+def test_pull_lines_allocation_free():
+    ctl = Ctl(120)
+    app = AppProtocol(ctl)
+    counter = Counter()
+    ps = app.open(counter.write, True)
+    app.feed(b"PW1234!\rE!\r", 11, ps)
+
+    def one_round():
+        app.stream_round()
+        while app.pull_lines(ps, 100):
+            pass
+    counter.lines = 0
+    one_round()
+    assert counter.lines == 99 + 7 + 8
+    assert no_alloc(one_round, 3)
+
+
 def test_more_than_99_cells_gen3_lines_stop_at_99():
     ctl, app, out, slot = make(120)
     ctl.snap.max_mv_cell = 120
@@ -270,8 +350,11 @@ def test_more_than_99_cells_gen3_lines_stop_at_99():
     lines = data.split(b"\r")
     c_lines = [ln for ln in lines if ln.startswith(b"C_")]
     assert len(c_lines) == 99
-    assert c_lines[0] == b"C_01_99_2BC_12C_01_30"
-    assert c_lines[-1] == b"C_99_99_2BC_12C_01_30"
+    assert c_lines[0] == b"C_01_99_2BC_12C_00"
+    assert c_lines[-1] == b"C_99_99_2BC_12C_00"
+    # cellchain's own CS lines: status and age of all 120 cells, 16 per line
+    cs = [ln for ln in lines if ln.startswith(b"CS:")]
+    assert len(cs) == 8 and cs[0] == b"CS:001_" + b"0130" * 16 and cs[7] == b"CS:113_" + b"0130" * 8
     assert b"U_14820_" in data          # pack voltage still covers all 120 cells (420 V)
     assert b"V_2BC_01_2BC_120_2A8\r" in data
     # every cell, also beyond 99, on the extension query
@@ -290,7 +373,7 @@ def test_stream_round_allocation_free():
     counter.bytes = 0
     counter.lines = 0
     app.stream_round()
-    assert counter.lines == 16 + 7
+    assert counter.lines == 16 + 7 + 1
     ctl.brain.power_out_w = 300
     ctl.brain.current_ma = -6000
     assert no_alloc(app.stream_round)

@@ -102,17 +102,17 @@ GOLDEN_B = bytes([
     0x01, 0x0C,         # -2.0 degC = 268
     0xB2,               # flags: discharge allowed, over-voltage, under-temp, SoC not calibrated
     0x00, 0x00, 0x00,   # charged today 0
-    0x00, 0x07, 0x3A,   # stored 1850 Wh
+    0x00, 0x06, 0xD6,   # stored 1850 Wh at 3.7 V = 1750 Wh at the readers' 3.5 V (below)
     0x00, 0x00, 0x11,   # discharged today 17 Wh
     0x63,               # SoC 99.49 % -> 99
     0x00, 0x00, 0x00,   # total charged 999 Wh -> 0 kWh
     0x00, 0x00, 0x00,   # total discharged -5 Wh clamps to 0
     0x29, 0x26,         # key 16 (+25): load relay, below T-min charge, early warning
-    0x00, 0x07,         # 50 Ah x 3.7 V x 4 = 0.74 kWh -> 7
+    0x00, 0x07,         # 50 Ah x 3.7 V x 4 = 0.74 kWh -> 7 (readers: 0.7 kWh / (3.5 V x 4) = 50 Ah)
     0x02, 0xBA,         # V-min 3490 mV = 698
     0x03, 0x3E,         # V-max 4150 mV = 830
     0x03, 0x20,         # V-balance 4000 mV = 800
-    0x61,               # checksum
+    0xFC,               # checksum
 ])
 
 GOLDEN_C = bytes([
@@ -219,8 +219,9 @@ def test_temperature_formula_matches_vendor_readers():
 def test_clamping_at_every_field_limit():
     snap, b, s = lfp16()
     enc = extout.ExtOutEncoder()
-    # beyond every field
-    snap.pack_mv = 5 * 0xFFFFFF + 100
+    # beyond every field (the pack field is the sum of the cells: 16 x 65535 mV fits)
+    for i in range(16):
+        snap.cell_mv[i] = 65535
     b.charge_ma = 65535 * 125 + 1000
     b.discharge_ma = -(10 ** 8)
     b.current_ma = 10 ** 9
@@ -234,7 +235,7 @@ def test_clamping_at_every_field_limit():
     b.energy_in_wh = 10 ** 12
     b.energy_out_wh = 0x1000000 * 1000
     p = enc.encode(snap, b, s)
-    assert u24(p, 0) == 0xFFFFFF
+    assert u24(p, 0) == 16 * 13107
     assert (p[3], u16(p, 4)) == (0x2B, 0xFFFF)
     assert (p[6], u16(p, 7)) == (0x2D, 0xFFFF)
     assert (p[9], u16(p, 10)) == (0x2B, 0xFFFF)
@@ -244,7 +245,8 @@ def test_clamping_at_every_field_limit():
     assert p[40] == 100
     assert u24(p, 41) == 0xFFFFFF and u24(p, 44) == 0xFFFFFF
     # below every field
-    snap.pack_mv = -10
+    for i in range(16):
+        snap.cell_mv[i] = 0
     b.charge_ma = b.discharge_ma = b.current_ma = 0
     snap.min_mv = -1
     b.energy_in_today_wh = b.stored_wh = b.energy_out_today_wh = -100
@@ -328,12 +330,14 @@ def assemble_round(enc, snap, b, s, n_cells):
     return values
 
 
-def check_round_values(values, b, s):
+def check_round_values(values, b, s, n_cells):
     assert values[0] == b.soh_pct
     assert values[1] == 100
     vlow = (s.vmin_mv + s.vmin_mv // 50 + 2) // 5   # the brain's early-warning threshold
     assert (values[2] << 8) | values[3] == vlow
-    assert (values[4] << 8) | values[5] == (s.vnom_mv + 2) // 5
+    vnom = extout.reader_vnom_mv(s.capacity_ah, s.vnom_mv, n_cells)
+    assert abs(vnom - s.vnom_mv) <= s.vnom_mv // 8
+    assert (values[4] << 8) | values[5] == (vnom + 2) // 5
     assert values[6] == (FIRMWARE_VERSION[0] << 4) | FIRMWARE_VERSION[1]
     assert values[7] == FIRMWARE_VERSION[2]
     assert (values[8] << 8) | values[9] == b.charge_cycles
@@ -355,7 +359,7 @@ def test_rotation_2_16_255_cells():
         enc = extout.ExtOutEncoder()
         values = assemble_round(enc, snap, b, s, n)
         assert sorted(values) == list(range(19))
-        check_round_values(values, b, s)
+        check_round_values(values, b, s, n)
 
 
 def test_vlow_matches_early_warning_threshold():
@@ -390,7 +394,10 @@ def test_flags_each_bit():
         (alarms.UNDER_VOLTAGE, 0x08), (alarms.OVER_VOLTAGE, 0x10),
         (alarms.UNDER_TEMP_CHARGE, 0x20), (alarms.UNDER_TEMP_DISCHARGE, 0x20),
         (alarms.OVER_TEMP, 0x40), (alarms.COMM_LOST, 0x04),
-        (alarms.TEMP_SENSOR_FAULT | alarms.EARLY_WARNING | alarms.BALANCE_HOT, 0x00),
+        (alarms.EARLY_WARNING | alarms.BALANCE_HOT | alarms.CURRENT_SENSOR_FAULT, 0x00),
+        # faults that open the relays show as the flags a reader acts on
+        (alarms.TEMP_SENSOR_FAULT, 0x60), (alarms.VOLT_SENSOR_FAULT, 0x18),
+        (alarms.SETTINGS_INVALID, 0x18), (alarms.CELL_COUNT_MISMATCH, 0x04),
     )
     b.charge_allowed = b.load_allowed = False
     for alarm, bit in cases:
@@ -525,3 +532,101 @@ def test_sender_waits_while_tx_busy():
     assert not snd.cycle(1000, snap, b, s) and tx.writes == 1
     tx.is_busy = False
     assert snd.cycle(1000, snap, b, s) and tx.writes == 2
+
+
+# --- what readers see during faults and on big packs (issue 14) -------------------------------
+
+def test_link_break_sends_no_cells_not_the_cells_still_heard():
+    snap, b, s = lfp16()
+    snap.comm_ok = False            # a break: the End board still has 16 cells, some heard
+    snap.cell_count = 9
+    b.alarms = alarms.COMM_LOST
+    b.charge_allowed = b.load_allowed = False
+    enc = extout.ExtOutEncoder()
+    for _ in range(20):
+        p = enc.encode(snap, b, s)
+        assert (p[24], p[25]) == (0, 0)                  # detail cell 0 of N = 0
+        assert u24(p, 0) == 0                            # no partial sum as the pack voltage
+        assert [p[3], p[6], p[9]] == [0x58, 0x58, 0x58]  # currents: no value
+        assert u16(p, 12) == u16(p, 15) == u16(p, 18) == u16(p, 21) == 0
+        assert p[14] == p[17] == p[20] == p[23] == 0
+        assert u16(p, 26) == u16(p, 28) == 0
+        assert p[30] & 0x07 == extout.F_COMM_ERROR       # relays off, comm error
+        assert u16(p, 49) == 0
+    # communication back: the round robin restarts at cell 1
+    snap.comm_ok = True
+    snap.cell_count = 16
+    b.alarms = 0
+    p = enc.encode(snap, b, s)
+    assert (p[24], p[25]) == (1, 16) and u24(p, 0) == sum((v + 2) // 5 for v in snap.cell_mv[:16])
+
+
+def test_comm_lost_alarm_alone_also_clears_the_cells():
+    snap, b, s = lfp16()
+    b.alarms = alarms.COMM_LOST     # the brain's view (e.g. a stale detail) wins over comm_ok
+    p = extout.ExtOutEncoder().encode(snap, b, s)
+    assert (p[24], p[25], u24(p, 0)) == (0, 0, 0) and p[30] & extout.F_COMM_ERROR
+
+
+def test_stuck_cell_adc_sets_voltage_alarms_and_no_partial_pack():
+    snap, b, s = lfp16()
+    snap.cell_status[5] = CellStatus.VOLT_SENSOR_FAULT
+    snap.volt_fault_at = 6
+    b.alarms = alarms.VOLT_SENSOR_FAULT | alarms.SOC_NOT_CALIBRATED
+    b.charge_allowed = b.load_allowed = False
+    enc = extout.ExtOutEncoder()
+    enc.next_cell = 5
+    p = enc.encode(snap, b, s)
+    assert u24(p, 0) == 0                        # the pack voltage is not known
+    assert p[25] == 16 and p[24] == 6 and u16(p, 26) == 0   # the cell's voltage is not data
+    assert p[30] & (extout.F_UNDER_VOLTAGE | extout.F_OVER_VOLTAGE) == 0x18
+    assert not p[30] & (extout.F_CHARGE_ALLOWED | extout.F_LOAD_ALLOWED)
+    p = enc.encode(snap, b, s)                   # the other cells keep their values
+    assert p[24] == 7 and u16(p, 26) == (snap.cell_mv[6] + 2) // 5
+
+
+def test_ntc_fault_sets_temperature_alarms():
+    snap, b, s = lfp16()
+    snap.cell_status[3] = CellStatus.TEMP_SENSOR_FAULT
+    b.alarms = alarms.TEMP_SENSOR_FAULT
+    enc = extout.ExtOutEncoder()
+    enc.next_cell = 3
+    enc.next_key = 16
+    p = enc.encode(snap, b, s)
+    assert p[30] & (extout.F_UNDER_TEMP | extout.F_OVER_TEMP) == 0x60
+    assert u16(p, 28) == 0
+    assert p[48] & (extout.S2_BELOW_TMIN_CHARGE | extout.S2_BELOW_TMIN_DISCHARGE) == 0x0C
+
+
+def test_pack_voltage_is_the_sum_of_the_cells_sent_not_section_a():
+    # 255 cells: section A's running sum is one frame newer than the detail (charge start:
+    # every cell 10 mV higher there); the packet's pack field must match its own cells
+    snap = PackSnapshot()
+    cells = [3300 + (i * 7) % 13 for i in range(255)]
+    fill(snap, cells, [200] * 255)
+    snap.pack_mv = sum(cells) + 255 * 10
+    _, b, s = lfp16()
+    p = extout.ExtOutEncoder().encode(snap, b, s)
+    assert u24(p, 0) == sum((v + 2) // 5 for v in cells)
+
+
+def test_small_packs_read_their_true_ah():
+    """The Venus driver: Ah = round(capacity_kwh x 1000 / (vnom from keys 4/5 x N))."""
+    for chem in (settings.LIFEPO4, settings.NMC, settings.LTO):
+        s = settings.preset(chem)
+        for ah in (20, 40, 50, 100, 280):
+            for n in range(1, 17):
+                vnom = extout.reader_vnom_mv(ah, s.vnom_mv, n)
+                raw = extout.capacity_raw(ah, vnom, n)
+                vnom_sent = ((vnom + 2) // 5) * 5
+                assert abs(vnom - s.vnom_mv) <= s.vnom_mv // 8
+                shown = int(raw * 100000 / (vnom_sent * n) + 0.5) if raw else 0
+                if ah * s.vnom_mv * n >= 400000000:
+                    assert shown == ah, (chem, ah, n, vnom, raw)
+                elif shown != ah:
+                    # below 0.4 kWh the 0.1 kWh step can be more than 1/8 of the pack: then
+                    # the real nominal voltage is kept (no reader can show the true Ah)
+                    assert vnom == s.vnom_mv
+    # big packs keep the real nominal voltage when readers get the true Ah from it
+    assert extout.reader_vnom_mv(280, 3300, 16) == 3300
+    assert extout.reader_vnom_mv(100, 3200, 255) == 3200
