@@ -21,13 +21,15 @@ same cycle. The lowest/highest cell voltage and
 temperature are the worse of the per-cell detail and the section-A aggregates (updated in every
 frame), so limits act within one frame at any chain length. See docs/pack-brain.md.
 """
+from array import array
+
 from micropython import const
 
 from core import alarms as A
 from core import settings as _settings
 from core import store
 from core.current import PackCurrent, sensor_ok
-from core.relays import Limits, RelayLeds, Relays
+from core.relays import LIMIT_SAMPLES, Limits, RelayLeds, Relays
 from core.sampling import CELL_MAX_MV, CELL_MIN_MV
 from core.snapshot import MAX_CELLS, CellStatus
 from core.soc import EnergyCounter, FullEmptyDetector, SocCounter, mul_e4, mul_e5
@@ -45,7 +47,11 @@ SAVE_SOC_DELTA_C = const(100)
 SAVE_MAX_MS = const(3600000)       # anything else changed (energies): save once an hour
 TRIM_MAX_MA = const(2000)          # End-side zero trim refused beyond 2 A (current flowing?)
 DEFAULT_SOC_C = const(5000)        # no saved state: 50 %, not calibrated
+FOLLOW_MV = const(40)              # plausibility: half of the cells moved this much (range) ...
+FROZEN_MV = const(4)               # ... while a cell's reading stayed within this: not following
+FOLLOW_MAS_PER_AH = const(7200)    # ... and 0.2 % of the capacity flowed in the window
 _MAX_PACK_MV = const(2000000)
+_WIN_CAP_MAS = const(0x10000000)
 _SINCE_CAP_MS = const(0x10000000)
 
 
@@ -83,6 +89,16 @@ class PackBrain:
         self._saved_soc_c = -1
         self._saved_in = 0
         self._saved_out = 0
+        self._latch_urgent = False
+        self._empty_pending = False   # a V-min trip waits for the empty recalibration
+        # plausibility window per cell (lowest / highest reading since the window started) and
+        # the cells found not following the pack (1 = frozen reading)
+        self._lo = array("H", bytes(2 * MAX_CELLS))
+        self._hi = array("H", bytes(2 * MAX_CELLS))
+        self._frozen = bytearray(MAX_CELLS)
+        self._win_n = 0               # cells in the window (0 = start a new one)
+        self._win_mas = 0             # charge moved (either way) in the window, mAs
+        self._follow_mas = 0          # ... at least this (0.2 % of capacity) before judging
         self.charge_allowed = False
         self.load_allowed = False
         self.charge_led = False
@@ -126,6 +142,7 @@ class PackBrain:
         self._settings = settings if usable else _settings.Settings()
         self._lim = Limits(self._settings)
         self._soc.set_capacity(self._settings.capacity_ah)
+        self._follow_mas = self._settings.capacity_ah * FOLLOW_MAS_PER_AH
         if usable:
             self.alarms &= ~A.SETTINGS_INVALID
         else:
@@ -156,6 +173,7 @@ class PackBrain:
         if n > MAX_CELLS:
             n = MAX_CELLS
         vfault = False
+        frozen = False
         tfault = False
         stale = False
         hot = False
@@ -188,6 +206,8 @@ class PackBrain:
                     vfault = True
                 else:
                     mv = cell_mv[i]
+                    if self._frozen[i]:
+                        frozen = True
                     count += 1
                     total += mv
                     if mv < min_mv:
@@ -214,6 +234,13 @@ class PackBrain:
             if count == 0:
                 min_mv = 0
             else:
+                if not vfault and not stale:
+                    self._follow(cell_mv, n)
+                    frozen = False
+                    fz = self._frozen
+                    for i in range(n):
+                        if fz[i]:
+                            frozen = True
                 self._pack_mv = total if total < _MAX_PACK_MV else _MAX_PACK_MV
                 self._cells = n
                 # the aggregates of section A: every board updates them in every frame, while
@@ -261,6 +288,8 @@ class PackBrain:
         count_ok = True
         if snap.cells_min > 0 and (n < snap.cells_min or n > snap.cells_max):
             count_ok = False
+        if frozen:
+            vfault = True                  # counts as an untrusted voltage: both relays off
         data_ok = comm and count_ok and not vfault and count > 0
         if not comm:
             al |= A.COMM_LOST
@@ -271,6 +300,8 @@ class PackBrain:
             al |= A.CELL_COUNT_MISMATCH
         if vfault:
             al |= A.VOLT_SENSOR_FAULT
+        if frozen:
+            al |= A.CELL_NOT_FOLLOWING
         if tfault:
             al |= A.TEMP_SENSOR_FAULT
         if hot:
@@ -291,13 +322,22 @@ class PackBrain:
         self.charge_ma = cur.charge_ma
         self.discharge_ma = cur.discharge_ma
         soc = self._soc
-        soc.integrate(current, dt_ms)
+        if self._win_mas < _WIN_CAP_MAS:
+            a = current if current >= 0 else -current       # <= 10^6 mA (core.current)
+            self._win_mas += a * dt_ms // 1000 if dt_ms <= 1000 else (a // 1000) * dt_ms
+        if not cur.fault:
+            # the count includes currents inside the display dead band (standby loads), see
+            # core.current.PackCurrent.count_ma; a sensor fault freezes it (no data, no count)
+            soc.integrate(cur.count_ma, dt_ms)
 
         pack_mv = self._pack_mv
         p_in = mul_e4(cur.charge_ma, pack_mv) if cur.charge_ma > 0 else 0
         p_out = mul_e4(cur.discharge_ma, pack_mv) if cur.discharge_ma > 0 else 0
         self.power_in_w = p_in // 100
         self.power_out_w = p_out // 100
+        if cur.fault:
+            p_in = 0
+            p_out = 0
         self._e_in.integrate(p_in, dt_ms)
         self._e_out.integrate(p_out, dt_ms)
         tm = self._today_ms + dt_ms
@@ -318,7 +358,14 @@ class PackBrain:
                     full_now = total >= lim.vbal_mv * count
                 else:
                     full_now = min_mv >= lim.vbal_mv
-            empty_now = min_mv < lim.vmin_mv and not self.load_allowed
+            # manual: a cell below V-min for a longer time while discharging is not allowed.
+            # Once the load is off the cells recover above V-min within seconds, so a V-min
+            # trip counts as "below V-min" until the recalibration came or charge was counted
+            # in (without this the empty recalibration never fired)
+            if current > 0:
+                self._empty_pending = False
+            empty_now = ((min_mv < lim.vmin_mv or self._empty_pending)
+                         and not self.load_allowed and current <= 0)
         det = self._det
         det.update(full_now, empty_now, dt_ms)
         # at the event, and held while the condition lasts unless the current already moves the
@@ -330,6 +377,8 @@ class PackBrain:
         if det.full or det.empty:
             self.soc_calibrated = True
             self._urgent = True
+        if det.empty:
+            self._empty_pending = False
         # a cell at V-min: the pack is empty whatever was counted (an uncalibrated 50 % would
         # re-close the load 30 s after every trip): cap the SoC below the discharge restart, so
         # the load waits for charge counted back in (core.relays: empty_cap_c / empty_restart_c)
@@ -340,11 +389,17 @@ class PackBrain:
         # --- relays ---------------------------------------------------------------------------
         relays = self._relays
         if data_ok and self._ok:
-            relays.update(lim, min_mv, max_mv, temp_ok, min_t, max_t, soc.soc_c, current, dt_ms)
+            was_under = relays.under_n
+            relays.update(lim, min_mv, max_mv, temp_ok, min_t, max_t, soc.soc_c, current, dt_ms,
+                          tfault)
+            if relays.under_n >= LIMIT_SAMPLES and was_under < LIMIT_SAMPLES:
+                self._empty_pending = True   # a V-min trip: empty recalibration due
         else:
             relays.force_off()
         if relays.changed:
             self._urgent = True
+        if relays.latch_changed:
+            self._latch_urgent = True
         self.charge_allowed = relays.charge_on
         self.load_allowed = relays.load_on
         self._leds.update(relays.charge_on, relays.load_on, dt_ms)
@@ -368,12 +423,49 @@ class PackBrain:
                     al |= A.UNDER_TEMP_DISCHARGE
                 if max_t > lim.tmax_dc:
                     al |= A.OVER_TEMP
+        if relays.deep:
+            al |= A.DEEP_DISCHARGE
         if not self.soc_calibrated:
             al |= A.SOC_NOT_CALIBRATED
         self.alarms = al
 
         self._publish_counters()
         self._save_policy(dt_ms)
+
+    def _follow(self, cell_mv, n):
+        """Plausibility of every cell reading against its neighbours (allocation-free): a
+        window runs until at least half of the cells, and at least two, have moved FOLLOW_MV
+        (lowest to highest reading in the window); a cell whose reading stayed within FROZEN_MV
+        meanwhile does not follow the pack current its neighbours follow (a frozen ADC or
+        input that still shows noise) and is flagged until its reading moves FOLLOW_MV again."""
+        lo = self._lo
+        hi = self._hi
+        fz = self._frozen
+        if self._win_n != n:
+            for i in range(n):
+                v = cell_mv[i]
+                lo[i] = v
+                hi[i] = v
+            self._win_n = n
+            return
+        moved = 0
+        for i in range(n):
+            v = cell_mv[i]
+            if v < lo[i]:
+                lo[i] = v
+            elif v > hi[i]:
+                hi[i] = v
+            if hi[i] - lo[i] >= FOLLOW_MV:
+                moved += 1
+                fz[i] = 0                  # moving (again): a measurement
+        if moved < 2 or moved + moved < n or self._win_mas < self._follow_mas:
+            return
+        self._win_mas = 0
+        for i in range(n):
+            fz[i] = 1 if hi[i] - lo[i] < FROZEN_MV else 0
+            v = cell_mv[i]
+            lo[i] = v
+            hi[i] = v
 
     def _publish_counters(self):
         soc = self._soc
@@ -402,7 +494,8 @@ class PackBrain:
             d = -d
         dirty = (d != 0 or self.energy_in_wh != self._saved_in
                  or self.energy_out_wh != self._saved_out)
-        if ((self._urgent and since >= SAVE_EVENT_MIN_MS)
+        if (self._latch_urgent
+                or (self._urgent and since >= SAVE_EVENT_MIN_MS)
                 or (d >= SAVE_SOC_DELTA_C and since >= SAVE_SOC_MIN_MS)
                 or (dirty and since >= SAVE_MAX_MS)):
             self.should_save = True
@@ -440,6 +533,7 @@ class PackBrain:
             "trim1_ma": self._trim1,
             "trim2_ma": self._trim2,
             "capacity_ah": self._settings.capacity_ah,
+            "latches": self._relays.latches(),
         }
 
     def save_state(self):
@@ -454,6 +548,7 @@ class PackBrain:
         except (OSError, ValueError):
             return False
         self._urgent = False
+        self._latch_urgent = False
         self._saved_soc_c = self.soc_c
         self._saved_in = self.energy_in_wh
         self._saved_out = self.energy_out_wh
@@ -480,6 +575,9 @@ class PackBrain:
         self._today_ms = _int_in(values, "today_ms", 0, DAY_MS - 1, 0)
         self._trim1 = _int_in(values, "trim1_ma", -TRIM_MAX_MA, TRIM_MAX_MA, 0)
         self._trim2 = _int_in(values, "trim2_ma", -TRIM_MAX_MA, TRIM_MAX_MA, 0)
+        # protection latches (V-max hold-off, V-min, empty, deep discharge): a reset must not
+        # re-close a relay the latch keeps open
+        self._relays.set_latches(_int_in(values, "latches", 0, 15, 0))
         self._publish_counters()
         self._saved_soc_c = self.soc_c
         self._saved_in = self.energy_in_wh
