@@ -63,6 +63,7 @@ class CellBoard:
         self.has_button = hasattr(hw, "button_down")
         self.led = ui.Led()
         self.cell_mv = 0
+        self.smooth_mv = 0
         self.cell_ok = False
         self.temp_dc = 0
         self.temp_ok = False
@@ -101,7 +102,8 @@ class CellBoard:
             hw.set_balance_duty(duty)
         mv = ch.finish()
         self.cell_ok = ch.ok and CELL_MIN_MV <= mv <= CELL_MAX_MV
-        self.cell_mv = mv
+        self.cell_mv = ch.fast_mv    # the link and the limit checks: unfiltered (no filter lag)
+        self.smooth_mv = mv          # the balancer: filtered
         self._measure_temp()
         self._update_status()
 
@@ -141,7 +143,7 @@ class CellBoard:
         else:
             t = self.chip_dc
             t_ok = self.chip_ok
-        duty = self.balancer.update(self.cell_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms)
+        duty = self.balancer.update(self.smooth_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms)
         if duty != self.duty:
             self.duty = duty
             self.hw.set_balance_duty(duty)
