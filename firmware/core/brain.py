@@ -47,11 +47,14 @@ SAVE_SOC_DELTA_C = const(100)
 SAVE_MAX_MS = const(3600000)       # anything else changed (energies): save once an hour
 TRIM_MAX_MA = const(2000)          # End-side zero trim refused beyond 2 A (current flowing?)
 DEFAULT_SOC_C = const(5000)        # no saved state: 50 %, not calibrated
-FOLLOW_MV = const(40)              # plausibility: half of the cells moved this much (range) ...
-FROZEN_MV = const(4)               # ... while a cell's reading stayed within this: not following
-FOLLOW_MAS_PER_AH = const(7200)    # ... and 0.2 % of the capacity flowed in the window
+STEP_MA_MIN = const(2000)          # plausibility: a current step of at least 2 A and 0.05 C ...
+STEP_RESP_MV = const(5)            # ... to which at least half of the cells (>= 2) respond by
+#                                    this much in the step's direction (I x R)
+NO_RESPONSE_DIV = const(4)         # a cell responding less than 1/4 of their mean: a strike
+FROZEN_STRIKES = const(3)          # strikes in a row: the reading does not follow the pack
+FOLLOW_MV = const(40)              # a flagged reading that moves this much on its own: data again
 _MAX_PACK_MV = const(2000000)
-_WIN_CAP_MAS = const(0x10000000)
+
 _SINCE_CAP_MS = const(0x10000000)
 
 
@@ -93,12 +96,18 @@ class PackBrain:
         self._empty_pending = False   # a V-min trip waits for the empty recalibration
         # plausibility window per cell (lowest / highest reading since the window started) and
         # the cells found not following the pack (1 = frozen reading)
-        self._lo = array("H", bytes(2 * MAX_CELLS))
-        self._hi = array("H", bytes(2 * MAX_CELLS))
+        self._v1 = array("H", bytes(2 * MAX_CELLS))   # readings one, two, three cycles ago
+        self._v2 = array("H", bytes(2 * MAX_CELLS))
+        self._v3 = array("H", bytes(2 * MAX_CELLS))
+        self._at = array("H", bytes(2 * MAX_CELLS))   # a flagged reading's value when flagged
+        self._strikes = bytearray(MAX_CELLS)
         self._frozen = bytearray(MAX_CELLS)
-        self._win_n = 0               # cells in the window (0 = start a new one)
-        self._win_mas = 0             # charge moved (either way) in the window, mAs
-        self._follow_mas = 0          # ... at least this (0.2 % of capacity) before judging
+        self._hist_n = 0              # cycles of history (0..3) for the cells in _hist_cells
+        self._hist_cells = 0
+        self._i1 = 0                  # battery current one, two, three cycles ago
+        self._i2 = 0
+        self._i3 = 0
+        self._step_ma = STEP_MA_MIN
         self.charge_allowed = False
         self.load_allowed = False
         self.charge_led = False
@@ -142,7 +151,8 @@ class PackBrain:
         self._settings = settings if usable else _settings.Settings()
         self._lim = Limits(self._settings)
         self._soc.set_capacity(self._settings.capacity_ah)
-        self._follow_mas = self._settings.capacity_ah * FOLLOW_MAS_PER_AH
+        step = self._settings.capacity_ah * 50          # 0.05 C in mA
+        self._step_ma = step if step > STEP_MA_MIN else STEP_MA_MIN
         if usable:
             self.alarms &= ~A.SETTINGS_INVALID
         else:
@@ -173,7 +183,6 @@ class PackBrain:
         if n > MAX_CELLS:
             n = MAX_CELLS
         vfault = False
-        frozen = False
         tfault = False
         stale = False
         hot = False
@@ -206,8 +215,6 @@ class PackBrain:
                     vfault = True
                 else:
                     mv = cell_mv[i]
-                    if self._frozen[i]:
-                        frozen = True
                     count += 1
                     total += mv
                     if mv < min_mv:
@@ -234,13 +241,6 @@ class PackBrain:
             if count == 0:
                 min_mv = 0
             else:
-                if not vfault and not stale:
-                    self._follow(cell_mv, n)
-                    frozen = False
-                    fz = self._frozen
-                    for i in range(n):
-                        if fz[i]:
-                            frozen = True
                 self._pack_mv = total if total < _MAX_PACK_MV else _MAX_PACK_MV
                 self._cells = n
                 # the aggregates of section A: every board updates them in every frame, while
@@ -288,8 +288,6 @@ class PackBrain:
         count_ok = True
         if snap.cells_min > 0 and (n < snap.cells_min or n > snap.cells_max):
             count_ok = False
-        if frozen:
-            vfault = True                  # counts as an untrusted voltage: both relays off
         data_ok = comm and count_ok and not vfault and count > 0
         if not comm:
             al |= A.COMM_LOST
@@ -300,8 +298,6 @@ class PackBrain:
             al |= A.CELL_COUNT_MISMATCH
         if vfault:
             al |= A.VOLT_SENSOR_FAULT
-        if frozen:
-            al |= A.CELL_NOT_FOLLOWING
         if tfault:
             al |= A.TEMP_SENSOR_FAULT
         if hot:
@@ -322,9 +318,14 @@ class PackBrain:
         self.charge_ma = cur.charge_ma
         self.discharge_ma = cur.discharge_ma
         soc = self._soc
-        if self._win_mas < _WIN_CAP_MAS:
-            a = current if current >= 0 else -current       # <= 10^6 mA (core.current)
-            self._win_mas += a * dt_ms // 1000 if dt_ms <= 1000 else (a // 1000) * dt_ms
+        if comm and not vfault and count == n and not cur.fault:
+            if self._follows(snap.cell_mv, n, current):
+                # counts as an untrusted voltage (both over- and under-voltage): both off
+                vfault = True
+                data_ok = False
+                al |= A.VOLT_SENSOR_FAULT | A.CELL_NOT_FOLLOWING
+        else:
+            self._hist_n = 0
         if not cur.fault:
             # the count includes currents inside the display dead band (standby loads), see
             # core.current.PackCurrent.count_ma; a sensor fault freezes it (no data, no count)
@@ -432,40 +433,93 @@ class PackBrain:
         self._publish_counters()
         self._save_policy(dt_ms)
 
-    def _follow(self, cell_mv, n):
-        """Plausibility of every cell reading against its neighbours (allocation-free): a
-        window runs until at least half of the cells, and at least two, have moved FOLLOW_MV
-        (lowest to highest reading in the window); a cell whose reading stayed within FROZEN_MV
-        meanwhile does not follow the pack current its neighbours follow (a frozen ADC or
-        input that still shows noise) and is flagged until its reading moves FOLLOW_MV again."""
-        lo = self._lo
-        hi = self._hi
+    def _follows(self, cell_mv, n, current):
+        """Plausibility of every cell reading against its neighbours (allocation-free): on a
+        current step (>= max(2 A, 0.05 C) between two cycles, the current within a quarter of
+        the step in the cycle before and after it) every real cell's voltage moves by I x R. The response of a cell
+        is the spread of its last four readings (they hold the step whichever cycle a board
+        sampled it in: a board's reading may lead or lag the current by one frame). When at
+        least half of the cells (and at least two) responded by STEP_RESP_MV or more, a cell
+        that responded less than a quarter of their mean gets a strike; FROZEN_STRIKES strikes
+        in a row flag it (a frozen ADC or input that still shows noise: the bit-identical
+        burst check cannot see it). A flagged cell is data again after a normal response to a
+        step, or when its reading moves FOLLOW_MV away from where it froze. Returns True while
+        any cell is flagged."""
+        v1 = self._v1
+        v2 = self._v2
+        v3 = self._v3
         fz = self._frozen
-        if self._win_n != n:
+        st = self._strikes
+        if n != self._hist_cells:
+            self._hist_cells = n
+            self._hist_n = 0
             for i in range(n):
-                v = cell_mv[i]
-                lo[i] = v
-                hi[i] = v
-            self._win_n = n
-            return
-        moved = 0
+                fz[i] = 0
+                st[i] = 0
+        any_frozen = False
         for i in range(n):
-            v = cell_mv[i]
-            if v < lo[i]:
-                lo[i] = v
-            elif v > hi[i]:
-                hi[i] = v
-            if hi[i] - lo[i] >= FOLLOW_MV:
-                moved += 1
-                fz[i] = 0                  # moving (again): a measurement
-        if moved < 2 or moved + moved < n or self._win_mas < self._follow_mas:
-            return
-        self._win_mas = 0
+            if fz[i]:
+                d = cell_mv[i] - self._at[i]
+                if d >= FOLLOW_MV or d <= -FOLLOW_MV:
+                    fz[i] = 0
+                    st[i] = 0
+                else:
+                    any_frozen = True
+        if self._hist_n >= 3:
+            step = self._step_ma
+            di = self._i1 - self._i2
+            quiet = (di if di >= 0 else -di) >> 2
+            a = current - self._i1
+            b = self._i2 - self._i3
+            if ((di >= step or di <= -step) and -quiet < a < quiet and -quiet < b < quiet):
+                moved = 0
+                total = 0
+                for i in range(n):
+                    r = self._spread(cell_mv[i], v1[i], v2[i], v3[i])
+                    if r >= STEP_RESP_MV:
+                        moved += 1
+                        total += r
+                if moved >= 2 and moved + moved >= n:
+                    mean = total // moved
+                    any_frozen = False
+                    for i in range(n):
+                        r = self._spread(cell_mv[i], v1[i], v2[i], v3[i])
+                        if r * NO_RESPONSE_DIV < mean:
+                            if st[i] < FROZEN_STRIKES:
+                                st[i] += 1
+                            if st[i] >= FROZEN_STRIKES and not fz[i]:
+                                fz[i] = 1
+                                self._at[i] = cell_mv[i]
+                        elif r + r >= mean:
+                            st[i] = 0
+                            fz[i] = 0
+                        if fz[i]:
+                            any_frozen = True
         for i in range(n):
-            fz[i] = 1 if hi[i] - lo[i] < FROZEN_MV else 0
-            v = cell_mv[i]
-            lo[i] = v
-            hi[i] = v
+            v3[i] = v2[i]
+            v2[i] = v1[i]
+            v1[i] = cell_mv[i]
+        self._i3 = self._i2
+        self._i2 = self._i1
+        self._i1 = current
+        if self._hist_n < 3:
+            self._hist_n += 1
+        return any_frozen
+
+    @staticmethod
+    def _spread(a, b, c, d):
+        """Highest minus lowest of four readings (no tuple: allocation-free)."""
+        lo = a if a < b else b
+        hi = b if a < b else a
+        if c < lo:
+            lo = c
+        elif c > hi:
+            hi = c
+        if d < lo:
+            lo = d
+        elif d > hi:
+            hi = d
+        return hi - lo
 
     def _publish_counters(self):
         soc = self._soc
