@@ -87,9 +87,10 @@ def test_limits_act_within_a_frame_plus_debounce_on_a_1c_ramp(tmp_path, eng):
     off = min(t for t in at if t >= over and not at[t]["charge_allowed"])
     assert at[over - 1]["charge_allowed"] and off - over <= LIMIT_SAMPLES, (over, off)
     assert max(max(r["v_true"]) for r in at.values()) < vmax + 0.03
-    under = min(t for t, r in at.items() if min(r["v_true"]) <= vmin - 0.002)
-    off = min(t for t in at if t >= under and not at[t]["load_allowed"])
-    assert at[under - 1]["load_allowed"] and off - under <= LIMIT_SAMPLES, (under, off)
+    off = min(t for t in at if t > 200 and not at[t]["load_allowed"])   # the load runs from 200 s
+    late = [t for t in at if t < off and min(at[t]["v_true"]) <= vmin - 0.002]
+    assert not late or off - late[0] <= LIMIT_SAMPLES, (late, off)
+    assert min(at[off]["v_true"]) < vmin + 0.01                          # tripped at V-min
     assert min(min(r["v_true"]) for r in at.values()) > vmin - 0.03
 
 
@@ -98,8 +99,9 @@ def test_vmax_latch_survives_an_end_reset_and_critical_mode_does_not_chatter(tmp
     """Item 6 + chatter: critical mode with a charger above V-max. The V-max trip latches; an
     End watchdog reset 15 s later does not re-close the charge relay (it used to charge again
     3 s after the reboot); restarts need V-max - 2 % for RESTART_DWELL_MS, so closings are
-    minutes apart (it used to cycle every ~33 s) and the true cell stays within 10 mV of V-max."""
-    header, at = _run(tmp_path, "protect_latch_reboot", eng, duration=1200)
+    minutes apart (it used to cycle every ~33 s: 214 switchings an hour) and the true cell
+    stays within 10 mV of V-max."""
+    header, at = _run(tmp_path, "protect_latch_reboot", eng)
     vmax = header["settings"]["vmax_mv"] / 1000.0
     trip = min(t for t in at if t > 5 and not at[t]["charge_allowed"])
     assert max(at[trip]["v_true"]) >= vmax - 0.005 and trip < 185
@@ -109,7 +111,7 @@ def test_vmax_latch_survives_an_end_reset_and_critical_mode_does_not_chatter(tmp
     closings = [t for t in at if t > 5 and at[t]["charge_allowed"] and not at[t - 1]["charge_allowed"]]
     assert closings, "never charged again"
     assert all(b - a >= dwell_s for a, b in zip(closings, closings[1:], strict=False))
-    assert len(closings) <= 1200 // dwell_s
+    assert len(closings) <= 700 // dwell_s
     assert max(max(r["v_true"]) for r in at.values()) < vmax + 0.01
     assert all(r["load_allowed"] for t, r in at.items() if t > 190)      # critical: the load runs on
 
@@ -121,15 +123,16 @@ def test_empty_recalibration_fires_and_the_empty_latch_survives_a_reset(tmp_path
     soc_calibrated), and an End watchdog reset keeps the load off until 10 % are counted back."""
     header, at = _run(tmp_path, "protect_empty_reboot", eng)
     vmin = header["settings"]["vmin_mv"] / 1000.0
-    under = min(t for t, r in at.items() if min(r["v_true"]) <= vmin - 0.002)
-    off = min(t for t in at if t >= under and not at[t]["load_allowed"])
-    assert off - under <= LIMIT_SAMPLES
+    off = min(t for t in at if t > 5 and not at[t]["load_allowed"])
+    late = [t for t in at if t < off and min(at[t]["v_true"]) <= vmin - 0.002]
+    assert not late or off - late[0] <= LIMIT_SAMPLES, (late, off)
+    assert min(at[off]["v_true"]) < vmin + 0.01
     cal = min(t for t, r in at.items() if t > off and r["soc_est"] == 0.0 and r["soc_calibrated"])
     assert cal - off <= 30 + 3, (off, cal)
     assert at[cal]["soc_true_pack"] < 5.0
-    assert not any(at[t]["load_allowed"] for t in range(off, 600))    # reset at 200 included
+    assert not any(at[t]["load_allowed"] for t in range(off, 300))    # reset at 200 included
     assert at[201]["soc_est"] == 0.0
-    back = min(t for t in at if t > 600 and at[t]["load_allowed"])
+    back = min(t for t in at if t > 300 and at[t]["load_allowed"])
     assert at[back]["soc_est"] >= header["settings"]["discharge_restart_pct"]
     assert min(min(r["v_true"]) for r in at.values()) > vmin - 0.01
 
