@@ -47,7 +47,8 @@ def standby_run(engine="cpython", overrides=None, workdir=None):
         sim = Simulation(sc, engine=engine, workdir=workdir)
         sim.keep_history = False
         acc = {"max": 0.0, "max_t": 0, "empty_t": None, "empty_true": None, "load_off_t": None,
-               "start_est": None, "start_true": None, "end_est": None, "end_true": None}
+               "start_est": None, "start_true": None, "end_est": None, "end_true": None,
+               "load_was_on": False}
 
         def on_second(s, rec):
             if rec["soc_est"] is None:
@@ -58,8 +59,9 @@ def standby_run(engine="cpython", overrides=None, workdir=None):
                 acc["max_t"] = rec["t"]
             if acc["start_est"] is None:
                 acc["start_est"], acc["start_true"] = rec["soc_est"], rec["soc_true_pack"]
-            if acc["load_off_t"] is None and rec["t"] > 5 and not rec["load_allowed"]:
-                acc["load_off_t"] = rec["t"]
+            if acc["load_off_t"] is None and acc["load_was_on"] and not rec["load_allowed"]:
+                acc["load_off_t"] = rec["t"]                    # the V-min trip
+            acc["load_was_on"] = rec["load_allowed"]
             if acc["empty_t"] is None and rec["soc_calibrated"] and rec["soc_est"] == 0.0:
                 acc["empty_t"], acc["empty_true"] = rec["t"], rec["soc_true_pack"]
             acc["end_est"], acc["end_true"] = rec["soc_est"], rec["soc_true_pack"]

@@ -7,8 +7,9 @@ Pipeline per measurement (one call of ``CellChannel.begin()``, N ``add(pin_uv)``
    mean: spikes and the ADC's occasional wild codes never reach the result).
 2. ``LightFilter``: a first-order IIR (``acc += x - acc >> shift``) that smooths what noise is left,
    but jumps straight to the new value on a step larger than ``step_uv`` (a real load step is
-   followed at once, not smeared over several cycles). Its output (``cell_mv``) is for the
-   balancer; the value the link carries and the pack brain's V-max / V-min checks use is
+   followed at once, not smeared over several cycles). Its output (``cell_mv``) is for
+   diagnostics; the value the link carries, which the balancer and the pack brain's V-max /
+   V-min checks use, is
    ``fast_mv``, the same pipeline without the filter (the trimmed mean of this burst): on a
    steadily moving cell the filter lags 3-4 cycles (the pack brain debounces by a count of
    consecutive samples instead, core.relays.LIMIT_SAMPLES).
@@ -237,7 +238,7 @@ class CellChannel:
         self.min_pin_uv = min_pin_uv
         self.pin_uv = 0          # filtered pin voltage
         self.nominal_01mv = 0    # before calibration
-        self.cell_mv = 0         # filtered (balancing)
+        self.cell_mv = 0         # filtered (diagnostics)
         self.fast_mv = 0         # unfiltered trimmed mean of this burst (link, limit checks)
         self.ok = False          # last measurement plausible (ADC off its rails AND a cell voltage)
         self.adc_ok = False      # ADC off its rails (calibration uses this: before calibration a

@@ -102,8 +102,10 @@ class CellBoard:
             hw.set_balance_duty(duty)
         mv = ch.finish()
         self.cell_ok = ch.ok and CELL_MIN_MV <= mv <= CELL_MAX_MV
-        self.cell_mv = ch.fast_mv    # the link and the limit checks: unfiltered (no filter lag)
-        self.smooth_mv = mv          # the balancer: filtered
+        # the link, the limit checks and the balancer: unfiltered (no filter lag; the balancer
+        # must see what the pack brain sees, so a balancing cell always reads >= V-balance)
+        self.cell_mv = ch.fast_mv
+        self.smooth_mv = mv          # filtered: diagnostics only
         self._measure_temp()
         self._update_status()
 
@@ -143,7 +145,7 @@ class CellBoard:
         else:
             t = self.chip_dc
             t_ok = self.chip_ok
-        duty = self.balancer.update(self.smooth_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms)
+        duty = self.balancer.update(self.cell_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms)
         if duty != self.duty:
             self.duty = duty
             self.hw.set_balance_duty(duty)
