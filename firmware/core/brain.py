@@ -326,7 +326,7 @@ class PackBrain:
         self.discharge_ma = cur.discharge_ma
         soc = self._soc
         if comm and not vfault and count == n and not cur.fault:
-            if self._follows(snap.cell_mv, n, current):
+            if self._follows(snap.cell_mv, snap.cell_age, n, current):
                 # counts as an untrusted voltage (both over- and under-voltage): both off
                 vfault = True
                 data_ok = False
@@ -440,7 +440,7 @@ class PackBrain:
         self._publish_counters()
         self._save_policy(dt_ms)
 
-    def _follows(self, cell_mv, n, current):
+    def _follows(self, cell_mv, cell_age, n, current):
         """Plausibility of every cell reading against its neighbours (allocation-free): on a
         current step (>= max(2 A, 0.05 C) between two cycles, the current within a quarter of
         the step in the cycle before and after it) every real cell's voltage moves by I x R. The response of a cell
@@ -450,8 +450,10 @@ class PackBrain:
         that responded less than a quarter of their mean gets a strike; FROZEN_STRIKES strikes
         in a row flag it (a frozen ADC or input that still shows noise: the bit-identical
         burst check cannot see it). A flagged cell is data again after a normal response to a
-        step, or when its reading moves FOLLOW_MV away from where it froze. Returns True while
-        any cell is flagged."""
+        step, or when its reading moves FOLLOW_MV away from where it froze. Steps are judged
+        only while every cell's detail is at most one cycle old (the whole chain in every frame:
+        up to one detail window, 32 cells; longer chains refresh a cell's detail only every few
+        cycles, so four readings need not hold a step). Returns True while any cell is flagged."""
         v1 = self._v1
         v2 = self._v2
         v3 = self._v3
@@ -478,7 +480,13 @@ class PackBrain:
             quiet = (di if di >= 0 else -di) >> 2
             a = current - self._i1
             b = self._i2 - self._i3
-            if ((di >= step or di <= -step) and -quiet < a < quiet and -quiet < b < quiet):
+            fresh = True
+            for i in range(n):
+                if cell_age[i] > 1:
+                    fresh = False
+                    break
+            if (fresh and (di >= step or di <= -step) and -quiet < a < quiet
+                    and -quiet < b < quiet):
                 moved = 0
                 total = 0
                 for i in range(n):

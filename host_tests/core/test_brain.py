@@ -30,6 +30,7 @@ def fill(snap, mv, temp_dc=250, s1=0, s2=0, flags=OK):
         snap.cell_mv[i] = mv[i] if isinstance(mv, list) else mv
         snap.cell_temp_dc[i] = temp_dc
         snap.cell_status[i] = 0
+        snap.cell_age[i] = 0
     snap.pack_mv = sum(snap.cell_mv[i] for i in range(n))
     snap.s1_ma = s1
     snap.s1_flags = flags
@@ -915,3 +916,34 @@ def test_deep_discharge_alarm_is_latched():
     fill(snap, [3300, 2950, 3300, 3300])
     run(b, snap, 1)
     assert not b.alarms & A.DEEP_DISCHARGE
+
+
+def _long_chain(b, snap, cycles, ages, n=96, period=3):
+    """n cells whose detail arrives every ``period`` cycles (96 cells: three 32-cell windows;
+    cell i when cycle % period == i // 32), each holding its true voltage (3300 mV + I x 2 mOhm)
+    of that cycle; the current steps 0 <-> 20 A every 9 cycles (always in the same refresh phase). ``ages``: fill in cell_age as
+    the End board does (else all 0, as if every detail were fresh)."""
+    held = [3300] * n
+    flagged = None
+    for k in range(cycles):
+        ma = 20000 if (k // 9) % 2 else 0
+        for i in range(n):
+            if (i // 32) % period == k % period:
+                held[i] = 3300 + ma * 2 // 1000 + (k + i) % 2
+        fill(snap, held, s1=ma)
+        for i in range(n):
+            snap.cell_age[i] = (k - (i // 32)) % period if ages else 0
+        b.update(snap, 1000)
+        if flagged is None and b.alarms & A.CELL_NOT_FOLLOWING:
+            flagged = k
+    return flagged
+
+
+def test_frozen_check_waits_for_fresh_detail_on_long_chains():
+    """Beyond one detail window (32 cells) a cell's detail arrives only every few cycles: four
+    readings need not hold a current step, and the cells not yet refreshed would look frozen.
+    The check judges only while every cell's detail is fresh: no false alarm on long chains."""
+    assert _long_chain(PackBrain(lfp(), True), PackSnapshot(), 120, ages=False) is not None
+    b = PackBrain(lfp(), True)
+    assert _long_chain(b, PackSnapshot(), 120, ages=True) is None
+    assert b.charge_allowed and b.load_allowed
