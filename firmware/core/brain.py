@@ -59,6 +59,8 @@ STEP_RESP_MV = const(5)            # ... to which at least half of the cells (>=
 #                                    this much in the step's direction (I x R)
 NO_RESPONSE_DIV = const(4)         # a cell responding less than 1/4 of their mean: a strike
 FROZEN_STRIKES = const(3)          # strikes in a row: the reading does not follow the pack
+STEP_WAIT_CYCLES = const(12)       # every cell's fresh detail within this after a step (255
+#                                    cells: a reading every 8 cycles), else no judgement
 FOLLOW_MV = const(40)              # a flagged reading that moves this much on its own: data again
 _MAX_PACK_MV = const(2000000)
 
@@ -101,19 +103,22 @@ class PackBrain:
         self._saved_out = 0
         self._latch_urgent = False
         self._empty_pending = False   # a V-min trip waits for the empty recalibration
-        # plausibility window per cell (lowest / highest reading since the window started) and
-        # the cells found not following the pack (1 = frozen reading)
-        self._v1 = array("H", bytes(2 * MAX_CELLS))   # readings one, two, three cycles ago
+        # plausibility of the cell readings on current steps (see _follows)
+        self._v1 = array("H", bytes(2 * MAX_CELLS))   # readings one and two cycles ago
         self._v2 = array("H", bytes(2 * MAX_CELLS))
-        self._v3 = array("H", bytes(2 * MAX_CELLS))
+        self._pre = array("H", bytes(2 * MAX_CELLS))  # each cell's reading before the step
+        self._resp = array("H", bytes(2 * MAX_CELLS))  # ... and its response after it (mV)
+        self._done = bytearray(MAX_CELLS)             # response taken (fresh detail seen)
         self._at = array("H", bytes(2 * MAX_CELLS))   # a flagged reading's value when flagged
         self._strikes = bytearray(MAX_CELLS)
         self._frozen = bytearray(MAX_CELLS)
-        self._hist_n = 0              # cycles of history (0..3) for the cells in _hist_cells
+        self._hist_n = 0              # cycles of history (0..2) for the cells in _hist_cells
         self._hist_cells = 0
-        self._i1 = 0                  # battery current one, two, three cycles ago
+        self._i1 = 0                  # battery current one and two cycles ago
         self._i2 = 0
-        self._i3 = 0
+        self._pend = 0                # cycles since a current step whose responses are collected
+        self._pend_level = 0          # the current after that step, and how far it may move
+        self._pend_quiet = 0
         self._step_ma = STEP_MA_MIN
         self.charge_allowed = False
         self.load_allowed = False
@@ -441,100 +446,114 @@ class PackBrain:
         self._save_policy(dt_ms)
 
     def _follows(self, cell_mv, cell_age, n, current):
-        """Plausibility of every cell reading against its neighbours (allocation-free): on a
-        current step (>= max(2 A, 0.05 C) between two cycles, the current within a quarter of
-        the step in the cycle before and after it) every real cell's voltage moves by I x R. The response of a cell
-        is the spread of its last four readings (they hold the step whichever cycle a board
-        sampled it in: a board's reading may lead or lag the current by one frame). When at
-        least half of the cells (and at least two) responded by STEP_RESP_MV or more, a cell
-        that responded less than a quarter of their mean gets a strike; FROZEN_STRIKES strikes
-        in a row flag it (a frozen ADC or input that still shows noise: the bit-identical
-        burst check cannot see it). A flagged cell is data again after a normal response to a
-        step, or when its reading moves FOLLOW_MV away from where it froze. Steps are judged
-        only while every cell's detail is at most one cycle old (the whole chain in every frame:
-        up to one detail window, 32 cells; longer chains refresh a cell's detail only every few
-        cycles, so four readings need not hold a step). Returns True while any cell is flagged."""
+        """Plausibility of every cell reading against its neighbours (allocation-free). On a
+        current step (>= max(2 A, 0.05 C) from one cycle to the next, the current steady within
+        a quarter of the step in the cycle before) every real cell's voltage moves by I x R.
+        Each cell's response is its first reading whose detail arrived after the step's frame, against its reading two cycles before it (a board's reading may lead or lag
+        the current by one frame; beyond one detail window a cell's detail comes every 2-8
+        cycles), collected while the current stays within a quarter of the step, at most
+        STEP_WAIT_CYCLES. When at least half of the cells (and at least two) responded by
+        STEP_RESP_MV or more, a cell that responded less than a quarter of their mean gets a
+        strike; FROZEN_STRIKES strikes in a row flag it (a frozen ADC or input that still shows
+        noise: the bit-identical burst check cannot see it). A flagged cell is data again
+        after a normal response to a step, or when its reading moves FOLLOW_MV away from where
+        it froze. Returns True while any cell is flagged."""
         v1 = self._v1
         v2 = self._v2
-        v3 = self._v3
         fz = self._frozen
         st = self._strikes
         if n != self._hist_cells:
             self._hist_cells = n
             self._hist_n = 0
+            self._pend = 0
             for i in range(n):
                 fz[i] = 0
                 st[i] = 0
-        any_frozen = False
         for i in range(n):
             if fz[i]:
                 d = cell_mv[i] - self._at[i]
                 if d >= FOLLOW_MV or d <= -FOLLOW_MV:
                     fz[i] = 0
                     st[i] = 0
-                else:
-                    any_frozen = True
-        if self._hist_n >= 3:
-            step = self._step_ma
-            di = self._i1 - self._i2
-            quiet = (di if di >= 0 else -di) >> 2
-            a = current - self._i1
-            b = self._i2 - self._i3
-            fresh = True
-            for i in range(n):
-                if cell_age[i] > 1:
-                    fresh = False
-                    break
-            if (fresh and (di >= step or di <= -step) and -quiet < a < quiet
-                    and -quiet < b < quiet):
-                moved = 0
-                total = 0
+        if self._pend:
+            self._pend += 1
+            d = current - self._pend_level
+            q = self._pend_quiet
+            if d >= q or d <= -q or self._pend > STEP_WAIT_CYCLES:
+                self._pend = 0                  # the current moved again: no judgement
+            else:
+                pre = self._pre
+                resp = self._resp
+                done = self._done
+                left = 0
                 for i in range(n):
-                    r = self._spread(cell_mv[i], v1[i], v2[i], v3[i])
-                    if r >= STEP_RESP_MV:
-                        moved += 1
-                        total += r
-                if moved >= 2 and moved + moved >= n:
-                    mean = total // moved
-                    any_frozen = False
+                    if not done[i]:
+                        # detail that arrived after the step's frame (the End board ages every
+                        # cell once per cycle before the brain runs: fresh detail reads 1)
+                        if cell_age[i] < self._pend:
+                            r = cell_mv[i] - pre[i]
+                            if r < 0:
+                                r = -r
+                            resp[i] = r
+                            done[i] = 1
+                        else:
+                            left += 1
+                if left == 0:
+                    self._pend = 0
+                    self._judge(n)
+        elif self._hist_n >= 2:
+            di = current - self._i1
+            step = self._step_ma
+            if di >= step or di <= -step:
+                q = (di if di >= 0 else -di) >> 2
+                b = self._i1 - self._i2
+                if -q < b < q:
+                    pre = self._pre
+                    done = self._done
                     for i in range(n):
-                        r = self._spread(cell_mv[i], v1[i], v2[i], v3[i])
-                        if r * NO_RESPONSE_DIV < mean:
-                            if st[i] < FROZEN_STRIKES:
-                                st[i] += 1
-                            if st[i] >= FROZEN_STRIKES and not fz[i]:
-                                fz[i] = 1
-                                self._at[i] = cell_mv[i]
-                        elif r + r >= mean:
-                            st[i] = 0
-                            fz[i] = 0
-                        if fz[i]:
-                            any_frozen = True
+                        pre[i] = v2[i]
+                        done[i] = 0
+                    self._pend = 1
+                    self._pend_level = current
+                    self._pend_quiet = q
         for i in range(n):
-            v3[i] = v2[i]
             v2[i] = v1[i]
             v1[i] = cell_mv[i]
-        self._i3 = self._i2
         self._i2 = self._i1
         self._i1 = current
-        if self._hist_n < 3:
+        if self._hist_n < 2:
             self._hist_n += 1
-        return any_frozen
+        for i in range(n):
+            if fz[i]:
+                return True
+        return False
 
-    @staticmethod
-    def _spread(a, b, c, d):
-        """Highest minus lowest of four readings (no tuple: allocation-free)."""
-        lo = a if a < b else b
-        hi = b if a < b else a
-        if c < lo:
-            lo = c
-        elif c > hi:
-            hi = c
-        if d < lo:
-            lo = d
-        elif d > hi:
-            hi = d
-        return hi - lo
+    def _judge(self, n):
+        """Strikes from the responses of one step (see _follows)."""
+        resp = self._resp
+        moved = 0
+        total = 0
+        for i in range(n):
+            r = resp[i]
+            if r >= STEP_RESP_MV:
+                moved += 1
+                total += r
+        if moved < 2 or moved + moved < n:
+            return
+        mean = total // moved
+        st = self._strikes
+        fz = self._frozen
+        for i in range(n):
+            r = resp[i]
+            if r * NO_RESPONSE_DIV < mean:
+                if st[i] < FROZEN_STRIKES:
+                    st[i] += 1
+                if st[i] >= FROZEN_STRIKES and not fz[i]:
+                    fz[i] = 1
+                    self._at[i] = self._v1[i]
+            elif r + r >= mean:
+                st[i] = 0
+                fz[i] = 0
 
     def _publish_counters(self):
         soc = self._soc

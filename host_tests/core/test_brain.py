@@ -918,7 +918,7 @@ def test_deep_discharge_alarm_is_latched():
     assert not b.alarms & A.DEEP_DISCHARGE
 
 
-def _long_chain(b, snap, cycles, ages, n=96, period=3):
+def _long_chain(b, snap, cycles, ages, n=96, period=3, frozen=None):
     """n cells whose detail arrives every ``period`` cycles (96 cells: three 32-cell windows;
     cell i when cycle % period == i // 32), each holding its true voltage (3300 mV + I x 2 mOhm)
     of that cycle; the current steps 0 <-> 20 A every 9 cycles (always in the same refresh phase). ``ages``: fill in cell_age as
@@ -930,6 +930,8 @@ def _long_chain(b, snap, cycles, ages, n=96, period=3):
         for i in range(n):
             if (i // 32) % period == k % period:
                 held[i] = 3300 + ma * 2 // 1000 + (k + i) % 2
+        if frozen is not None:
+            held[frozen] = 3350 + k % 2
         fill(snap, held, s1=ma)
         for i in range(n):
             snap.cell_age[i] = (k - (i // 32)) % period if ages else 0
@@ -940,10 +942,17 @@ def _long_chain(b, snap, cycles, ages, n=96, period=3):
 
 
 def test_frozen_check_waits_for_fresh_detail_on_long_chains():
-    """Beyond one detail window (32 cells) a cell's detail arrives only every few cycles: four
-    readings need not hold a current step, and the cells not yet refreshed would look frozen.
-    The check judges only while every cell's detail is fresh: no false alarm on long chains."""
+    """Beyond one detail window (32 cells) a cell's detail arrives only every few cycles: the
+    cells not refreshed since a current step would look frozen. Each cell's response is taken
+    from its first detail after the step (cell_age): no false alarm on long chains, and a
+    frozen reading is found there as well."""
     assert _long_chain(PackBrain(lfp(), True), PackSnapshot(), 120, ages=False) is not None
     b = PackBrain(lfp(), True)
     assert _long_chain(b, PackSnapshot(), 120, ages=True) is None
     assert b.charge_allowed and b.load_allowed
+    # and a frozen reading is still found there: 96 cells (3 windows), 255 cells (8 windows)
+    for n, period in ((96, 3), (255, 8)):
+        b = PackBrain(lfp(), True)
+        flagged = _long_chain(b, PackSnapshot(), 120, ages=True, n=n, period=period, frozen=n // 2)
+        assert flagged is not None and flagged <= 9 * 2 * FROZEN_STRIKES + period + 2, (n, flagged)
+        assert not b.charge_allowed and not b.load_allowed
