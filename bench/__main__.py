@@ -49,7 +49,9 @@ def summary_rows(res):
     for n in ("16", "255"):
         for key, label in (("vmax_to_charge_off_ms", "V-max -> charge relay open"),
                            ("vmin_to_load_off_ms", "V-min -> load relay open"),
-                           ("link_break_to_both_off_ms", "link break -> both relays open")):
+                           ("link_break_to_both_off_ms", "link break -> both relays open"),
+                           ("vmax_ramp_to_charge_off_ms", "V-max on a 1 C ramp -> charge relay open"),
+                           ("vmin_ramp_to_load_off_ms", "V-min on a 1 C ramp -> load relay open")):
             m = _get(res, "reaction", "cells", n, key)
             if m:
                 add("reaction %s cells: %s" % (n, label), "median %s ms, worst %s ms" % (m["median"], m["worst"]))

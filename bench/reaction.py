@@ -15,6 +15,10 @@ nanosecond resolution between the model steps.
 * vmin: one cell (random position) rests 30 mV above V-min; a 40 A load (enabled by the load
   relay) switches on at a random instant and pulls it below V-min.
 * link: the wire after a random board breaks at a random instant (``Simulation.fw.link_break``).
+* vmax_ramp / vmin_ramp (issue 13): the same, but the cell rests RAMP_MARGIN_MV from the limit,
+  so the I x R0 step of the 40 A charger / load stays below it and the cell then drifts over the
+  limit at 1 C (a few mV per second in the LiFePO4 knee, the RC pair charging): the case a
+  smoothing filter in the path delays by several cycles and a step hides.
 
 The relay change is taken from the virtual End board's ``set_charge_relay`` / ``set_load_relay``
 call (wrapped, timestamped with the scheduler's clock), so the resolution is better than 1 ms.
@@ -34,8 +38,12 @@ from sim.engine import Simulation
 SIZES = (16, 255)
 TRIALS = {16: 30, 255: 10}  # 255 cells: ~4 s of CPU per trial (boot, settle, event)
 WORKERS = 2
-KINDS = ("vmax", "vmin", "link")
-KEYS = {"vmax": "vmax_to_charge_off_ms", "vmin": "vmin_to_load_off_ms", "link": "link_break_to_both_off_ms"}
+KINDS = ("vmax", "vmin", "link", "vmax_ramp", "vmin_ramp")
+KEYS = {"vmax": "vmax_to_charge_off_ms", "vmin": "vmin_to_load_off_ms", "link": "link_break_to_both_off_ms",
+        "vmax_ramp": "vmax_ramp_to_charge_off_ms", "vmin_ramp": "vmin_ramp_to_load_off_ms"}
+RAMP_MARGIN_MV = {"vmax_ramp": 170, "vmin_ramp": 150}
+RAMP_TIMEOUT_S = 60.0
+RAMP_STEP_MS = 10       # model step while a ramp crosses (a few mV/s: 10 ms is < 0.1 mV)
 CAPACITY_AH = 40
 STEP_A = 40.0
 MARGIN_MV = 30
@@ -53,15 +61,19 @@ def _scenario(n, kind, cell, t_on):
     off_on = [[0, False], [t_on, True]]
     charger = {"max_a": 0.0}
     load = {"a": 0.0}
-    if kind == "vmax":
-        soc = chemistry.soc_for_ocv("lifepo4", (preset.vmax_mv - MARGIN_MV) / 1000.0)
+    if kind in ("vmax", "vmax_ramp"):
+        margin = RAMP_MARGIN_MV.get(kind, MARGIN_MV)
+        soc = chemistry.soc_for_ocv("lifepo4", (preset.vmax_mv - margin) / 1000.0)
         pack["cell_soc_pct"] = {str(cell + 1): round(100.0 * float(soc), 4)}
         charger = {"max_a": STEP_A, "schedule": off_on}
-    elif kind == "vmin":
-        soc = chemistry.soc_for_ocv("lifepo4", (preset.vmin_mv + MARGIN_MV) / 1000.0)
+        if kind == "vmax_ramp":
+            charger["bulk_mv_per_cell"] = 4000     # no constant-voltage phase before V-max
+    elif kind in ("vmin", "vmin_ramp"):
+        margin = RAMP_MARGIN_MV.get(kind, MARGIN_MV)
+        soc = chemistry.soc_for_ocv("lifepo4", (preset.vmin_mv + margin) / 1000.0)
         pack["cell_soc_pct"] = {str(cell + 1): round(100.0 * float(soc), 4)}
         load = {"a": STEP_A, "schedule": off_on}
-    return scenario_mod.load({"name": "bench_reaction_" + kind, "duration_s": t_on + TIMEOUT_S,
+    return scenario_mod.load({"name": "bench_reaction_" + kind, "duration_s": t_on + RAMP_TIMEOUT_S,
                               "mode": "critical",
                               "pack": pack, "charger": charger, "load": load})
 
@@ -96,8 +108,10 @@ def _advance(sim, dt_ms):
     sim.fw.chain.sched.run_until(sim.t_ms * 1000000)
 
 
-def trial(n, kind, seed, settle_s=None, timeout_s=TIMEOUT_S):
+def trial(n, kind, seed, settle_s=None, timeout_s=None):
     """One trial; returns the reaction time in ms (None: the relay did not open in time)."""
+    if timeout_s is None:
+        timeout_s = RAMP_TIMEOUT_S if kind in RAMP_MARGIN_MV else TIMEOUT_S
     if settle_s is None:
         settle_s = SETTLE_S.get(n, 8.0 + n / 16.0)
     rng = random.Random(seed * 7919 + n * 31 + KINDS.index(kind))
@@ -109,12 +123,14 @@ def trial(n, kind, seed, settle_s=None, timeout_s=TIMEOUT_S):
             raise RuntimeError("reaction bench needs the roles chain (real link), got %r" % sim.fw.link)
         sched = sim.fw.chain.sched
         clock = _RelayClock(sim.end, sched)
-        limit_v = sim.settings.vmax_mv / 1000.0 if kind == "vmax" else sim.settings.vmin_mv / 1000.0
+        up = kind in ("vmax", "vmax_ramp")
+        limit_v = sim.settings.vmax_mv / 1000.0 if up else sim.settings.vmin_mv / 1000.0
         while sim.t_ms + COARSE_MS <= t_on_ms - COARSE_MS:
             _advance(sim, COARSE_MS)
         while sim.t_ms < t_on_ms - 1:
             _advance(sim, FINE_MS)
-        need = {"vmax": ("charge",), "vmin": ("load",), "link": ("charge", "load")}[kind]
+        need = {"vmax": ("charge",), "vmin": ("load",), "link": ("charge", "load"),
+                "vmax_ramp": ("charge",), "vmin_ramp": ("load",)}[kind]
         if not all((sim.end.charge_relay if w == "charge" else sim.end.load_relay) for w in need):
             raise RuntimeError("%s trial n=%d seed=%d: relay not closed before the event" % (kind, n, seed))
         t_event_ns = None
@@ -122,12 +138,13 @@ def trial(n, kind, seed, settle_s=None, timeout_s=TIMEOUT_S):
             sim.fw.link_break(1 + rng.randrange(n - 1), True)
             t_event_ns = sim.t_ms * 1000000
         end_ms = sim.t_ms + int(timeout_s * 1000)
+        step_ms = RAMP_STEP_MS if kind in RAMP_MARGIN_MV else FINE_MS
         while sim.t_ms < end_ms:
             t0 = sim.t_ms
-            _advance(sim, FINE_MS)
+            _advance(sim, step_ms)
             if t_event_ns is None:
                 v = float(sim.pack.v_true[cell])
-                if (v >= limit_v) if kind == "vmax" else (v <= limit_v):
+                if (v >= limit_v) if up else (v <= limit_v):
                     t_event_ns = t0 * 1000000
             if t_event_ns is not None and all(clock.off_ns[w] is not None for w in need):
                 done = max(clock.off_ns[w] for w in need)

@@ -2,11 +2,11 @@
 and times, relays never contradict the limits (of the per-cell detail nor of the section-A
 aggregates), nothing raises, the counters stay small ints,
 and the coulomb counter loses nothing over long random profiles."""
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import example, given, settings as hsettings, strategies as st
 
 from core import settings
 from core.brain import PackBrain
-from core.relays import TRIP_SAMPLES, Limits
+from core.relays import LIMIT_SAMPLES, TRIP_SAMPLES, Limits
 from core.snapshot import CellStatus, PackSnapshot, SensorFlags
 from core.soc import SocCounter
 
@@ -43,12 +43,17 @@ def make_settings(chem, mode, sensors, loops, cap):
        mode=st.sampled_from([settings.NORMAL, settings.CRITICAL]),
        sensors=st.sampled_from([1, 2]), loops=st.sampled_from([1, 2, 4]),
        cap=st.integers(1, 20000), ok=st.sampled_from([True, True, True, False]), frames=st.lists(frame, min_size=1, max_size=40))
+@example(chem=settings.LIFEPO4, mode=settings.NORMAL, sensors=2, loops=1, cap=100, ok=True,
+         frames=[([(3300, 250, 0)] * 4, True, True, 0, 0, SensorFlags.PRESENT, 1000, 6, None)] * 3
+         + [([(3300, 250, 0), (3700, 250, 0), (2900, 250, 0), (3300, 250, 0)], True, True, 0, 0,
+             SensorFlags.PRESENT, 1000, 1, None)] * 3)   # both on, then V-max and V-min: never vacuous
 def test_relays_never_contradict_limits(chem, mode, sensors, loops, cap, ok, frames):
     s = make_settings(chem, mode, sensors, loops, cap)
     lim = Limits(s)
     b = PackBrain(s, ok)
     snap = PackSnapshot()
     hot_c = hot_l = 0       # consecutive frames beyond a temperature limit (trips need 3)
+    over = under = 0        # consecutive frames beyond V-max / V-min (trips need 2)
     for cells, valid, comm, s1, s2, flags, dt, repeat, agg in frames:
         snap.valid, snap.comm_ok, snap.cell_count = valid, comm, len(cells)
         for i, (mv, t, stat) in enumerate(cells):
@@ -76,13 +81,16 @@ def test_relays_never_contradict_limits(chem, mode, sensors, loops, cap, ok, fra
         t_bad = not temps or max(temps) > lim.tmax_dc
         hot_c = hot_c + repeat if data and (t_bad or min(temps) < lim.tmin_charge_dc) else 0
         hot_l = hot_l + repeat if data and (t_bad or min(temps) < lim.tmin_discharge_dc) else 0
+        # V-max / V-min: LIMIT_SAMPLES consecutive samples (core.relays, issue 13)
+        over = over + repeat if data and max(volts) >= lim.vmax_mv else 0
+        under = under + repeat if data and min(volts) <= lim.vmin_mv else 0
         if b.charge_allowed or b.load_allowed:
             assert data                                  # same cycle
         if b.charge_allowed:
-            assert max(volts) < lim.vmax_mv
+            assert over < LIMIT_SAMPLES
             assert hot_c < TRIP_SAMPLES
         if b.load_allowed:
-            assert min(volts) > lim.vmin_mv
+            assert under < LIMIT_SAMPLES
             assert hot_l < TRIP_SAMPLES
         ON[0] += b.charge_allowed
         ON[1] += b.load_allowed

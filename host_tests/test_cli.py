@@ -11,6 +11,7 @@ from cellchain import cli, client
 from core import alarms, settings
 from core.app_protocol import AppProtocol
 from core.brain import PackBrain
+from core.relays import RESTART_DWELL_MS
 from test_app_protocol import ROUND_4S, Ctl, fill
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -204,6 +205,9 @@ def test_end_to_end_vmax_change_switches_charge_relay(capsys):
         with lock:
             fill(ctl.snap, 4, mv=3300)
             ctl.snap.s1_ma, ctl.snap.s2_ma = 20000, 0
+            # the V-max trip latched: back only after the restart dwell below V-max - 2 %
+            for _ in range(RESTART_DWELL_MS // 1000):
+                ctl.brain.update(ctl.snap, 1000)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             with lock:

@@ -196,6 +196,12 @@ class Simulation:
         if kind == "sensor_unplugged":
             self.begin.sensor_present[f["sensor"] - 1] = not on
             return
+        if kind == "current_stuck":
+            self.begin.stuck_a[f["sensor"] - 1] = float(f.get("a", 490.0)) if on else None
+            return
+        if kind == "low_range_stuck":
+            self.begin.low_stuck_a[f["sensor"] - 1] = float(f.get("a", 0.0)) if on else None
+            return
         i = f["cell"] - 1
         hw = self.boards[i]
         if kind == "board_power_loss":
@@ -206,6 +212,10 @@ class Simulation:
         elif kind == "stuck_adc":
             mv = f.get("mv", float(self.pack.v_true[i]) * 1000.0)
             hw.faults.stuck_adc_uv = int(mv * 1000 * hw.den / hw.num) if on else None
+        elif kind == "frozen_adc":
+            # the reading freezes at the cell voltage of now (or mv) but keeps its ADC noise
+            mv = f.get("mv", float(self.pack.v_true[i]) * 1000.0)
+            hw.faults.frozen_v = mv / 1000.0 if on else None
         elif kind == "open_ntc":
             hw.faults.open_ntc = on
         elif kind == "short_ntc":

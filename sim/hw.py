@@ -63,6 +63,7 @@ class Faults:
         self.stuck_adc_uv = None     # cell ADC returns this value
         self.open_ntc = False        # NTC disconnected: the pin sits at the supply
         self.short_ntc = False
+        self.frozen_v = None         # cell ADC input frozen at this voltage (noise still on top)
 
 
 class BoardHw:
@@ -104,7 +105,9 @@ class BoardHw:
     def read_cell_uv(self):
         if self.faults.stuck_adc_uv is not None:
             return self.faults.stuck_adc_uv
-        v = float(self.sim.pack.v_true[self.index])
+        v = self.faults.frozen_v
+        if v is None:
+            v = float(self.sim.pack.v_true[self.index])
         cell_uv = v * 1e6 + CELL_NOISE_V * self._gauss_u()
         pin = int(cell_uv * self.den / self.num)
         return min(max(pin, 0), DEFAULTS["ADC_MAX_UV"])
@@ -168,6 +171,8 @@ class BeginHw(BoardHw):
         self.offset_a = {(s, h): float(rng.uniform(-1, 1)) * (HIGH_ACCURACY_A if h else LOW_ACCURACY_A) * 0.5
                          for s in (1, 2) for h in (False, True)}
         self.sensor_present = [True, True]
+        self.stuck_a = [None, None]       # a sensor stuck at this current (A, both ranges)
+        self.low_stuck_a = [None, None]   # a sensor's low range stuck at this current (A)
 
     def read_switches(self):
         return self.switches
@@ -176,6 +181,10 @@ class BeginHw(BoardHw):
         if not self.sensor_present[sensor - 1]:
             return 0            # unplugged: the pin is pulled to ground
         amps = self.sim.sensor_a(sensor) * self.sim.loop_count
+        if self.stuck_a[sensor - 1] is not None:
+            amps = self.stuck_a[sensor - 1]
+        if not high_range and self.low_stuck_a[sensor - 1] is not None:
+            amps = self.low_stuck_a[sensor - 1]
         rng_a = HIGH_RANGE_A if high_range else LOW_RANGE_A
         acc = HIGH_ACCURACY_A if high_range else LOW_ACCURACY_A
         amps += self.offset_a[(sensor, bool(high_range))] + acc / 3.0 * self._gauss_u() / 1e6

@@ -10,14 +10,15 @@ import os
 from sim import chemistry as chem_mod
 
 FAULT_KINDS = ("board_power_loss", "watchdog_reset", "link_break", "stuck_adc", "open_ntc", "short_ntc",
-               "fast_ageing", "hot_cell", "sensor_unplugged")
+               "fast_ageing", "hot_cell", "sensor_unplugged", "frozen_adc", "current_stuck",
+               "low_range_stuck")
 _TOP = ("name", "description", "duration_s", "pack", "settings", "mode", "loop_count", "sensors",
         "balance_mv", "wiring", "charger", "load", "faults", "events", "cycle_ms", "board")
 _PACK = ("cells", "chemistry", "capacity_ah", "capacity_spread_pct", "soc_pct", "soc_spread_pct",
          "ambient_c", "cell_soc_pct", "r0_mohm", "r1_mohm", "tau_s", "balance_ohm")
 _CHARGER = ("max_a", "bulk_mv_per_cell", "profile", "schedule", "sunrise_h", "sunset_h", "day_s")
 _LOAD = ("profile", "a", "evening_a", "csv", "schedule", "day_s")
-_FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor")
+_FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor", "a")
 _EVENT = ("t", "settings", "button", "hold_s", "note")
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
@@ -107,7 +108,7 @@ class Scenario:
                 if not isinstance(pos, int) or not 1 <= pos < self.cells:
                     raise ScenarioError("faults[%d].position must be 1..%d (wire after that board)"
                                         % (i, self.cells - 1))
-            elif f["kind"] == "sensor_unplugged":
+            elif f["kind"] in ("sensor_unplugged", "current_stuck", "low_range_stuck"):
                 if f.get("sensor") not in (1, 2):
                     raise ScenarioError("faults[%d].sensor must be 1 or 2" % i)
             else:

@@ -16,7 +16,10 @@ CELL_COUNT_MISMATCH = const(0x0400)   # boards in the chain outside the switch r
 EARLY_WARNING = const(0x0800)         # a cell within 2 % of V-min or V-max
 SOC_NOT_CALIBRATED = const(0x1000)    # no full/empty recalibration since boot
 BALANCE_HOT = const(0x2000)           # a board derated or stopped balancing because it is hot
-BALANCE_SWITCH_INVALID = const(0x4000)  # Begin switches 4-8 outside V-min + 200 mV .. V-max - 10 mV
+DEEP_DISCHARGE = const(0x4000)        # a cell at the chemistry's floor (latched, saved): load off
+CELL_NOT_FOLLOWING = const(0x8000)    # a cell reading that does not follow the pack (frozen ADC
+#                                       with noise): a voltage-sensor fault, both relays off
+BALANCE_SWITCH_INVALID = const(0x10000)  # Begin switches 4-8 outside V-min + 200 mV .. V-max - 10 mV
 
 # (bit, short name) in code order, for logs, the app and the trace
 NAMES = (
@@ -34,6 +37,8 @@ NAMES = (
     (EARLY_WARNING, "early_warning"),
     (SOC_NOT_CALIBRATED, "soc_not_calibrated"),
     (BALANCE_HOT, "balance_hot"),
+    (DEEP_DISCHARGE, "deep_discharge"),
+    (CELL_NOT_FOLLOWING, "cell_not_following"),
     (BALANCE_SWITCH_INVALID, "balance_switch_invalid"),
 )
 

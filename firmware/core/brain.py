@@ -19,15 +19,24 @@ complete snapshot arrived; no communication, a cell-voltage sensor fault (in a c
 named by section A's FAULT_AT) or a cell count outside the switch range switch both off in the
 same cycle. The lowest/highest cell voltage and
 temperature are the worse of the per-cell detail and the section-A aggregates (updated in every
-frame), so limits act within one frame at any chain length. See docs/pack-brain.md.
+frame), so limits act within one frame at any chain length; V-max / V-min trip on
+``core.relays.LIMIT_SAMPLES`` consecutive (unfiltered) samples. A sensor fault never disables the
+protection it feeds: an untrusted temperature counts as too hot and too cold for both relays
+(TEMP_SENSOR_FAULT), a cell reading that does not follow the pack's current steps as an untrusted
+voltage (CELL_NOT_FOLLOWING + VOLT_SENSOR_FAULT), a current sensor without data freezes the SoC
+count (CURRENT_SENSOR_FAULT). The protection latches of ``core.relays.Relays`` (V-max / V-min
+hold, empty, deep discharge) are saved at once when they change and restored at boot. See
+docs/pack-brain.md.
 """
+from array import array
+
 from micropython import const
 
 from core import alarms as A
 from core import settings as _settings
 from core import store
 from core.current import PackCurrent, sensor_ok
-from core.relays import Limits, RelayLeds, Relays
+from core.relays import LIMIT_SAMPLES, Limits, RelayLeds, Relays
 from core.sampling import CELL_MAX_MV, CELL_MIN_MV
 from core.snapshot import MAX_CELLS, CellStatus
 from core.soc import EnergyCounter, FullEmptyDetector, SocCounter, mul_e4, mul_e5
@@ -45,7 +54,16 @@ SAVE_SOC_DELTA_C = const(100)
 SAVE_MAX_MS = const(3600000)       # anything else changed (energies): save once an hour
 TRIM_MAX_MA = const(2000)          # End-side zero trim refused beyond 2 A (current flowing?)
 DEFAULT_SOC_C = const(5000)        # no saved state: 50 %, not calibrated
+STEP_MA_MIN = const(2000)          # plausibility: a current step of at least 2 A and 0.05 C ...
+STEP_RESP_MV = const(5)            # ... to which at least half of the cells (>= 2) respond by
+#                                    this much in the step's direction (I x R)
+NO_RESPONSE_DIV = const(4)         # a cell responding less than 1/4 of their mean: a strike
+FROZEN_STRIKES = const(3)          # strikes in a row: the reading does not follow the pack
+STEP_WAIT_CYCLES = const(12)       # every cell's fresh detail within this after a step (255
+#                                    cells: a reading every 8 cycles), else no judgement
+FOLLOW_MV = const(40)              # a flagged reading that moves this much on its own: data again
 _MAX_PACK_MV = const(2000000)
+
 _SINCE_CAP_MS = const(0x10000000)
 
 
@@ -83,6 +101,25 @@ class PackBrain:
         self._saved_soc_c = -1
         self._saved_in = 0
         self._saved_out = 0
+        self._latch_urgent = False
+        self._empty_pending = False   # a V-min trip waits for the empty recalibration
+        # plausibility of the cell readings on current steps (see _follows)
+        self._v1 = array("H", bytes(2 * MAX_CELLS))   # readings one and two cycles ago
+        self._v2 = array("H", bytes(2 * MAX_CELLS))
+        self._pre = array("H", bytes(2 * MAX_CELLS))  # each cell's reading before the step
+        self._resp = array("H", bytes(2 * MAX_CELLS))  # ... and its response after it (mV)
+        self._done = bytearray(MAX_CELLS)             # response taken (fresh detail seen)
+        self._at = array("H", bytes(2 * MAX_CELLS))   # a flagged reading's value when flagged
+        self._strikes = bytearray(MAX_CELLS)
+        self._frozen = bytearray(MAX_CELLS)
+        self._hist_n = 0              # cycles of history (0..2) for the cells in _hist_cells
+        self._hist_cells = 0
+        self._i1 = 0                  # battery current one and two cycles ago
+        self._i2 = 0
+        self._pend = 0                # cycles since a current step whose responses are collected
+        self._pend_level = 0          # the current after that step, and how far it may move
+        self._pend_quiet = 0
+        self._step_ma = STEP_MA_MIN
         self.charge_allowed = False
         self.load_allowed = False
         self.charge_led = False
@@ -126,6 +163,8 @@ class PackBrain:
         self._settings = settings if usable else _settings.Settings()
         self._lim = Limits(self._settings)
         self._soc.set_capacity(self._settings.capacity_ah)
+        step = self._settings.capacity_ah * 50          # 0.05 C in mA
+        self._step_ma = step if step > STEP_MA_MIN else STEP_MA_MIN
         if usable:
             self.alarms &= ~A.SETTINGS_INVALID
         else:
@@ -291,13 +330,27 @@ class PackBrain:
         self.charge_ma = cur.charge_ma
         self.discharge_ma = cur.discharge_ma
         soc = self._soc
-        soc.integrate(current, dt_ms)
+        if comm and not vfault and count == n and not cur.fault:
+            if self._follows(snap.cell_mv, snap.cell_age, n, current):
+                # counts as an untrusted voltage (both over- and under-voltage): both off
+                vfault = True
+                data_ok = False
+                al |= A.VOLT_SENSOR_FAULT | A.CELL_NOT_FOLLOWING
+        else:
+            self._hist_n = 0
+        if not cur.fault:
+            # the count includes currents inside the display dead band (standby loads), see
+            # core.current.PackCurrent.count_ma; a sensor fault freezes it (no data, no count)
+            soc.integrate(cur.count_ma, dt_ms)
 
         pack_mv = self._pack_mv
         p_in = mul_e4(cur.charge_ma, pack_mv) if cur.charge_ma > 0 else 0
         p_out = mul_e4(cur.discharge_ma, pack_mv) if cur.discharge_ma > 0 else 0
         self.power_in_w = p_in // 100
         self.power_out_w = p_out // 100
+        if cur.fault:
+            p_in = 0
+            p_out = 0
         self._e_in.integrate(p_in, dt_ms)
         self._e_out.integrate(p_out, dt_ms)
         tm = self._today_ms + dt_ms
@@ -318,7 +371,14 @@ class PackBrain:
                     full_now = total >= lim.vbal_mv * count
                 else:
                     full_now = min_mv >= lim.vbal_mv
-            empty_now = min_mv < lim.vmin_mv and not self.load_allowed
+            # manual: a cell below V-min for a longer time while discharging is not allowed.
+            # Once the load is off the cells recover above V-min within seconds, so a V-min
+            # trip counts as "below V-min" until the recalibration came or charge was counted
+            # in (without this the empty recalibration never fired)
+            if current > 0:
+                self._empty_pending = False
+            empty_now = ((min_mv < lim.vmin_mv or self._empty_pending)
+                         and not self.load_allowed and current <= 0)
         det = self._det
         det.update(full_now, empty_now, dt_ms)
         # at the event, and held while the condition lasts unless the current already moves the
@@ -330,6 +390,8 @@ class PackBrain:
         if det.full or det.empty:
             self.soc_calibrated = True
             self._urgent = True
+        if det.empty:
+            self._empty_pending = False
         # a cell at V-min: the pack is empty whatever was counted (an uncalibrated 50 % would
         # re-close the load 30 s after every trip): cap the SoC below the discharge restart, so
         # the load waits for charge counted back in (core.relays: empty_cap_c / empty_restart_c)
@@ -340,11 +402,17 @@ class PackBrain:
         # --- relays ---------------------------------------------------------------------------
         relays = self._relays
         if data_ok and self._ok:
-            relays.update(lim, min_mv, max_mv, temp_ok, min_t, max_t, soc.soc_c, current, dt_ms)
+            was_under = relays.under_n
+            relays.update(lim, min_mv, max_mv, temp_ok, min_t, max_t, soc.soc_c, current, dt_ms,
+                          tfault)
+            if relays.under_n >= LIMIT_SAMPLES and was_under < LIMIT_SAMPLES:
+                self._empty_pending = True   # a V-min trip: empty recalibration due
         else:
             relays.force_off()
         if relays.changed:
             self._urgent = True
+        if relays.latch_changed:
+            self._latch_urgent = True
         self.charge_allowed = relays.charge_on
         self.load_allowed = relays.load_on
         self._leds.update(relays.charge_on, relays.load_on, dt_ms)
@@ -370,12 +438,124 @@ class PackBrain:
                     al |= A.UNDER_TEMP_DISCHARGE
                 if max_t > lim.tmax_dc:
                     al |= A.OVER_TEMP
+        if relays.deep:
+            al |= A.DEEP_DISCHARGE
         if not self.soc_calibrated:
             al |= A.SOC_NOT_CALIBRATED
         self.alarms = al
 
         self._publish_counters()
         self._save_policy(dt_ms)
+
+    def _follows(self, cell_mv, cell_age, n, current):
+        """Plausibility of every cell reading against its neighbours (allocation-free). On a
+        current step (>= max(2 A, 0.05 C) from one cycle to the next, the current steady within
+        a quarter of the step in the cycle before) every real cell's voltage moves by I x R.
+        Each cell's response is its first reading whose detail arrived after the step's frame, against its reading two cycles before it (a board's reading may lead or lag
+        the current by one frame; beyond one detail window a cell's detail comes every 2-8
+        cycles), collected while the current stays within a quarter of the step, at most
+        STEP_WAIT_CYCLES. When at least half of the cells (and at least two) responded by
+        STEP_RESP_MV or more, a cell that responded less than a quarter of their mean gets a
+        strike; FROZEN_STRIKES strikes in a row flag it (a frozen ADC or input that still shows
+        noise: the bit-identical burst check cannot see it). A flagged cell is data again
+        after a normal response to a step, or when its reading moves FOLLOW_MV away from where
+        it froze. Returns True while any cell is flagged."""
+        v1 = self._v1
+        v2 = self._v2
+        fz = self._frozen
+        st = self._strikes
+        if n != self._hist_cells:
+            self._hist_cells = n
+            self._hist_n = 0
+            self._pend = 0
+            for i in range(n):
+                fz[i] = 0
+                st[i] = 0
+        for i in range(n):
+            if fz[i]:
+                d = cell_mv[i] - self._at[i]
+                if d >= FOLLOW_MV or d <= -FOLLOW_MV:
+                    fz[i] = 0
+                    st[i] = 0
+        if self._pend:
+            self._pend += 1
+            d = current - self._pend_level
+            q = self._pend_quiet
+            if d >= q or d <= -q or self._pend > STEP_WAIT_CYCLES:
+                self._pend = 0                  # the current moved again: no judgement
+            else:
+                pre = self._pre
+                resp = self._resp
+                done = self._done
+                left = 0
+                for i in range(n):
+                    if not done[i]:
+                        # detail that arrived after the step's frame (the End board ages every
+                        # cell once per cycle before the brain runs: fresh detail reads 1)
+                        if cell_age[i] < self._pend:
+                            r = cell_mv[i] - pre[i]
+                            if r < 0:
+                                r = -r
+                            resp[i] = r
+                            done[i] = 1
+                        else:
+                            left += 1
+                if left == 0:
+                    self._pend = 0
+                    self._judge(n)
+        elif self._hist_n >= 2:
+            di = current - self._i1
+            step = self._step_ma
+            if di >= step or di <= -step:
+                q = (di if di >= 0 else -di) >> 2
+                b = self._i1 - self._i2
+                if -q < b < q:
+                    pre = self._pre
+                    done = self._done
+                    for i in range(n):
+                        pre[i] = v2[i]
+                        done[i] = 0
+                    self._pend = 1
+                    self._pend_level = current
+                    self._pend_quiet = q
+        for i in range(n):
+            v2[i] = v1[i]
+            v1[i] = cell_mv[i]
+        self._i2 = self._i1
+        self._i1 = current
+        if self._hist_n < 2:
+            self._hist_n += 1
+        for i in range(n):
+            if fz[i]:
+                return True
+        return False
+
+    def _judge(self, n):
+        """Strikes from the responses of one step (see _follows)."""
+        resp = self._resp
+        moved = 0
+        total = 0
+        for i in range(n):
+            r = resp[i]
+            if r >= STEP_RESP_MV:
+                moved += 1
+                total += r
+        if moved < 2 or moved + moved < n:
+            return
+        mean = total // moved
+        st = self._strikes
+        fz = self._frozen
+        for i in range(n):
+            r = resp[i]
+            if r * NO_RESPONSE_DIV < mean:
+                if st[i] < FROZEN_STRIKES:
+                    st[i] += 1
+                if st[i] >= FROZEN_STRIKES and not fz[i]:
+                    fz[i] = 1
+                    self._at[i] = self._v1[i]
+            elif r + r >= mean:
+                st[i] = 0
+                fz[i] = 0
 
     def _publish_counters(self):
         soc = self._soc
@@ -404,7 +584,8 @@ class PackBrain:
             d = -d
         dirty = (d != 0 or self.energy_in_wh != self._saved_in
                  or self.energy_out_wh != self._saved_out)
-        if ((self._urgent and since >= SAVE_EVENT_MIN_MS)
+        if (self._latch_urgent
+                or (self._urgent and since >= SAVE_EVENT_MIN_MS)
                 or (d >= SAVE_SOC_DELTA_C and since >= SAVE_SOC_MIN_MS)
                 or (dirty and since >= SAVE_MAX_MS)):
             self.should_save = True
@@ -442,6 +623,7 @@ class PackBrain:
             "trim1_ma": self._trim1,
             "trim2_ma": self._trim2,
             "capacity_ah": self._settings.capacity_ah,
+            "latches": self._relays.latches(),
         }
 
     def save_state(self):
@@ -456,6 +638,7 @@ class PackBrain:
         except (OSError, ValueError):
             return False
         self._urgent = False
+        self._latch_urgent = False
         self._saved_soc_c = self.soc_c
         self._saved_in = self.energy_in_wh
         self._saved_out = self.energy_out_wh
@@ -482,6 +665,9 @@ class PackBrain:
         self._today_ms = _int_in(values, "today_ms", 0, DAY_MS - 1, 0)
         self._trim1 = _int_in(values, "trim1_ma", -TRIM_MAX_MA, TRIM_MAX_MA, 0)
         self._trim2 = _int_in(values, "trim2_ma", -TRIM_MAX_MA, TRIM_MAX_MA, 0)
+        # protection latches (V-max hold-off, V-min, empty, deep discharge): a reset must not
+        # re-close a relay the latch keeps open
+        self._relays.set_latches(_int_in(values, "latches", 0, 15, 0))
         self._publish_counters()
         self._saved_soc_c = self.soc_c
         self._saved_in = self.energy_in_wh

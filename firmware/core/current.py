@@ -5,6 +5,9 @@ and a high range (+-500 A) on two ADC channels. ``update(hw)`` reads all four ch
 converts them to mA with the board definition's scaling and the stored zero offsets, and
 blends the two ranges linearly between 80 % and 95 % of the low range's full scale, so the
 reading has no step at the switch-over (the result is a continuous function of the current).
+Plausibility (FAULT, no data): the high channel beyond 105 % of its span (missing) or beyond
+96 % of its range (stuck at a rail), or the low channel more than 3 A away from the high one
+clipped to the low range's span (stuck at zero, disagreeing ranges).
 Results, one turn, + = into the pack for sensor 1 and + = to the loads for sensor 2:
 ``s1_ma, s1_flags, s2_ma, s2_flags`` (``core.snapshot.SensorFlags``).
 
@@ -13,8 +16,8 @@ offsets and returns the dict to save; ``save_zero_file`` / ``load_zero_file`` ke
 ``hw.data_dir + "/current_zero.json"`` through ``core.store``.
 
 End side, ``PackCurrent.update(s1_ma, s1_flags, s2_ma, s2_flags, loop_count, sensors)``: divide
-by the loop count, apply the dead band (manual table: +-150 / 75 / 38 mA at 1 / 2 / 4 turns),
-and combine: two sensors -> battery = sensor 1 (charger side) - sensor 2 (consumer side); one
+by the loop count, apply the dead band (manual table: +-150 / 75 / 38 mA at 1 / 2 / 4 turns)
+for the shown current and a noise band of a fifth of it for the SoC count, and combine: two sensors -> battery = sensor 1 (charger side) - sensor 2 (consumer side); one
 sensor (manual appendix a/c) -> battery = sensor 1 alone. Nothing here allocates per cycle.
 """
 from micropython import const
@@ -34,7 +37,10 @@ _BLEND_ONE = const(256)
 _RAIL_PERMILLE = const(1050)   # high channel beyond 105 % of its span: not connected / broken
 _ZERO_TOL_PERMILLE = const(100)  # a zero offset more than 10 % of span from nominal is refused
 _LOW_CHECK_PERMILLE = const(500)  # below 50 % of the low range both channels must agree ...
-_LOW_AGREE_MA = const(3000)       # ... within 3 A, else the low channel is treated as broken
+_LOW_AGREE_MA = const(3000)       # the low channel within 3 A of the high one (clipped to the
+#                                   low range's span), else the sensor is implausible: FAULT
+_STUCK_RAIL_PERMILLE = const(960)  # a high-range reading beyond 96 % of its range: at a rail
+COUNT_BAND_DIV = const(5)          # SoC count: currents above dead band / 5 are counted
 
 # Dead band in mA of real current per loop count 1, 2, 4 (manual: sensor specifications)
 DEAD_BAND_MA = (150, 75, 38)
@@ -84,6 +90,7 @@ class SensorPair:
         self._blend_end_ma = low_a * _BLEND_END_PERMILLE
         self._blend_span_ma = self._blend_end_ma - self._blend_start_ma
         self._low_check_ma = low_a * _LOW_CHECK_PERMILLE
+        self._stuck_ma = high_a * _STUCK_RAIL_PERMILLE
         # high channel plausible while |raw - zero| <= this many uV
         self._rail_uv = (high_a * self.high_uv_per_a // 1000) * _RAIL_PERMILLE
         self._low_tol_uv = (low_a * self.low_uv_per_a // 1000) * _ZERO_TOL_PERMILLE
@@ -143,13 +150,20 @@ class SensorPair:
         i_high = _clamp_ma(_uv_to_ma(dh, self.high_uv_per_a))
         i_low = _clamp_ma(_uv_to_ma(low_uv - self.zero_uv[base], self.low_uv_per_a))
         a_high = i_high if i_high >= 0 else -i_high
-        if a_high < self._low_check_ma:
-            d = i_low - i_high
-            if d > _LOW_AGREE_MA or d < -_LOW_AGREE_MA:
-                # low channel disagrees where it cannot be saturated: use the high range
-                self._ma = i_high
-                self._flags = SensorFlags.PRESENT | SensorFlags.HIGH_RANGE
-                return
+        if a_high >= self._stuck_ma:
+            # at (or next to) the high range's rail: a stuck or saturated sensor, not a current
+            self._flags = SensorFlags.FAULT
+            return
+        # both ranges see the same current: the low one follows the high one up to its own
+        # span (where it saturates). A low channel stuck at zero during a 30 A discharge, or
+        # one that disagrees by more than 3 A, makes the sensor implausible (FAULT: sensor
+        # alarm on the End board, the coulomb count frozen), never a silent 0 A.
+        lim = self.low_max_ma
+        expect = i_high if -lim <= i_high <= lim else (lim if i_high > 0 else -lim)
+        d = i_low - expect
+        if d > _LOW_AGREE_MA or d < -_LOW_AGREE_MA:
+            self._flags = SensorFlags.FAULT
+            return
         a_low = i_low if i_low >= 0 else -i_low
         if a_low <= self._blend_start_ma:
             self._ma = i_low
@@ -234,12 +248,26 @@ def scale(ma, loop_count):
     return _clamp_ma(ma)
 
 
+def count_scale(ma, loop_count):
+    """One-turn reading -> real current for the SoC count: the noise band (dead band / 5, 30 mA
+    at one turn) instead of the display dead band, so standby loads inside the dead band are
+    counted (they ran the SoC away by +3 %/day); sensor offsets after the zero calibration stay
+    inside the noise band."""
+    if loop_count > 1:
+        ma = ma // loop_count if ma >= 0 else -((-ma) // loop_count)
+    band = dead_band_ma(loop_count) // COUNT_BAND_DIV
+    if -band <= ma <= band:
+        return 0
+    return _clamp_ma(ma)
+
+
 class PackCurrent:
     """End board: battery current from the two sensor readings of the snapshot.
 
     After ``update``: ``charge_ma`` (sensor 1, charger side), ``discharge_ma`` (sensor 2,
-    consumer side), ``current_ma`` (battery, + = charging) and ``fault`` (a sensor in use gave
-    no data; its current counts as 0). With one sensor, charge_ma / discharge_ma are the
+    consumer side), ``current_ma`` (battery, + = charging, after the dead band), ``count_ma``
+    (the same with the smaller noise band: what the SoC counts) and ``fault`` (a sensor in use
+    gave no data; its current counts as 0 and the pack brain freezes the SoC count). With one sensor, charge_ma / discharge_ma are the
     positive / negative part of the battery current.
     """
 
@@ -247,25 +275,32 @@ class PackCurrent:
         self.charge_ma = 0
         self.discharge_ma = 0
         self.current_ma = 0
+        self.count_ma = 0
         self.fault = False
 
     def update(self, s1_ma, s1_flags, s2_ma, s2_flags, loop_count, sensors):
         fault = False
+        cc = 0
+        dc = 0
         if sensor_ok(s1_flags):
             c = scale(s1_ma, loop_count)
+            cc = count_scale(s1_ma, loop_count)
         else:
             c = 0
             fault = True
         if sensors >= 2:
             if sensor_ok(s2_flags):
                 d = scale(s2_ma, loop_count)
+                dc = count_scale(s2_ma, loop_count)
             else:
                 d = 0
                 fault = True
             self.charge_ma = c
             self.discharge_ma = d
             self.current_ma = c - d
+            self.count_ma = cc - dc
         else:
+            self.count_ma = cc
             self.current_ma = c
             self.charge_ma = c if c > 0 else 0
             self.discharge_ma = -c if c < 0 else 0

@@ -7,9 +7,13 @@ Steinhart-Hart (``sh_abc`` = (A, B, C), 1/T = A + B ln R + C ln^3 R).
 
 Floats and ``math.log`` allocate on MicroPython, so the curve is evaluated once, at construction,
 into a table of pin voltages every 5 degC from -55 to +150 degC; a conversion is then an integer
-binary search and a linear interpolation (error well under 0.1 degC for common NTCs). A reading
-beyond the table (open or shorted sensor, broken wire) or outside VALID_MIN_DC..VALID_MAX_DC is a
-fault: ``temp_dc()`` returns None, never a -40 or +150 degC "temperature".
+binary search and a linear interpolation (error well under 0.1 degC for common NTCs).
+
+Out of range is "at least that hot / cold", not a fault: a reading beyond the table's hot end
+gives +150.0 degC, beyond its cold end -55.0 degC (a 145 degC cell is hot, not broken: it opens
+both relays). Only a pin within ``RAIL_DIV`` (1/400 = 0.25 %) of GND or of the supply is an
+open or shorted sensor (for a 10 kOhm B3950 NTC on 10 kOhm: beyond about -70 / +240 degC):
+``temp_dc()`` returns None, and the pack brain treats that cell as too hot AND too cold.
 """
 import math
 from array import array
@@ -19,8 +23,8 @@ from micropython import const
 TABLE_MIN_DC = const(-550)
 TABLE_STEP_DC = const(50)
 TABLE_POINTS = const(42)          # -55.0 .. +150.0 degC
-VALID_MIN_DC = const(-500)        # readings outside -50..+140 degC are sensor faults
-VALID_MAX_DC = const(1400)
+TABLE_MAX_DC = const(1500)        # beyond the table: "at least" +150.0 / "at most" -55.0 degC
+RAIL_DIV = const(400)             # pin within supply / 400 of GND or the supply: open / short
 _K0 = 273.15
 
 
@@ -74,12 +78,18 @@ class Ntc:
             if table[i] <= table[i - 1]:
                 raise ValueError("NTC constants give a flat curve: check the board definition")
         self.table = table
+        self.rail_uv = self.supply_uv // RAIL_DIV
 
     def temp_dc(self, pin_uv):
-        """Temperature in 0.1 degC, or None when the sensor is open, shorted or implausible."""
+        """Temperature in 0.1 degC ("at least" the table's end beyond it), or None when the
+        sensor is open or shorted (pin at a rail)."""
         table = self.table
-        if pin_uv <= table[0] or pin_uv >= table[TABLE_POINTS - 1]:
+        if pin_uv <= self.rail_uv or pin_uv >= self.supply_uv - self.rail_uv:
             return None
+        if pin_uv <= table[0]:
+            return TABLE_MIN_DC if self.high_side else TABLE_MAX_DC
+        if pin_uv >= table[TABLE_POINTS - 1]:
+            return TABLE_MAX_DC if self.high_side else TABLE_MIN_DC
         lo = 0
         hi = TABLE_POINTS - 1
         while hi - lo > 1:
@@ -95,8 +105,6 @@ class Ntc:
         else:
             # index lo counts from the hot end
             t = TABLE_MIN_DC + TABLE_STEP_DC * (TABLE_POINTS - 1 - lo) - frac_dc
-        if t < VALID_MIN_DC or t > VALID_MAX_DC:
-            return None
         return t
 
 

@@ -26,11 +26,28 @@ until the SoC has reached ``Limits.empty_restart_c`` (the discharge-restart SoC,
 the cells recovering above V-min once the load is off never re-close it, only charge counted back
 into the pack does. Critical mode keeps the manual's table (no SoC condition): with the combined
 wiring the charger runs only while the load relay is closed too, so an SoC latch could never clear.
-Timing (beyond the manual): V-max, V-min, no communication and invalid settings switch off in the
-same cycle; temperature and "full" need ``TRIP_SAMPLES`` consecutive samples; switching on needs
-``ENABLE_SAMPLES`` consecutive samples with every on-condition true, and after a voltage or
-temperature trip the relay stays off at least ``RETRY_MS`` (no chatter around a limit).
-Missing data never switches a relay on: no valid temperature in the chain blocks both relays.
+Timing (beyond the manual): no communication and invalid settings switch off in the same cycle.
+V-max and V-min act on the unfiltered cell readings (the cell boards send the trimmed mean of
+each burst, no smoothing filter) with a count-based debounce: ``LIMIT_SAMPLES`` (2) consecutive
+samples at or beyond the limit open the relay, i.e. within one frame plus one cycle (2 s at the
+1 s cycle) of the first reading over the limit. Temperature and "full" need ``TRIP_SAMPLES``
+consecutive samples; switching on needs ``ENABLE_SAMPLES`` consecutive samples with every
+on-condition true, and after a voltage or temperature trip the relay stays off at least
+``RETRY_MS``. Missing data never switches a relay on: no valid temperature in the chain, or a
+temperature sensor fault anywhere (``temp_fault``), counts as too hot AND too cold for both
+relays (worst case), with its own alarm in the pack brain.
+
+Protection latches (restart thresholds with a voltage hysteresis and a dwell, so a relay cannot
+chatter around a limit; the pack brain saves them and restores them at boot):
+- ``vmax_hold``: set by a V-max trip; the charge relay stays off until every cell has been at or
+  below V-max - ``Limits.restart_hyst_mv`` (2 % of V-max) for ``RESTART_DWELL_MS`` (5 min) without
+  a break. Critical mode used to re-close 30 s after each trip (a switching every ~33 s).
+- ``vmin_hold``: set by a V-min trip; the load relay stays off until every cell has been at or
+  above V-min + ``Limits.restart_hyst_mv_min`` (2 % of V-min) for ``RESTART_DWELL_MS``.
+- ``empty`` (normal mode, see above) and ``deep``: a cell at or below the chemistry's absolute
+  minimum (``Limits.deep_mv``, e.g. 2.0 V for LiFePO4) for ``LIMIT_SAMPLES`` samples; the load
+  stays off until every cell is above V-min again (charging stays allowed so the pack can
+  recover); the pack brain raises DEEP_DISCHARGE while it is set.
 
 Limits come from the settings, clamped to absolute limits per chemistry (``Limits``).
 """
@@ -41,6 +58,8 @@ from core import settings as _settings
 TRIP_SAMPLES = const(3)
 ENABLE_SAMPLES = const(3)
 RETRY_MS = const(30000)
+LIMIT_SAMPLES = const(2)          # consecutive samples beyond V-max / V-min before a trip
+RESTART_DWELL_MS = const(300000)  # after a V-max / V-min trip: back inside the hysteresis this long
 LED_PERIOD_MS = const(5000)   # relay LEDs flash once every 5 s while their relay is on
 LED_ON_MS = const(100)
 
@@ -88,6 +107,9 @@ class Limits:
         cap = _clamp(s.capacity_ah, 1, 20000)
         self.full_ma = cap * 50        # 5 % of capacity per hour (0.05 C) in mA
         self.critical = s.mode == _settings.CRITICAL
+        self.restart_hyst_mv = self.vmax_mv // 50       # 2 % below V-max before charging again
+        self.restart_hyst_mv_min = self.vmin_mv // 50   # 2 % above V-min before loading again
+        self.deep_mv = lo                                # deep discharge: the chemistry's floor
 
 
 class _Relay:
@@ -146,7 +168,9 @@ class _Relay:
 
 class Relays:
     """Both relays. ``update(...)`` once per cycle; then ``charge_on``, ``load_on`` and
-    ``changed`` (either relay switched this cycle) are valid."""
+    ``changed`` (either relay switched this cycle) are valid. ``latch_changed`` is True in the
+    cycle a protection latch (``vmax_hold``, ``vmin_hold``, ``empty``, ``deep``) changed: the
+    pack brain saves them then (``latches()`` / ``set_latches()``)."""
 
     def __init__(self):
         self._charge = _Relay()
@@ -154,25 +178,92 @@ class Relays:
         self.charge_on = False
         self.load_on = False
         self.changed = False
+        self.latch_changed = False
         self.empty = False        # normal mode: a cell reached V-min; load off until SoC >= empty_restart_c
+        self.vmax_hold = False    # a V-max trip: charge off until below V-max - hysteresis for the dwell
+        self.vmin_hold = False    # a V-min trip: load off until above V-min + hysteresis for the dwell
+        self.deep = False         # a cell at the chemistry's floor: load off until all > V-min
+        self.over_n = 0           # consecutive samples at/over V-max, at/under V-min, at the floor
+        self.under_n = 0
+        self.deep_n = 0
+        self.vmax_ok_ms = 0       # time inside the restart hysteresis since the last trip
+        self.vmin_ok_ms = 0
+
+    def latches(self):
+        """The protection latches as one small int (bit 0 vmax_hold, 1 vmin_hold, 2 empty, 3 deep)."""
+        return ((1 if self.vmax_hold else 0) | (2 if self.vmin_hold else 0)
+                | (4 if self.empty else 0) | (8 if self.deep else 0))
+
+    def set_latches(self, bits):
+        """Restore the latches saved by ``latches()`` (at boot; the dwell starts afresh)."""
+        self.vmax_hold = bool(bits & 1)
+        self.vmin_hold = bool(bits & 2)
+        self.empty = bool(bits & 4)
+        self.deep = bool(bits & 8)
+        self.vmax_ok_ms = 0
+        self.vmin_ok_ms = 0
 
     def force_off(self):
-        """Both off now (no data, invalid settings). No hold-off: on again once data is good."""
+        """Both off now (no data, invalid settings). No hold-off: on again once data is good.
+        The latches and the limit debounce counts are kept."""
         c = self._charge.force_off()
         c = self._load.force_off() or c
         self.charge_on = False
         self.load_on = False
         self.changed = c
+        self.latch_changed = False
         return c
 
-    def update(self, lim, min_mv, max_mv, temp_ok, min_t, max_t, soc_c, current_ma, dt_ms):
+    def update(self, lim, min_mv, max_mv, temp_ok, min_t, max_t, soc_c, current_ma, dt_ms,
+               temp_fault=False):
         """One cycle with good data (cell communication and valid settings; otherwise call
         ``force_off``). min_mv/max_mv: lowest/highest cell; min_t/max_t: lowest/highest valid
-        temperature (temp_ok False: none valid); soc_c 0..10000; current_ma + = charging."""
-        t_hot = not temp_ok or max_t > lim.tmax_dc
-        t_cold_c = not temp_ok or min_t < lim.tmin_charge_dc
-        t_cold_d = not temp_ok or min_t < lim.tmin_discharge_dc
-        t_fine = temp_ok and max_t < lim.tmax_dc
+        temperature (temp_ok False: none valid); soc_c 0..10000; current_ma + = charging;
+        temp_fault: some cell's temperature cannot be trusted (worst case for both relays)."""
+        before = self.latches()
+        # count-based debounce of the voltage limits (fast path: unfiltered readings)
+        self.over_n = self.over_n + 1 if max_mv >= lim.vmax_mv else 0
+        self.under_n = self.under_n + 1 if min_mv <= lim.vmin_mv else 0
+        self.deep_n = self.deep_n + 1 if min_mv <= lim.deep_mv else 0
+        if self.over_n > LIMIT_SAMPLES:
+            self.over_n = LIMIT_SAMPLES
+        if self.under_n > LIMIT_SAMPLES:
+            self.under_n = LIMIT_SAMPLES
+        if self.deep_n > LIMIT_SAMPLES:
+            self.deep_n = LIMIT_SAMPLES
+        v_over = self.over_n >= LIMIT_SAMPLES
+        v_under = self.under_n >= LIMIT_SAMPLES
+        # restart latches: hysteresis + dwell
+        if v_over:
+            self.vmax_hold = True
+            self.vmax_ok_ms = 0
+        elif self.vmax_hold:
+            if max_mv <= lim.vmax_mv - lim.restart_hyst_mv:
+                self.vmax_ok_ms += dt_ms
+                if self.vmax_ok_ms >= RESTART_DWELL_MS:
+                    self.vmax_hold = False
+                    self.vmax_ok_ms = 0
+            else:
+                self.vmax_ok_ms = 0
+        if v_under:
+            self.vmin_hold = True
+            self.vmin_ok_ms = 0
+        elif self.vmin_hold:
+            if min_mv >= lim.vmin_mv + lim.restart_hyst_mv_min:
+                self.vmin_ok_ms += dt_ms
+                if self.vmin_ok_ms >= RESTART_DWELL_MS:
+                    self.vmin_hold = False
+                    self.vmin_ok_ms = 0
+            else:
+                self.vmin_ok_ms = 0
+        if self.deep_n >= LIMIT_SAMPLES:
+            self.deep = True
+        elif self.deep and min_mv > lim.vmin_mv:
+            self.deep = False
+        t_hot = temp_fault or not temp_ok or max_t > lim.tmax_dc
+        t_cold_c = temp_fault or not temp_ok or min_t < lim.tmin_charge_dc
+        t_cold_d = temp_fault or not temp_ok or min_t < lim.tmin_discharge_dc
+        t_fine = temp_ok and not temp_fault and max_t < lim.tmax_dc
         # charge relay
         full = False
         if lim.critical:
@@ -180,23 +271,25 @@ class Relays:
         else:
             full = min_mv >= lim.vbal_mv and current_ma <= lim.full_ma
             c_enable = max_mv < lim.vbal_mv and soc_c < lim.charge_restart_c
-        c_enable = c_enable and t_fine and min_t > lim.tmin_charge_dc
-        ch = self._charge.step(max_mv >= lim.vmax_mv, full or t_hot or t_cold_c,
+        c_enable = c_enable and t_fine and min_t > lim.tmin_charge_dc and not self.vmax_hold
+        ch = self._charge.step(v_over, full or t_hot or t_cold_c,
                                t_hot or t_cold_c, c_enable, dt_ms)
         # load relay
-        l_enable = min_mv > lim.vmin_mv and t_fine and min_t > lim.tmin_discharge_dc
+        l_enable = (min_mv > lim.vmin_mv and t_fine and min_t > lim.tmin_discharge_dc
+                    and not self.vmin_hold and not self.deep)
         if not lim.critical:
-            if min_mv <= lim.vmin_mv:
+            if v_under:
                 self.empty = True
             elif self.empty and soc_c >= lim.empty_restart_c:
                 self.empty = False
             l_enable = l_enable and soc_c >= lim.discharge_restart_c and not self.empty
         else:
             self.empty = False
-        lc = self._load.step(min_mv <= lim.vmin_mv, t_hot or t_cold_d, True, l_enable, dt_ms)
+        lc = self._load.step(v_under or self.deep, t_hot or t_cold_d, True, l_enable, dt_ms)
         self.charge_on = self._charge.on
         self.load_on = self._load.on
         self.changed = ch or lc
+        self.latch_changed = self.latches() != before
         return self.changed
 
 

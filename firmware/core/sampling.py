@@ -7,7 +7,12 @@ Pipeline per measurement (one call of ``CellChannel.begin()``, N ``add(pin_uv)``
    mean: spikes and the ADC's occasional wild codes never reach the result).
 2. ``LightFilter``: a first-order IIR (``acc += x - acc >> shift``) that smooths what noise is left,
    but jumps straight to the new value on a step larger than ``step_uv`` (a real load step is
-   followed at once, not smeared over several cycles).
+   followed at once, not smeared over several cycles). Its output (``cell_mv``) is for
+   diagnostics; the value the link carries, which the balancer and the pack brain's V-max /
+   V-min checks use, is
+   ``fast_mv``, the same pipeline without the filter (the trimmed mean of this burst): on a
+   steadily moving cell the filter lags 3-4 cycles (the pack brain debounces by a count of
+   consecutive samples instead, core.relays.LIMIT_SAMPLES).
 3. Nominal divider: pin µV -> cell voltage in 0.1 mV with the board definition's
    ``CELL_DIVIDER_NUM / CELL_DIVIDER_DEN``.
 4. ``Calibration``: cell_01mv = nominal + nominal * delta_q16 / 65536 + offset_01mv, i.e. a gain
@@ -233,7 +238,8 @@ class CellChannel:
         self.min_pin_uv = min_pin_uv
         self.pin_uv = 0          # filtered pin voltage
         self.nominal_01mv = 0    # before calibration
-        self.cell_mv = 0
+        self.cell_mv = 0         # filtered (diagnostics)
+        self.fast_mv = 0         # unfiltered trimmed mean of this burst (link, limit checks)
         self.ok = False          # last measurement plausible (ADC off its rails AND a cell voltage)
         self.adc_ok = False      # ADC off its rails (calibration uses this: before calibration a
                                  # gain error may put a real 5.0 V cell outside CELL_MAX_MV)
@@ -253,8 +259,16 @@ class CellChannel:
             pin_uv = _MAX_PIN_UV
         self.over.add(pin_uv)
 
+    def _to_mv(self, nominal_01mv):
+        cal01 = self.cal.apply(nominal_01mv)
+        if cal01 < 0:
+            cal01 = 0
+        mv = (cal01 + 5) // 10
+        return mv if mv <= 65535 else 65535
+
     def finish(self):
-        """Close the measurement; returns the calibrated cell voltage in mV (also in cell_mv)."""
+        """Close the measurement; returns the calibrated, filtered cell voltage in mV (also in
+        cell_mv); ``fast_mv`` holds the unfiltered one."""
         over = self.over
         if over.count >= 4 and over.buf[over.count - 1] == over.buf[0]:
             if self.flat_bursts < 0x3FFF:
@@ -273,13 +287,10 @@ class CellChannel:
             self.adc_ok = True
             self.pin_uv = self.filter.update(raw)
         self.nominal_01mv = ((self.pin_uv // 10) * self.num) // (self.den * 10)
-        cal01 = self.cal.apply(self.nominal_01mv)
-        if cal01 < 0:
-            cal01 = 0
-        mv = (cal01 + 5) // 10
-        if mv > 65535:
-            mv = 65535
-        if self.ok and not CELL_MIN_MV <= mv <= CELL_MAX_MV:
+        mv = self._to_mv(self.nominal_01mv)
+        fast = self._to_mv(((raw // 10) * self.num) // (self.den * 10)) if self.ok else mv
+        self.fast_mv = fast
+        if self.ok and not (CELL_MIN_MV <= mv <= CELL_MAX_MV and CELL_MIN_MV <= fast <= CELL_MAX_MV):
             self.ok = False          # not a cell voltage: the next plausible one starts afresh
             self.filter.reset()
         if self.stuck:

@@ -64,6 +64,7 @@ class CellBoard:
         self.has_button = hasattr(hw, "button_down")
         self.led = ui.Led()
         self.cell_mv = 0
+        self.smooth_mv = 0
         self.cell_ok = False
         self.temp_dc = 0
         self.temp_ok = False
@@ -102,7 +103,10 @@ class CellBoard:
             hw.set_balance_duty(duty)
         mv = ch.finish()
         self.cell_ok = ch.ok and CELL_MIN_MV <= mv <= CELL_MAX_MV
-        self.cell_mv = mv
+        # the link, the limit checks and the balancer: unfiltered (no filter lag; the balancer
+        # must see what the pack brain sees, so a balancing cell always reads >= V-balance)
+        self.cell_mv = ch.fast_mv
+        self.smooth_mv = mv          # filtered: diagnostics only
         self._measure_temp()
         self._update_status()
 

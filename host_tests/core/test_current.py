@@ -55,11 +55,23 @@ def test_low_range_reading_is_exact():
 def test_high_range_above_low_range():
     hw = FakeHw()
     sp = SensorPair(Board)
-    for ma in (25000, -25000, 150000, 499000, -499000):
+    for ma in (25000, -25000, 150000, 479000, -479000):
         hw.ma = [ma, 0]
         sp.update(hw)
         assert sp.s1_flags == SensorFlags.PRESENT | SensorFlags.HIGH_RANGE
         assert abs(sp.s1_ma - ma) <= 1
+
+
+def test_reading_at_the_high_range_rail_is_a_fault():
+    """A sensor stuck at 490 A ran the SoC to 0 % in 4 minutes: a reading beyond 96 % of the
+    high range is at a rail, not a current."""
+    hw = FakeHw()
+    sp = SensorPair(Board)
+    for ma in (481000, 490000, -490000, 500000):
+        hw.ma = [0, ma]
+        sp.update(hw)
+        assert sp.s2_flags == SensorFlags.FAULT and sp.s2_ma == 0, ma
+        assert sp.s1_flags == SensorFlags.PRESENT
 
 
 def test_switch_over_has_no_step():
@@ -104,14 +116,22 @@ def test_no_current_hardware():
     assert sp.s1_flags == 0 and sp.s2_flags == 0
 
 
-def test_broken_low_channel_falls_back_to_high_range():
+def test_ranges_that_disagree_are_a_sensor_fault():
     hw = FakeHw()
     hw.low_offset_uv = [1500000, 0]   # low channel railed while only 1 A flows
     sp = SensorPair(Board)
     hw.ma = [1000, 0]
     sp.update(hw)
-    assert sp.s1_flags & SensorFlags.HIGH_RANGE
-    assert abs(sp.s1_ma - 1000) <= 1
+    assert sp.s1_flags == SensorFlags.FAULT and sp.s1_ma == 0
+    # a low range stuck at zero during a 30 A discharge used to read 0 A
+    hw = FakeHw()
+    hw.low_offset_uv = [0, -30000 * 75]
+    hw.ma = [0, 30000]
+    sp.update(hw)
+    assert sp.s2_flags == SensorFlags.FAULT and sp.s2_ma == 0
+    hw.low_offset_uv = [0, 0]         # both ranges agree again: data again
+    sp.update(hw)
+    assert sp.s2_flags & SensorFlags.PRESENT and abs(sp.s2_ma - 30000) <= 1
 
 
 def test_zero_calibration_and_file_round_trip():

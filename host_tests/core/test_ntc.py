@@ -66,16 +66,23 @@ def test_open_and_short_are_faults_not_temperatures():
     assert conv.temp_dc(3299000) is None
     assert conv.temp_dc(0) is None              # NTC shorted: pin at GND
     assert conv.temp_dc(2000) is None
-    assert conv.temp_dc(_pin_uv(_beta_r(-60))) is None   # colder than plausible
-    assert conv.temp_dc(_pin_uv(_beta_r(160))) is None   # hotter than plausible
 
 
-def test_plausible_limits():
+def test_out_of_range_is_at_least_that_hot_or_cold():
+    """A 145 degC cell used to read as a broken sensor (and dropped out of the limits): beyond
+    the table is "at least" its end, only a pin at a rail is a fault."""
     conv = Ntc(10000, 3300000)
     assert abs(conv.temp_dc(_pin_uv(_beta_r(-49))) + 490) <= 3
-    assert conv.temp_dc(_pin_uv(_beta_r(-52))) is None
+    assert abs(conv.temp_dc(_pin_uv(_beta_r(-52))) + 520) <= 3
     assert abs(conv.temp_dc(_pin_uv(_beta_r(139))) - 1390) <= 3
-    assert conv.temp_dc(_pin_uv(_beta_r(142))) is None
+    assert abs(conv.temp_dc(_pin_uv(_beta_r(145))) - 1450) <= 3
+    assert conv.temp_dc(_pin_uv(_beta_r(160))) == ntc.TABLE_MAX_DC
+    assert conv.temp_dc(_pin_uv(_beta_r(220))) == ntc.TABLE_MAX_DC
+    assert conv.temp_dc(_pin_uv(_beta_r(-60))) == ntc.TABLE_MIN_DC
+    hs = Ntc(10000, 3300000, high_side=True)
+    assert hs.temp_dc(_pin_uv(_beta_r(170), high_side=True)) == ntc.TABLE_MAX_DC
+    assert hs.temp_dc(_pin_uv(_beta_r(-60), high_side=True)) == ntc.TABLE_MIN_DC
+    assert hs.temp_dc(0) is None and hs.temp_dc(3300000) is None
 
 
 def test_bad_constants_refused():

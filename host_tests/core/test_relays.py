@@ -1,7 +1,8 @@
 """Relay tables of the manual (normal and critical mode), row by row, plus hysteresis, debounce,
 hold-off, temperature limits, absolute limits and the relay LEDs."""
 from core import relays, settings
-from core.relays import ENABLE_SAMPLES, RETRY_MS, TRIP_SAMPLES, Limits, RelayLeds, Relays
+from core.relays import (ENABLE_SAMPLES, LIMIT_SAMPLES, RESTART_DWELL_MS, RETRY_MS, TRIP_SAMPLES, Limits,
+                         RelayLeds, Relays)
 from support import no_alloc
 
 # LiFePO4 preset: V-min 2900, V-bal 3400, V-max 3700, T-min charge 2.0, T-min discharge -20.0,
@@ -78,8 +79,8 @@ def test_enable_needs_consecutive_samples():
 # (name, overrides, samples until off or None = stays on; normal charge, normal load,
 #  critical charge, critical load) - from both on
 DISABLE_ROWS = (
-    ("a cell at V-max", {"max_mv": 3700}, 1, None, 1, None),
-    ("a cell above V-max", {"max_mv": 3900}, 1, None, 1, None),
+    ("a cell at V-max", {"max_mv": 3700}, LIMIT_SAMPLES, None, LIMIT_SAMPLES, None),
+    ("a cell above V-max", {"max_mv": 3900}, LIMIT_SAMPLES, None, LIMIT_SAMPLES, None),
     ("all cells at V-balance, 5 % charge", {"min_mv": 3400, "max_mv": 3450, "current_ma": 5000},
      TRIP_SAMPLES, None, None, None),
     ("all cells at V-balance, charging hard", {"min_mv": 3400, "max_mv": 3450, "current_ma": 5001},
@@ -87,8 +88,8 @@ DISABLE_ROWS = (
     ("all cells at V-balance, discharging", {"min_mv": 3400, "max_mv": 3450, "current_ma": -20000},
      TRIP_SAMPLES, None, None, None),
     ("one cell below V-balance", {"min_mv": 3399, "max_mv": 3450}, None, None, None, None),
-    ("a cell at V-min", {"min_mv": 2900}, None, 1, None, 1),
-    ("a cell below V-min", {"min_mv": 2500}, None, 1, None, 1),
+    ("a cell at V-min", {"min_mv": 2900}, None, LIMIT_SAMPLES, None, LIMIT_SAMPLES),
+    ("a cell below V-min", {"min_mv": 2500}, None, LIMIT_SAMPLES, None, LIMIT_SAMPLES),
     ("T below T-min charge", {"min_t": 19}, TRIP_SAMPLES, None, TRIP_SAMPLES, None),
     ("T at T-min charge", {"min_t": 20}, None, None, None, None),
     ("T below T-min discharge", {"min_t": -201}, TRIP_SAMPLES, TRIP_SAMPLES, TRIP_SAMPLES, TRIP_SAMPLES),
@@ -149,9 +150,9 @@ def test_charge_restart_hysteresis_normal_mode():
 def test_discharge_restart_hysteresis_normal_mode():
     lim = limits()
     r = both_on(lim)
-    step(r, lim, 1, min_mv=2850, soc_c=300)
+    step(r, lim, LIMIT_SAMPLES, min_mv=2850, soc_c=300)
     assert not r.load_on and r.charge_on
-    step(r, lim, 100, min_mv=3100, soc_c=300)       # voltage recovered, SoC low: stays off
+    step(r, lim, RESTART_DWELL_MS // 1000, min_mv=3100, soc_c=300)       # voltage recovered, SoC low: stays off
     assert not r.load_on
     step(r, lim, 5, min_mv=3100, soc_c=999)
     assert not r.load_on
@@ -169,21 +170,71 @@ def test_critical_mode_ignores_soc_and_balance():
 
 
 def test_hold_off_after_voltage_trip():
+    """A V-max / V-min trip latches: back on only after the restart hysteresis (2 %) held for
+    the dwell (RESTART_DWELL_MS) without a break; just below the limit is not enough."""
     lim = limits(settings.CRITICAL)
+    assert lim.restart_hyst_mv == 74 and lim.restart_hyst_mv_min == 58
     r = both_on(lim)
     step(r, lim, 1, max_mv=3700)
+    assert r.charge_on                                  # one sample: debounce
+    step(r, lim, 1, max_mv=3700)
+    assert not r.charge_on and r.vmax_hold and r.latch_changed
+    step(r, lim, 10 * RETRY_MS // 1000, max_mv=3690)    # relaxed below V-max: no chatter
     assert not r.charge_on
-    step(r, lim, RETRY_MS // 1000 - 1, max_mv=3690)   # relaxed below V-max: still held off
-    assert not r.charge_on
-    step(r, lim, 1, max_mv=3690)
-    assert r.charge_on
+    dwell = RESTART_DWELL_MS // 1000
+    step(r, lim, dwell - 1, max_mv=3626)
+    step(r, lim, 1, max_mv=3640)                        # back above the hysteresis: dwell restarts
+    step(r, lim, dwell - 1, max_mv=3626)
+    assert not r.charge_on and r.vmax_hold
+    step(r, lim, 1 + ENABLE_SAMPLES, max_mv=3626)
+    assert r.charge_on and not r.vmax_hold
     # load: same after V-min
-    step(r, lim, 1, min_mv=2900)
+    step(r, lim, LIMIT_SAMPLES, min_mv=2900)
+    assert not r.load_on and r.vmin_hold
+    step(r, lim, dwell, min_mv=2950)                    # inside the hysteresis (2958)
     assert not r.load_on
-    step(r, lim, RETRY_MS // 1000 - 1, min_mv=2950)
-    assert not r.load_on
-    step(r, lim, 1, min_mv=2950)
-    assert r.load_on
+    step(r, lim, dwell + ENABLE_SAMPLES, min_mv=2958)
+    assert r.load_on and not r.vmin_hold
+
+
+def test_limit_debounce_needs_consecutive_samples():
+    lim = limits()
+    r = both_on(lim)
+    for _ in range(20):                                  # alternating: never two in a row
+        step(r, lim, 1, max_mv=3700, min_mv=2900)
+        step(r, lim, 1)
+    assert r.charge_on and r.load_on and not r.vmax_hold and not r.vmin_hold
+
+
+def test_latches_round_trip_and_deep_discharge():
+    lim = limits()
+    r = both_on(lim)
+    step(r, lim, LIMIT_SAMPLES, min_mv=1990, soc_c=0)
+    assert r.deep and r.empty and r.vmin_hold and not r.load_on and r.charge_on
+    bits = r.latches()
+    fresh = Relays()
+    fresh.set_latches(bits)
+    assert fresh.latches() == bits == 14
+    step(fresh, lim, ENABLE_SAMPLES + 2, min_mv=2880, soc_c=2000)
+    assert fresh.charge_on and not fresh.load_on and fresh.deep   # charging allowed, load not
+    step(fresh, lim, 1, min_mv=3100, soc_c=2000)
+    assert not fresh.deep and not fresh.load_on                     # dwell of the V-min latch
+    step(fresh, lim, RESTART_DWELL_MS // 1000 + ENABLE_SAMPLES, min_mv=3100, soc_c=2000)
+    assert fresh.load_on and fresh.latches() == 0
+
+
+def test_temperature_sensor_fault_is_worst_case_for_both_relays():
+    for mode in (settings.NORMAL, settings.CRITICAL):
+        lim = limits(mode)
+        r = both_on(lim)
+        for _ in range(TRIP_SAMPLES):
+            r.update(lim, 3300, 3300, True, 250, 250, 5000, 0, 1000, True)
+        assert not r.charge_on and not r.load_on
+        for _ in range(RETRY_MS // 1000 + ENABLE_SAMPLES):
+            r.update(lim, 3300, 3300, True, 250, 250, 5000, 0, 1000, True)
+        assert not r.charge_on and not r.load_on          # stays open while the fault lasts
+        step(r, lim, ENABLE_SAMPLES)
+        assert r.charge_on and r.load_on
 
 
 def test_hold_off_after_temperature_trip_but_not_after_full():
@@ -274,9 +325,9 @@ def test_vmin_trip_waits_for_charge_even_with_discharge_restart_zero():
     lim = Limits(s)
     assert lim.empty_cap_c == 0 and lim.empty_restart_c == 100
     r = both_on(lim)
-    step(r, lim, 1, min_mv=2900, soc_c=0)
+    step(r, lim, LIMIT_SAMPLES, min_mv=2900, soc_c=0)
     assert not r.load_on and r.empty
-    step(r, lim, 10 * RETRY_MS // 1000, min_mv=3050, soc_c=0)     # ten hold-offs later
+    step(r, lim, RESTART_DWELL_MS // 1000, min_mv=3050, soc_c=0)     # ten hold-offs and the dwell later
     assert not r.load_on
     step(r, lim, 5, min_mv=3050, soc_c=99)
     assert not r.load_on
@@ -288,15 +339,15 @@ def test_empty_limits_follow_discharge_restart():
     lim = limits()                       # preset: discharge restart 10 %
     assert lim.empty_cap_c == 900 and lim.empty_restart_c == 1000
     r = both_on(lim)
-    step(r, lim, 1, min_mv=2880, soc_c=lim.empty_cap_c)
-    step(r, lim, 200, min_mv=3100, soc_c=999)
+    step(r, lim, LIMIT_SAMPLES, min_mv=2880, soc_c=lim.empty_cap_c)
+    step(r, lim, RESTART_DWELL_MS // 1000, min_mv=3100, soc_c=999)
     assert not r.load_on
     step(r, lim, ENABLE_SAMPLES, min_mv=3100, soc_c=1000)
     assert r.load_on
-    # critical mode: the manual's table, V-min then the hold-off only (combined wiring)
+    # critical mode: the manual's table, V-min then the V-min latch only (combined wiring)
     lim = limits(settings.CRITICAL)
     r = both_on(lim)
-    step(r, lim, 1, min_mv=2900, soc_c=0)
+    step(r, lim, LIMIT_SAMPLES, min_mv=2900, soc_c=0)
     assert not r.load_on and not r.empty
-    step(r, lim, RETRY_MS // 1000, min_mv=3000, soc_c=0)
+    step(r, lim, RESTART_DWELL_MS // 1000 + ENABLE_SAMPLES, min_mv=3000, soc_c=0)
     assert r.load_on
