@@ -37,6 +37,7 @@ class LinkPort:
         self.on_event = on_event        # bound method of the role, called with the event code
         self.rx_chars = 0
         self._busy = False
+        self._again = False             # a scheduled call found us busy: drain once more
         self._poll_ref = self.poll      # bound method made once: the receiver schedules it
         # receivers that can schedule us on arrival (PIO, soft) get forwarding within a
         # character time; the others (UART) rely on the loop waking often (wake_in_ms)
@@ -46,15 +47,30 @@ class LinkPort:
             rx.set_handler(self._poll_ref)
 
     def poll(self):
-        """Handle what the receiver has; returns the number of characters handled."""
+        """Handle what the receiver has; returns the number of characters handled.
+
+        A call that finds the port busy (the receiver's scheduled handler running while the loop
+        is inside poll(), or the other way round) leaves a sticky re-check flag: the running
+        drain loops once more before it returns, so a character that arrived meanwhile is
+        handled now, not at the next character or loop wake-up (the lost wake-up)."""
         rx = self.rx
-        if rx is None or self._busy:    # a scheduled call while the loop is inside poll()
+        if rx is None:
+            return 0
+        if self._busy:
+            self._again = True
             return 0
         self._busy = True
-        try:
-            return self._drain(rx)
-        finally:
-            self._busy = False
+        n = 0
+        while True:
+            self._again = False
+            try:
+                n += self._drain(rx)
+            finally:
+                self._busy = False
+            # a call that came in after this check finds _busy False and drains by itself
+            if not self._again:
+                return n
+            self._busy = True
 
     def _drain(self, rx):
         fw = self.fw
