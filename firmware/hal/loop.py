@@ -8,9 +8,12 @@
 
 * every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
   the role has them;
-* every ``role.cycle_ms`` (default 1000): ``role.cycle(dt_ms)``, dt_ms from ``time.ticks_diff``
-  (raw ticks never reach core); a late cycle is counted in ``stats.overruns`` and the schedule
-  restarts from now instead of bursting to catch up;
+* the cycle: a frame-clocked role (one with ``cycle_due()``: Between, End) runs
+  ``role.cycle(dt_ms)`` at the first wake-up at which ``cycle_due()`` is True (a frame has
+  passed it, or its fallback timer expired - roles.FrameClock); any other role (Begin, the
+  chain's clock) every ``role.cycle_ms`` (default 1000). dt_ms from ``time.ticks_diff`` (raw
+  ticks never reach core); a late timed cycle is counted in ``stats.overruns`` and the
+  schedule restarts from now instead of bursting to catch up;
 * the watchdog (``hw.feed_watchdog()``: machine.WDT with board_def.WDT_TIMEOUT_MS, started by the
   first feed) is fed only after a cycle returned normally and ``role.healthy()`` (if present) is
   True. A hung or endlessly failing loop therefore resets the board; boot.py and the role's
@@ -25,7 +28,9 @@
 
 Supervisor: an exception from the role first calls ``role.safe()`` (then ``hw.safe()``), then
 prints the traceback, writes it to ``<data_dir>/lasterror.txt`` and resets the board after
-RESET_DELAY_MS. Ctrl-C at the REPL stops the loop with the outputs safe and keeps an already
+RESET_DELAY_MS, leaving a marker first (``hal.board.mark_intended_reset``) so the next start
+reports reset cause "supervisor", not the watchdog reset rp2 makes of every machine.reset();
+a start-up error goes to the same ``hal.board.DATA_DIR`` file diag reads. Ctrl-C at the REPL stops the loop with the outputs safe and keeps an already
 running watchdog fed from a timer, so ``import diag`` works; ``machine.reset()`` restarts.
 """
 import sys
@@ -40,12 +45,13 @@ except ImportError:
 if TYPE_CHECKING:
     from typing import Any  # under TYPE_CHECKING: never imported on a board
 
+from hal.board import DATA_DIR, LASTERROR_FILE, mark_intended_reset
+
 MAX_SLEEP_MS = const(1000)
 DEFAULT_POLL_MS = const(5)           # byte-path poll interval for roles with poll() (link FIFOs)
 RESET_DELAY_MS = const(3000)
 START_FAIL_DELAY_MS = const(10000)   # long enough to press Ctrl-C before a start-up reset loop
 _DEFAULT_CYCLE_MS = const(1000)
-_LASTERROR = "/lasterror.txt"
 
 # Registry read by diag.py (filled by run()).
 current_role: "Any" = None
@@ -87,6 +93,7 @@ class Loop:
         self.cycle_ms = getattr(role, "cycle_ms", _DEFAULT_CYCLE_MS)
         self._poll = getattr(role, "poll", None)
         self._tick = getattr(role, "tick", None)
+        self._due = getattr(role, "cycle_due", None)     # frame-clocked roles (Between, End)
         self._wake_in = getattr(role, "wake_in_ms", None)
         if self._wake_in is None:
             self._wake_in = getattr(getattr(role, "cell", None), "wake_in_ms", None)
@@ -129,9 +136,14 @@ class Loop:
             self._poll()
         if self._tick is not None:
             self._tick(dt_tick)
-        late = ticks_diff(now, self._next_cycle)
-        if late >= 0:
-            self._cycle(now, late)
+        due = self._due
+        if due is not None:
+            if due():
+                self._cycle(now, 0)
+        else:
+            late = ticks_diff(now, self._next_cycle)
+            if late >= 0:
+                self._cycle(now, late)
         self._sleep()
 
     def _cycle(self, now, late):
@@ -171,7 +183,10 @@ class Loop:
 
     def _sleep(self):
         time = self.time
-        wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
+        if self._due is not None:
+            wait = MAX_SLEEP_MS       # the role's wake_in_ms() includes its fallback timer
+        else:
+            wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
         if self.poll_ms < wait:
             wait = self.poll_ms
         if self._wake_in is not None:
@@ -214,7 +229,7 @@ def log_error(e, hw, where):
     print("cellchain %s error:" % where)
     _print_exception(e, None)
     try:
-        path = getattr(hw, "data_dir", "") + _LASTERROR if hw is not None else _LASTERROR
+        path = _data_dir(hw) + LASTERROR_FILE
         with open(path, "w") as f:
             f.write("%s %s: " % (role_name, where))
             _print_exception(e, f)
@@ -237,9 +252,21 @@ def _print_exception(e, f):
             f.write(msg)
 
 
-def last_error(data_dir="/data"):
+def _data_dir(hw):
+    d = getattr(hw, "data_dir", None) if hw is not None else None
+    return d if d else DATA_DIR
+
+
+def reset_board(machine, hw):
+    """The supervisor's own reset: marked first, so the next start does not report it as a
+    watchdog reset (hal.board.reset_cause_name gives "supervisor")."""
+    mark_intended_reset(_data_dir(hw))
+    machine.reset()
+
+
+def last_error(data_dir=DATA_DIR):
     try:
-        with open(data_dir + _LASTERROR) as f:
+        with open(data_dir + LASTERROR_FILE) as f:
             return f.read(600)
     except OSError:
         return ""
@@ -292,7 +319,7 @@ def run(board_def, role_module):
         log_error(e, hw, "start-up")
         print("resetting in %d ms (Ctrl-C to stay at the REPL)" % START_FAIL_DELAY_MS)
         time.sleep_ms(START_FAIL_DELAY_MS)
-        machine.reset()
+        reset_board(machine, hw)
         return
     print("cellchain: %s on %s, cycle %d ms" % (role_name, getattr(board_def, "NAME", "?"), loop.cycle_ms))
     try:
@@ -307,4 +334,4 @@ def run(board_def, role_module):
         log_error(e, hw, "loop")
         print("resetting in %d ms" % RESET_DELAY_MS)
         time.sleep_ms(RESET_DELAY_MS)
-        machine.reset()
+        reset_board(machine, hw)
