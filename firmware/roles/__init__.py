@@ -132,7 +132,7 @@ def measure_before_frame(role):
 def frame_wake_ms(role):
     """How soon a frame-clocked role needs the loop again: LED/button edge, the cycle's fallback
     timer, the measurement before the next frame - whichever comes first."""
-    w = getattr(role.cell, "wake_in_ms", None)
+    w = role.cell_wake               # the cell's bound wake_in_ms, made once (None: no hint)
     ms = w() if w is not None else 1000
     c = role.clock
     due = c.wait_ms()

@@ -14,6 +14,7 @@ class Begin:
     def __init__(self, hw, board_def, cell, pair):
         self.hw = hw
         self.cell = cell
+        self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.pair = pair
         self.tx = hw.link_tx
         self.cycle_ms = cycle_ms_of(board_def)
@@ -76,7 +77,7 @@ class Begin:
     def wake_in_ms(self):
         if self.origin.busy():
             return 1
-        w = getattr(self.cell, "wake_in_ms", None)
+        w = self.cell_wake
         return w() if w is not None else 1000
 
     def tick(self, dt_ms):

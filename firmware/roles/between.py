@@ -15,6 +15,7 @@ class Between:
     def __init__(self, hw, board_def, cell, comm_timeout_frames=COMM_TIMEOUT_FRAMES):
         self.hw = hw
         self.cell = cell
+        self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.tx = hw.link_tx
         self.cycle_ms = cycle_ms_of(board_def)
         self.clock = FrameClock(self.cycle_ms, comm_timeout_frames)

@@ -23,6 +23,7 @@ class End:
     def __init__(self, hw, board_def, cell, brain=None, outputs=None, comm_timeout_cycles=3, snapshot=None):
         self.hw = hw
         self.cell = cell
+        self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.brain = brain
         self.outputs = outputs          # optional: outputs.update(snap, brain, dt_ms) each cycle
         self.clock = FrameClock(cycle_ms_of(board_def), comm_timeout_cycles)

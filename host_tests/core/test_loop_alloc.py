@@ -1,0 +1,203 @@
+"""The WHOLE board loop - hal/loop.py's step() with the role's poll, tick and cycle, the
+real CellBoard, frames arriving and leaving - runs with the heap locked on the MicroPython
+Unix port (a garbage collection in a Between board mid-frame cuts the frame at the next
+board). Virtual time from closures (no bound methods made per call), a ring-buffer receiver
+and a FIFO transmitter that allocate nothing themselves. On CPython the same runs unlocked.
+"""
+from array import array
+
+from core import codec, frame, options
+from hal.loop import Loop
+from roles import begin, between
+from roles.cell_board import CellBoard
+import support
+
+SW = options.word_for(options.range_code_for_cells(16), 3400)
+
+
+class CellDef:
+    NAME = "fake"
+    CELL_DIVIDER_NUM = 2
+    CELL_DIVIDER_DEN = 1
+    ADC_VREF_UV = 3300000
+    NTC_ADC_PIN = 27
+    NTC_BETA = 3950
+    NTC_R25_OHM = 10000
+    NTC_SERIES_OHM = 10000
+    NTC_SUPPLY_UV = 3300000
+    LINK_CYCLE_MS = 1000
+    CURRENT_LOW_RANGE_A = 20
+    CURRENT_HIGH_RANGE_A = 500
+    CURRENT_LOW_UV_PER_A = 75000
+    CURRENT_HIGH_UV_PER_A = 3000
+    CURRENT_LOW_ZERO_UV = 1650000
+    CURRENT_HIGH_ZERO_UV = 1650000
+
+
+class RingRx:
+    """hw.link_rx: characters (and GAP) pushed by the virtual clock, read() without allocation."""
+
+    def __init__(self, size=1024):
+        self.buf = array("h", [0] * size)
+        self.size = size
+        self.head = 0
+        self.tail = 0
+
+    def push(self, v):
+        nxt = (self.tail + 1) % self.size
+        if nxt != self.head:
+            self.buf[self.tail] = v
+            self.tail = nxt
+
+    def read(self):
+        if self.head == self.tail:
+            return codec.NONE
+        v = self.buf[self.head]
+        self.head = (self.head + 1) % self.size
+        return v
+
+
+class FifoTx:
+    """An 8-deep transmitter FIFO that drains one character per ms of virtual time."""
+
+    def __init__(self):
+        self.level = 0
+        self.sent = 0
+
+    def write_byte(self, b):
+        if self.level >= 8:
+            return False
+        self.level += 1
+        return True
+
+    def drain(self, ms):
+        n = ms if ms < self.level else self.level
+        self.level -= n
+        self.sent += n
+
+
+class Hw:
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.link_rx = None
+        self.link_tx = None
+        self.duty = 0
+        self.led = False
+        self.feeds = 0
+
+    def read_cell_uv(self):
+        return 1650000 + (self.feeds & 3) * 800
+
+    def read_temp_uv(self):
+        return 1650000
+
+    def set_balance_duty(self, permille):
+        self.duty = permille
+
+    def set_led(self, on):
+        self.led = on
+
+    def button_down(self):
+        return False
+
+    def reset_cause(self):
+        return "power"
+
+    def feed_watchdog(self):
+        self.feeds += 1
+
+    def read_switches(self):
+        return SW
+
+    def read_current_uv(self, sensor, high_range):
+        return 1650000
+
+
+class World:
+    """Virtual time; every ms the transmitter drains, every frame period a 16-cell frame
+    arrives at the receiver (its characters and the closing GAP)."""
+
+    def __init__(self, rx, tx, period_ms=1000):
+        self.ms = [0]
+        self.rx = rx
+        self.tx = tx
+        buf = bytearray(frame.MAX_FRAME)
+        self.n = frame.build_empty(buf, 16, 1, SW, 1, 1, period_ms=period_ms)
+        self.frame = buf
+        self.period = period_ms
+        self.next_frame = [period_ms // 2]
+        ms = self.ms
+
+        def ticks_ms():
+            return ms[0]
+
+        def ticks_us():
+            return ms[0] * 1000
+
+        def ticks_diff(a, b):
+            return a - b
+
+        def ticks_add(a, b):
+            return a + b
+
+        def sleep_ms(d):
+            self.advance(d)
+
+        self.ticks_ms = ticks_ms
+        self.ticks_us = ticks_us
+        self.ticks_diff = ticks_diff
+        self.ticks_add = ticks_add
+        self.sleep_ms = sleep_ms
+
+    def advance(self, d):
+        ms = self.ms
+        while d > 0:
+            ms[0] += 1
+            d -= 1
+            if self.tx is not None:
+                self.tx.drain(1)
+            if self.rx is not None and ms[0] >= self.next_frame[0]:
+                self.next_frame[0] += self.period
+                f = self.frame
+                for i in range(self.n):
+                    self.rx.push(f[i])
+                self.rx.push(codec.GAP)
+
+
+def _run_locked(lp, world, steps, warmup=400):
+    for _ in range(warmup):
+        lp.step()
+    return support.no_alloc(lp.step, steps)
+
+
+def test_between_loop_runs_with_the_heap_locked():
+    hw = Hw(support.tmpdir())
+    hw.link_rx = RingRx()
+    hw.link_tx = FifoTx()
+    role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
+    world = World(hw.link_rx, hw.link_tx)
+    lp = Loop(role, CellDef, hw, None, world)
+    assert _run_locked(lp, world, 4000)
+    assert lp.stats.cycles >= 3 and role.port.fw.frames >= 3 and role.originated == 0
+
+
+def test_between_originating_loop_runs_with_the_heap_locked():
+    hw = Hw(support.tmpdir())
+    hw.link_rx = RingRx()
+    hw.link_tx = FifoTx()
+    role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
+    world = World(None, hw.link_tx)            # upstream silent: the fallback timer clocks it
+    lp = Loop(role, CellDef, hw, None, world)
+    assert _run_locked(lp, world, 3000, warmup=3000)
+    assert role.originated >= 2 and hw.link_tx.sent > 100
+
+
+def test_begin_loop_runs_with_the_heap_locked():
+    from core.current import SensorPair
+    hw = Hw(support.tmpdir())
+    hw.link_tx = FifoTx()
+    role = begin.Begin(hw, CellDef, CellBoard(hw, CellDef), SensorPair(CellDef))
+    world = World(None, hw.link_tx)
+    lp = Loop(role, CellDef, hw, None, world)
+    assert _run_locked(lp, world, 4000)
+    assert role.frames_sent >= 3 and role.tx_skipped == 0
