@@ -73,6 +73,7 @@ F_LOST = const(0x04)        # some board originated this frame because its upstr
 F_CADENCE = const(0x30)     # FLAGS bits 4-5: the Begin board's frame period (cadence_ms)
 F_CADENCE_500 = const(0x10)  # code 1 = 500 ms; code 0 = 1000 ms (frames of older firmware)
 
+_ZEROS = bytes(MAX_FRAME)
 POISON = const(0x00FF)
 TEMP_OFFSET = const(0x8000)
 
@@ -164,16 +165,21 @@ def cadence_ms(flags):
 
 
 def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0, s2_flags=0,
-                period_ms=1000):
+                period_ms=1000, with_crc=True):
     """Write a frame nobody has contributed to yet (as if from position ``count``) into buf,
     with valid CRCs; returns its length. ``period_ms``: the originator's frame period, carried
     in FLAGS bits 4-5 (every board ORs its own flags, so the bits travel to End). The
-    originator runs it through its own Forwarder to add itself. No allocation."""
+    originator runs it through its own Forwarder to add itself. ``with_crc=False`` leaves the
+    CRC fields 0 for ``Forwarder.originate(..., with_crc=False)`` (roles.Originator computes
+    them while it hands the bytes to the transmitter). No allocation."""
     n = frame_len(w)
-    i = 0
-    while i < n:
-        buf[i] = 0
-        i += 1
+    if len(buf) == MAX_FRAME:
+        buf[:] = _ZEROS          # one memory fill (no slice object is allocated for [:])
+    else:
+        i = 0
+        while i < n:
+            buf[i] = 0
+            i += 1
     buf[0] = SYNC
     buf[O_W] = w
     buf[O_SEQ] = seq & 0xFF
@@ -188,6 +194,8 @@ def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0,
     buf[O_MIN_T] = 0xFF
     buf[O_MIN_T + 1] = 0xFF
     buf[O_FLAGS] = cadence_flags(period_ms)
+    if not with_crc:
+        return n
     c = _crc.crc16(buf, 0, O_CRC_A)
     buf[O_CRC_A] = c >> 8
     buf[O_CRC_A + 1] = c & 0xFF
@@ -443,11 +451,13 @@ class Forwarder:
         self.out[i] = o
         return o
 
-    def originate(self, buf, n):
+    def originate(self, buf, n, with_crc=True):
         """Add this board to a frame nobody has contributed to yet (``build_empty``) in place,
         as feeding its n bytes through ``byte`` would, and return n; the CRCs are computed once
         over the buffer instead of byte by byte (an originated frame is the whole frame in one
-        go, the cut-through path is for frames flowing past). No allocation."""
+        go, the cut-through path is for frames flowing past). ``with_crc=False``: the caller
+        fills CRC_A and CRC_B (``crc16`` over the same ranges) before those bytes go out.
+        No allocation."""
         self.state = _HUNT
         self._reset_frame()
         w = buf[O_W]
@@ -493,9 +503,10 @@ class Forwarder:
             carry = t >> 8
             i += 1
         buf[O_FLAGS] |= self._own_flags
-        cr = _crc.crc16(buf, 0, O_CRC_A)
-        buf[O_CRC_A] = cr >> 8
-        buf[O_CRC_A + 1] = cr & 0xFF
+        if with_crc:
+            cr = _crc.crc16(buf, 0, O_CRC_A)
+            buf[O_CRC_A] = cr >> 8
+            buf[O_CRC_A + 1] = cr & 0xFF
         self.good_pos = p
         self.a_result = OK
         if self._slot >= 0:
@@ -506,9 +517,10 @@ class Forwarder:
                 buf[o + i] = d[i]
                 i += 1
         n = frame_len(w)
-        cr = _crc.crc16(buf, O_BRK, n - 2)
-        buf[n - 2] = cr >> 8
-        buf[n - 1] = cr & 0xFF
+        if with_crc:
+            cr = _crc.crc16(buf, O_BRK, n - 2)
+            buf[n - 2] = cr >> 8
+            buf[n - 1] = cr & 0xFF
         self.b_result = OK
         self.frames += 1
         self.event = EV_B

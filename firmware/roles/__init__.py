@@ -10,7 +10,7 @@ every timeout counted in frames (``FrameClock``, docs/architecture.md "Time").
 """
 from micropython import const
 
-from core import codec, frame
+from core import codec, crc, frame
 
 DEFAULT_CYCLE_MS = const(1000)
 _POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
@@ -78,11 +78,15 @@ class FrameClock:
         return self.wait_ms() == 0
 
     def measure_in_ms(self):
-        """ms until the cell should be measured for the next frame (a large value once done or
-        while the frame timing is unknown: the cycle measures then)."""
-        if self.measured or self.missed >= self.timeout_frames:
+        """ms until the cell should be measured: MEASURE_LEAD_MS before the next frame is due
+        (one period after the last frame started) or, with no frame timing (fallback slots,
+        power-up), before the fallback cycle. A large value once measured for this slot."""
+        if self.measured:
             return _MS_MAX
-        w = self.period_ms - MEASURE_LEAD_MS - self.since_start_ms
+        if self.fallback or self.missed >= self.timeout_frames:
+            w = self.wait_ms() - MEASURE_LEAD_MS
+        else:
+            w = self.period_ms - MEASURE_LEAD_MS - self.since_start_ms
         return w if w > 0 else 0
 
     def slot(self):
@@ -97,6 +101,7 @@ class FrameClock:
         elif self.silent < _SLOT_MAX:
             self.silent += 1
         self.fallback = not self.passed
+        self.measured = False
         self.passed = False
         self.good = False
         self.started = False
@@ -148,9 +153,11 @@ def frame_wake_ms(role):
 class Originator:
     """Sends the frames this board originates (Begin every cycle, Between when upstream is
     lost) without blocking the loop: ``start(n)`` adds this board to the frame built in ``buf``
-    (``Forwarder.originate``, CRCs once over the buffer) and queues it; ``pump()`` hands the
-    transmitter what it accepts now (``write_byte`` False = FIFO full) and returns; the
-    loop calls it at each wake-up until ``busy()`` is False. No allocation."""
+    by ``frame.build_empty(..., with_crc=False)`` (``Forwarder.originate``) and queues it;
+    ``pump()`` hands the transmitter what it accepts now (``write_byte`` False = FIFO full),
+    computing both CRCs on the way (each is written just before it goes out), and returns; the
+    loop calls it at each wake-up until ``busy()`` is False. So the cycle pays for the fields,
+    the wake-ups during the frame for the CRCs. No allocation."""
 
     def __init__(self, fw, tx):
         self.fw = fw
@@ -158,29 +165,66 @@ class Originator:
         self.buf = bytearray(frame.MAX_FRAME)
         self.n = 0
         self.i = 0
+        self.crc = crc.INIT
         self.sent = 0
+        self.queued = 0             # a frame built, to be started by the next pump()
 
     def start(self, n):
-        self.n = self.fw.originate(self.buf, n)
+        """Add this board and hand the transmitter the first characters, now."""
+        self.queued = 0
+        self.n = self.fw.originate(self.buf, n, False)
         self.i = 0
+        self.crc = crc.INIT
         if self.tx is None:
+            self._finish_crcs()
             self.i = self.n
         self.pump()
 
+    def queue(self, n):
+        """Like start, but at the next pump() (the next wake-up): the cycle that built the
+        frame stays short, the work is spread over the wake-ups."""
+        self.queued = n
+
+    def _finish_crcs(self):
+        buf = self.buf
+        n = self.n
+        c = crc.crc16(buf, 0, frame.O_CRC_A)
+        buf[frame.O_CRC_A] = c >> 8
+        buf[frame.O_CRC_A + 1] = c & 0xFF
+        c = crc.crc16(buf, frame.O_BRK, n - 2)
+        buf[n - 2] = c >> 8
+        buf[n - 1] = c & 0xFF
+
     def busy(self):
-        return self.i < self.n
+        return self.queued != 0 or self.i < self.n
 
     def pump(self):
         """Feed the transmitter; returns the number of characters still to hand over."""
+        if self.queued:
+            self.start(self.queued)
+            return self.n - self.i
         tx = self.tx
         buf = self.buf
         i = self.i
         n = self.n
+        c = self.crc
+        table = crc.TABLE
+        end_a = frame.O_CRC_A
+        end_b = n - 2
         while i < n:
-            if not tx.write_byte(buf[i]):
+            if i == end_a or i == end_b:
+                buf[i] = c >> 8
+                buf[i + 1] = c & 0xFF
+            b = buf[i]
+            if not tx.write_byte(b):
                 break
+            if i < end_a or frame.O_BRK <= i < end_b:
+                c = ((c << 8) & 0xFFFF) ^ table[((c >> 8) ^ b) & 0xFF]
+            elif i == frame.A_LEN - 1:
+                c = crc.INIT
             i += 1
         self.i = i
+        self.crc = c
         if i >= n and n:
             self.sent += 1
             self.n = 0

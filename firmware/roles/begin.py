@@ -62,7 +62,7 @@ class Begin:
         self.seq = (self.seq + 1) & 0xFF
         p = self.pair
         n = frame.build_empty(self.buf, w, self.seq, sw, 0, win, p.s1_ma, p.s1_flags, p.s2_ma,
-                              p.s2_flags, self.cycle_ms)
+                              p.s2_flags, self.cycle_ms, False)
         self.origin.start(n)
         self.frames_sent += 1
         return n

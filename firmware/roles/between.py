@@ -101,7 +101,8 @@ class Between:
     def originate(self):
         """Upstream silent: send a frame of our own from our last known position on, with
         UPSTREAM_LOST in our status and our position in LOST_AT. The frame goes out through
-        the Originator without blocking: the loop's poll() keeps it flowing."""
+        the Originator at the next poll() (the next wake-up, 1 ms on) without blocking: the
+        loop's poll() keeps it flowing."""
         if self.origin.busy():
             return 0
         fw = self.fw
@@ -115,9 +116,9 @@ class Between:
         self.window += 1
         self.seq = (self.seq + 1) & 0xFF
         n = frame.build_empty(self.origin.buf, w, self.seq, sw, pos - 1, win,
-                              period_ms=self.clock.period_ms)
+                              period_ms=self.clock.period_ms, with_crc=False)
         fw.report_lost = True
-        self.origin.start(n)
+        self.origin.queue(n)        # started by the next poll(): a short cycle
         self.originated += 1
         return n
 
