@@ -146,10 +146,10 @@ def lines(measure=True):
     if loop is not None:
         s = loop.stats
         out.append("loop: %d cycles of %d ms, awake %d.%d %% (avg %d.%d %%), cycle %d us (max %d), "
-                   "overruns %d, watchdog feeds %d, unhealthy %d, lightsleeps %d" % (
+                   "overruns %d, watchdog feeds %d, wake-ups %d" % (
                        s.cycles, loop.cycle_ms, s.awake_permille // 10, s.awake_permille % 10,
                        s.awake_avg_permille // 10, s.awake_avg_permille % 10, s.last_cycle_us,
-                       s.max_cycle_us, s.overruns, s.feeds, s.unhealthy, s.lightsleeps))
+                       s.max_cycle_us, s.overruns, s.feeds, s.sleeps))
     else:
         out.append("loop: not running")
     gc.collect()

@@ -70,7 +70,6 @@ class Hw:
 
 class Role:
     cycle_ms = 1000
-    poll_ms = 1000     # most tests: one poll per cycle (the default is DEFAULT_POLL_MS)
 
     def __init__(self, clock, cycle_us=20000, poll_us=100):
         self.clock = clock
@@ -80,7 +79,6 @@ class Role:
         self.ticks = 0
         self.polls = 0
         self.ok = True
-        self.sleep_ok = True
         self.fail_at = None
         self.safe_calls = 0
 
@@ -97,9 +95,6 @@ class Role:
             raise RuntimeError("boom")
         self.clock.work(self.cycle_us)
 
-    def healthy(self):
-        return self.ok
-
     def wake_in_ms(self):
         return 60000
 
@@ -110,7 +105,6 @@ class Role:
 class Board:
     NAME = "fake"
     WDT_TIMEOUT_MS = 5000
-    LIGHTSLEEP = True
 
 
 def _loop(role=None, board=Board, start_us=0):
@@ -144,32 +138,17 @@ def test_awake_fraction_measured():
     # 20 ms cycle + 2 polls of 0.1 ms per 1 s
     assert 19 <= lp.stats.awake_permille <= 22
     assert lp.stats.awake_avg_permille < 1000
-    assert m.light_ms > 0 and lp.stats.lightsleeps > 0
+    assert m.light_ms == 0 and clock.slept_ms > 0          # time.sleep_ms, never lightsleep
 
 
-def test_no_lightsleep_when_role_or_board_forbids():
-    role_clock = Clock()
-    role = Role(role_clock)
-    role.sleep_ok = False
-    lp, clock, m, hw, role = _loop(role)
-    lp.run(max_cycles=5)
-    assert m.light_ms == 0 and clock.slept_ms > 0
-
-    class NoLight(Board):
-        LIGHTSLEEP = False
-
-    lp, clock, m, hw, role = _loop(board=NoLight)
-    lp.run(max_cycles=5)
-    assert m.light_ms == 0 and lp.stats.sleeps > 0
-
-
-def test_watchdog_fed_only_when_healthy():
+def test_watchdog_fed_after_each_cycle_that_returned():
     lp, clock, m, hw, role = _loop()
     lp.run(max_cycles=5)
     assert hw.feeds == 5
-    role.ok = False
-    lp.run(max_cycles=10)
-    assert hw.feeds == 5 and lp.stats.unhealthy == 5
+    role.fail_at = 7
+    with pytest.raises(RuntimeError):
+        lp.run(max_cycles=10)
+    assert hw.feeds == 6                                     # not after the failing cycle
 
 
 def test_own_wdt_when_hw_has_none():
@@ -233,7 +212,7 @@ def test_default_poll_interval_and_cell_wake_hint():
     lp = Loop(role, Board, Hw(), Machine(clock), clock)
     assert lp.poll_ms == loop_mod.MAX_SLEEP_MS
     lp.run(max_cycles=3)
-    assert lp.stats.sleeps + lp.stats.lightsleeps >= 40
+    assert lp.stats.sleeps >= 40
 
 
 def test_supervisor_safe_first_then_log_then_reset(monkeypatch, tmp_path):

@@ -15,14 +15,17 @@
   ticks never reach core); a late timed cycle is counted in ``stats.overruns`` and the
   schedule restarts from now instead of bursting to catch up;
 * the watchdog (``hw.feed_watchdog()``: machine.WDT with board_def.WDT_TIMEOUT_MS, started by the
-  first feed) is fed only after a cycle returned normally and ``role.healthy()`` (if present) is
-  True. A hung or endlessly failing loop therefore resets the board; boot.py and the role's
-  construction start every output safe again;
-* between wake-ups the board sleeps until the next cycle, the next poll (``role.poll_ms``, else
-  the board definition's ``LOOP_POLL_MS``, else DEFAULT_POLL_MS when the role has ``poll``) or
-  ``role.wake_in_ms()`` (else ``role.cell.wake_in_ms()``: LED edge, button), at most MAX_SLEEP_MS: ``machine.lightsleep(ms)`` when the board definition allows it
-  (``LIGHTSLEEP = True``) and the role says its link can wake it (``role.sleep_ok`` True),
-  ``time.sleep_ms`` (the port idles the CPU inside it) otherwise;
+  first feed) is fed only after a cycle returned normally. A hung or endlessly failing loop
+  therefore resets the board; boot.py and the role's construction start every output safe
+  again;
+* between wake-ups the board sleeps in ``time.sleep_ms`` (the port idles the CPU inside it and
+  still runs the receiver's scheduled handler, so forwarding goes on) until the next timed
+  cycle or ``role.wake_in_ms()``, at most MAX_SLEEP_MS. A role with ``wake_in_ms`` says itself
+  when its byte path needs it (roles.frame_wake_ms: every FRAME_POLL_MS while a frame is due or
+  passing, 1 ms for a polled receiver, else the next measurement, fallback timer or LED edge);
+  a role with ``poll`` but no ``wake_in_ms`` is woken every LOOP_POLL_MS (board definition,
+  default DEFAULT_POLL_MS). No machine.lightsleep: on rp2 it stops the PIO clocks (the link),
+  on ESP32 the UART receiver would need a wake source per board (docs/cell-board.md);
 * awake time is measured with ``ticks_us`` and reported per cycle as ``stats.awake_permille`` (and
   a smoothed ``stats.awake_avg_permille``) for ``diag`` and the benchmark.
 
@@ -68,13 +71,11 @@ class LoopStats:
         self.cycles = 0
         self.overruns = 0
         self.feeds = 0
-        self.unhealthy = 0          # cycles that did not feed the watchdog
         self.last_cycle_us = 0      # duration of role.cycle()
         self.max_cycle_us = 0
         self.awake_permille = 1000  # awake share of the last complete cycle
         self.awake_avg_permille = 1000
-        self.lightsleeps = 0
-        self.sleeps = 0
+        self.sleeps = 0             # wake-ups (each sleep ends in one)
 
 
 def role_name_of(role_module):
@@ -97,13 +98,10 @@ class Loop:
         self._wake_in = getattr(role, "wake_in_ms", None)
         if self._wake_in is None:
             self._wake_in = getattr(getattr(role, "cell", None), "wake_in_ms", None)
-        if self._poll is not None:
-            default_poll = getattr(board_def, "LOOP_POLL_MS", DEFAULT_POLL_MS)
+        if self._poll is not None and getattr(role, "wake_in_ms", None) is None:
+            self.poll_ms = getattr(board_def, "LOOP_POLL_MS", DEFAULT_POLL_MS)
         else:
-            default_poll = MAX_SLEEP_MS
-        self.poll_ms = getattr(role, "poll_ms", default_poll)
-        self._healthy = getattr(role, "healthy", None)
-        self._lightsleep = getattr(machine, "lightsleep", None) if getattr(board_def, "LIGHTSLEEP", False) else None
+            self.poll_ms = MAX_SLEEP_MS     # the role's wake_in_ms() covers its byte path
         self._feed = getattr(hw, "feed_watchdog", None)
         self._wdt = None
         self._wdt_timeout_ms = getattr(board_def, "WDT_TIMEOUT_MS", 5000)
@@ -176,10 +174,7 @@ class Loop:
         if us > st.max_cycle_us:
             st.max_cycle_us = us
         st.cycles += 1
-        if self._healthy is None or self._healthy():
-            self.feed()
-        else:
-            st.unhealthy += 1
+        self.feed()
 
     def _sleep(self):
         time = self.time
@@ -199,12 +194,8 @@ class Loop:
             return
         t = time.ticks_us()
         self._awake_us += time.ticks_diff(t, self._wake_us)
-        if self._lightsleep is not None and getattr(self.role, "sleep_ok", False):
-            self.stats.lightsleeps += 1
-            self._lightsleep(wait)
-        else:
-            self.stats.sleeps += 1
-            time.sleep_ms(wait)
+        self.stats.sleeps += 1
+        time.sleep_ms(wait)
         self._wake_us = time.ticks_us()
 
     def run(self, max_cycles=0):

@@ -21,6 +21,7 @@ COMM_TIMEOUT_FRAMES = const(3)   # N: consecutive missing/bad frames before comm
 #                                  comm_timeout_cycles setting instead when it has one.
 LOST_AFTER_FRAMES = const(2)     # Between: this many slots without a frame start -> originate
 MEASURE_LEAD_MS = const(40)      # measure the cell this long before the next frame is due
+FRAME_POLL_MS = const(5)         # loop wake-up interval while a frame is due or passing
 _SLOT_MAX = const(255)
 _MS_MAX = const(0x3FFFFFFF >> 2)
 
@@ -76,6 +77,10 @@ class FrameClock:
 
     def due(self):
         return self.wait_ms() == 0
+
+    def in_window(self):
+        """A frame is due (measured for it) or passing: the loop should look in often."""
+        return self.measured or (self.started and not self.passed)
 
     def measure_in_ms(self):
         """ms until the cell should be measured: MEASURE_LEAD_MS before the next frame is due
@@ -136,7 +141,10 @@ def measure_before_frame(role):
 
 def frame_wake_ms(role):
     """How soon a frame-clocked role needs the loop again: LED/button edge, the cycle's fallback
-    timer, the measurement before the next frame - whichever comes first."""
+    timer, the measurement before the next frame - whichever comes first; every FRAME_POLL_MS
+    while a frame is due or passing (the cycle then runs within FRAME_POLL_MS of its end).
+    Between frames the board sleeps (wake-ups bounded: a few per frame period plus the
+    window's, instead of one every 5 ms day and night)."""
     w = role.cell_wake               # the cell's bound wake_in_ms, made once (None: no hint)
     ms = w() if w is not None else 1000
     c = role.clock
@@ -147,6 +155,8 @@ def frame_wake_ms(role):
         m = c.measure_in_ms()
         if m < ms:
             ms = m
+    if ms > FRAME_POLL_MS and c.in_window():
+        ms = FRAME_POLL_MS
     return ms
 
 

@@ -57,6 +57,18 @@ class RingRx:
         return v
 
 
+class IrqRingRx(RingRx):
+    """A receiver with arrival interrupts (PIO, soft): its handler runs (scheduled) as each
+    character arrives, also while the loop sleeps in time.sleep_ms."""
+
+    def __init__(self, size=1024):
+        RingRx.__init__(self, size)
+        self.handler = None
+
+    def set_handler(self, fn):
+        self.handler = fn
+
+
 class FifoTx:
     """An 8-deep transmitter FIFO that drains one character per ms of virtual time."""
 
@@ -156,12 +168,30 @@ class World:
             d -= 1
             if self.tx is not None:
                 self.tx.drain(1)
-            if self.rx is not None and ms[0] >= self.next_frame[0]:
+            rx = self.rx
+            if rx is None:
+                continue
+            handler = getattr(rx, "handler", None)
+            if handler is None:
+                if ms[0] >= self.next_frame[0]:
+                    self.next_frame[0] += self.period
+                    f = self.frame
+                    for i in range(self.n):
+                        rx.push(f[i])
+                    rx.push(codec.GAP)
+                continue
+            # one character per ms (9600 baud), the GAP 3 ms after the last, each handed over
+            # by the receiver's interrupt at once
+            k = ms[0] - self.next_frame[0]
+            if 0 <= k < self.n:
+                rx.push(self.frame[k])
+                handler()
+                if k == self.n - 1:
+                    self.frame_end_ms = ms[0]         # its last character (CRC_B) is in
+            elif k == self.n + 3:
+                rx.push(codec.GAP)
+                handler()
                 self.next_frame[0] += self.period
-                f = self.frame
-                for i in range(self.n):
-                    self.rx.push(f[i])
-                self.rx.push(codec.GAP)
 
 
 def _run_locked(lp, world, steps, warmup=400):
@@ -201,3 +231,41 @@ def test_begin_loop_runs_with_the_heap_locked():
     lp = Loop(role, CellDef, hw, None, world)
     assert _run_locked(lp, world, 4000)
     assert role.frames_sent >= 3 and role.tx_skipped == 0
+
+
+def test_between_sleeps_between_frames_and_cycles_right_after_each():
+    """Interrupt-driven receiver: the loop wakes every FRAME_POLL_MS only while a frame is
+    due or passing, else at the next measurement / LED edge; the cycle runs within
+    FRAME_POLL_MS of the frame's end."""
+    from roles import FRAME_POLL_MS
+    hw = Hw(support.tmpdir())
+    hw.link_rx = IrqRingRx()
+    hw.link_tx = FifoTx()
+    role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
+    world = World(hw.link_rx, hw.link_tx)
+    lp = Loop(role, CellDef, hw, None, world)
+    ends = []
+    cycle_at = []
+    orig = role.cycle
+
+    def cycle(dt):
+        cycle_at.append(world.ms[0])
+        ends.append(getattr(world, "frame_end_ms", -1))
+        orig(dt)
+
+    role.cycle = cycle
+    lp._due = role.cycle_due
+    lp.role = role
+    while world.ms[0] < 3000:
+        lp.step()
+    w0 = lp.stats.sleeps
+    c0 = len(cycle_at)
+    while world.ms[0] < 13000:
+        lp.step()
+    wakeups_per_s = (lp.stats.sleeps - w0) // 10
+    assert len(cycle_at) - c0 == 10                       # one cycle per frame, no fallback
+    for t, e in zip(cycle_at[c0:], ends[c0:]):
+        assert 0 <= t - e <= FRAME_POLL_MS, (t, e)
+    # the window: 40 ms before the frame + its 118 characters + gap, at 5 ms; a few others
+    assert wakeups_per_s <= 50, wakeups_per_s
+    assert role.port.fw.frames >= 12 and role.originated == 0 and role.link_ok
