@@ -513,7 +513,7 @@ def test_frame_through_the_opto_stage_between_pio_boards():
         n = frame.build_empty(buf, 16, 7, 0x80, 0, 1)
         got = []
 
-        def handler():
+        def handler(rx=rx, got=got):
             while True:
                 v = rx.read()
                 if v == codec.NONE:

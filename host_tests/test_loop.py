@@ -386,9 +386,9 @@ def test_frame_clocked_role_cycles_after_each_frame_not_on_a_timer():
     role.clock = clock
     lp.run(max_cycles=8)
     assert len(role.cycle_at) == 8
-    for passed, ran in zip(role.passed_at, role.cycle_at):
+    for passed, ran in zip(role.passed_at, role.cycle_at, strict=False):
         assert 0 <= ran - passed <= 1000           # the same wake-up (< 1 ms of virtual work)
-    gaps = [b - a for a, b in zip(role.cycle_at, role.cycle_at[1:])]
+    gaps = [b - a for a, b in zip(role.cycle_at, role.cycle_at[1:], strict=False)]
     assert all(695000 <= g <= 710000 for g in gaps), gaps
     assert lp.stats.feeds == 8                     # the watchdog is fed by these cycles
     assert lp.stats.overruns == 0

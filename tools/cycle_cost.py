@@ -203,12 +203,6 @@ def main():
     res["between_orig_us"] = per_call_us(lambda: silent.cycle(1000), setup=idle_line)
     assert silent.originated > 0
 
-    def refill():
-        if not silent.origin.busy():
-            idle_line()
-            silent.cycle(1000)
-        shw.link_tx.empty()
-
     def queued():
         idle_line()
         silent.cycle(1000)
@@ -231,13 +225,13 @@ def main():
         e = end.make(ehw, Def)
         fbuf, fn = _frame(cells, cells - 1)
 
-        def end_poll():
+        def end_poll(ehw=ehw, e=e, fbuf=fbuf, fn=fn):
             ehw.link_rx.load(fbuf, fn)
             while e.poll():
                 pass
 
         res["end_poll_us_%d" % cells] = per_call_us(end_poll, 50)
-        res["end_cycle_us_%d" % cells] = per_call_us(lambda: e.cycle(1000), 50, setup=end_poll)
+        res["end_cycle_us_%d" % cells] = per_call_us(lambda e=e: e.cycle(1000), 50, setup=end_poll)
         assert e.snap.comm_ok or not e.brain.settings_ok
     _rmtree(data)
     print(json.dumps(res))
