@@ -269,3 +269,30 @@ def test_between_sleeps_between_frames_and_cycles_right_after_each():
     # the window: 40 ms before the frame + its 118 characters + gap, at 5 ms; a few others
     assert wakeups_per_s <= 50, wakeups_per_s
     assert role.port.fw.frames >= 12 and role.originated == 0 and role.link_ok
+
+
+def test_begin_info_led_lights_while_its_frame_goes_out():
+    """The frame leaves through the Originator a few characters per wake-up, so the loop keeps
+    ticking: the 50 ms LED pulse of each frame shows (a blocking write of the whole frame ate
+    it inside the next tick's dt)."""
+    from core.current import SensorPair
+
+    class LedHw(Hw):
+        def __init__(self, d):
+            Hw.__init__(self, d)
+            self.lit = 0
+
+        def set_led(self, on):
+            if on and not self.led:
+                self.lit += 1
+            self.led = on
+
+    hw = LedHw(support.tmpdir())
+    hw.link_tx = FifoTx()
+    role = begin.Begin(hw, CellDef, CellBoard(hw, CellDef), SensorPair(CellDef))
+    world = World(None, hw.link_tx)
+    lp = Loop(role, CellDef, hw, None, world)
+    while world.ms[0] < 5500:
+        lp.step()
+    assert role.frames_sent >= 5 and hw.lit >= 5
+    assert hw.link_tx.sent >= 5 * 118 - 8         # every frame got out whole meanwhile
