@@ -17,6 +17,7 @@ from core.snapshot import CellStatus, PackSnapshot
 from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, measure_before_frame
 
 _AGE_MAX = const(255)
+SERVICE_POLL_MS = const(20)     # wake-up interval for the app transports (BLE, USB) in poll()
 
 
 class End:
@@ -26,6 +27,7 @@ class End:
         self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.brain = brain
         self.outputs = outputs          # optional: outputs.update(snap, brain, dt_ms) each cycle
+        self._services_poll = outputs is not None and hasattr(outputs, "poll")
         self.clock = FrameClock(cycle_ms_of(board_def), comm_timeout_cycles)
         self.snap = snapshot if snapshot is not None else PackSnapshot()
         self.port = LinkPort(hw.link_rx, None, self._on_event)
@@ -220,7 +222,10 @@ class End:
             cell.confirm()
 
     def wake_in_ms(self):
-        return self.port.wake_in_ms(frame_wake_ms(self))
+        ms = frame_wake_ms(self)
+        if self._services_poll and ms > SERVICE_POLL_MS:
+            ms = SERVICE_POLL_MS       # BLE / USB app bytes move in poll()
+        return self.port.wake_in_ms(ms)
 
     def safe(self):
         hw = self.hw

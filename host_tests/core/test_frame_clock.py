@@ -363,3 +363,29 @@ def test_originator_allocates_nothing():
         o.start(n)
 
     assert support.no_alloc(go)
+
+
+def test_end_keeps_waking_for_its_app_transports_between_frames():
+    from roles.end import SERVICE_POLL_MS
+
+    class Services:
+        def update(self, snap, brain, dt_ms):
+            pass
+
+        def poll(self):
+            pass
+
+    class IrqRx(WireRx):
+        def set_handler(self, fn):
+            self.handler = fn
+
+    class Def:
+        LINK_CYCLE_MS = 1000
+
+    for services, most in ((None, 1000), (Services(), SERVICE_POLL_MS)):
+        hw = FakeHw(SW)
+        hw.link_rx = IrqRx()             # arrival interrupts: no 1 ms polling for the link
+        e = end.End(hw, Def, PackCell(3300, 250), None, services, 3)
+        e.cycle(1000)
+        w = e.wake_in_ms()
+        assert w <= most and (services is not None or w > SERVICE_POLL_MS), (services, w)
