@@ -13,6 +13,7 @@ from roles.cell_board import CellBoard
 import support
 
 SW = options.word_for(options.range_code_for_cells(16), 3400)
+NO_DATA = "/nonexistent-cellchain-data"   # nothing is written: calibration reads as missing
 
 
 class CellDef:
@@ -201,7 +202,7 @@ def _run_locked(lp, world, steps, warmup=400):
 
 
 def test_between_loop_runs_with_the_heap_locked():
-    hw = Hw(support.tmpdir())
+    hw = Hw(NO_DATA)
     hw.link_rx = RingRx()
     hw.link_tx = FifoTx()
     role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
@@ -212,7 +213,7 @@ def test_between_loop_runs_with_the_heap_locked():
 
 
 def test_between_originating_loop_runs_with_the_heap_locked():
-    hw = Hw(support.tmpdir())
+    hw = Hw(NO_DATA)
     hw.link_rx = RingRx()
     hw.link_tx = FifoTx()
     role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
@@ -224,7 +225,7 @@ def test_between_originating_loop_runs_with_the_heap_locked():
 
 def test_begin_loop_runs_with_the_heap_locked():
     from core.current import SensorPair
-    hw = Hw(support.tmpdir())
+    hw = Hw(NO_DATA)
     hw.link_tx = FifoTx()
     role = begin.Begin(hw, CellDef, CellBoard(hw, CellDef), SensorPair(CellDef))
     world = World(None, hw.link_tx)
@@ -238,7 +239,7 @@ def test_between_sleeps_between_frames_and_cycles_right_after_each():
     due or passing, else at the next measurement / LED edge; the cycle runs within
     FRAME_POLL_MS of the frame's end."""
     from roles import FRAME_POLL_MS
-    hw = Hw(support.tmpdir())
+    hw = Hw(NO_DATA)
     hw.link_rx = IrqRingRx()
     hw.link_tx = FifoTx()
     role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
@@ -287,7 +288,7 @@ def test_begin_info_led_lights_while_its_frame_goes_out():
                 self.lit += 1
             self.led = on
 
-    hw = LedHw(support.tmpdir())
+    hw = LedHw(NO_DATA)
     hw.link_tx = FifoTx()
     role = begin.Begin(hw, CellDef, CellBoard(hw, CellDef), SensorPair(CellDef))
     world = World(None, hw.link_tx)
