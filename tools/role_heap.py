@@ -9,7 +9,10 @@ what hal.board.make_hw imports on that board (hal.board, hal.link and its backen
 with its TX/RX rings on BLE End boards), builds the role with ``roles.<role>.make(hw, board)``
 on allocation-free fake hardware (this script's, not counted: created before the baseline) and
 prints one JSON line: ``heap_bytes`` = gc.mem_alloc() after boot and a gc.collect(), minus the
-same before the first import; ``modules`` = firmware modules loaded. The Unix port is 64-bit:
+same before the first import; ``import_bytes`` = the part taken by loading the modules (the
+bytecode a frozen build keeps in flash, plus module and class objects), ``objects_bytes`` =
+what building the role adds (buffers, snapshot, settings, rings); ``modules`` = firmware
+modules loaded. The Unix port is 64-bit:
 objects there are up to twice their size on a 32-bit board (bytecode and bytearrays the same).
 """
 import gc
@@ -162,11 +165,20 @@ def main():
         if getattr(board, "HAS_BLE", False):
             from hal import ble as hal_ble
             hw.ble = hal_ble.make(board, ble=ble)
+    from roles import cell_board  # noqa: F401  (make imports it; counted with the modules)
+    if ROLE == "end":
+        from roles import end_app  # noqa: F401
+        from core import brain  # noqa: F401
+    elif ROLE == "begin":
+        from core import current  # noqa: F401
+    gc.collect()
+    imports = gc.mem_alloc() - base
     role = mod.make(hw, board)
     gc.collect()
     heap = gc.mem_alloc() - base
     mods = sorted(m for m in sys.modules if m not in before_mods)
-    print(json.dumps({"role": ROLE, "image": IMAGE, "heap_bytes": heap, "free_bytes": gc.mem_free(),
+    print(json.dumps({"role": ROLE, "image": IMAGE, "heap_bytes": heap, "import_bytes": imports,
+                      "objects_bytes": heap - imports, "free_bytes": gc.mem_free(),
                       "modules": len(mods), "module_names": mods, "role_type": type(role).__name__}))
 
 
