@@ -102,8 +102,10 @@ class Begin:
             # the flash write stalls the CPU: finish the frame going out first (a manual
             # action, rare), so the write falls between frames, never into one
             o = self.origin
-            while o.busy():
+            tries = 0
+            while o.busy() and tries < 50000:   # bounded: a stuck transmitter is not a hang
                 o.pump()
+                tries += 1
             try:
                 store.save(current.zero_path(getattr(self.hw, "data_dir", ".")), current.ZERO_KIND,
                            current.ZERO_VERSION, values())
