@@ -93,7 +93,7 @@ fi
 DIRS=()
 while IFS= read -r d; do DIRS+=("$d"); done < <(cd "$IMAGE" && find . -mindepth 1 -type d | sed 's|^\./||' | sort)
 FILES=()
-while IFS= read -r f; do FILES+=("$f"); done < <(cd "$IMAGE" && find . -type f ! -name main.py | sed 's|^\./||' | sort)
+while IFS= read -r f; do FILES+=("$f"); done < <(cd "$IMAGE" && find . -type f ! -name main.py ! -name manifest.py ! -name package.json | sed 's|^\./||' | sort)
 FILES+=("main.py")
 
 PARK="import os

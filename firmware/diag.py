@@ -31,7 +31,8 @@ _STATUS_NAMES = (
     (CellStatus.STALE, "stale"),
 )
 _COUNTER_NAMES = ("good_frames", "bad_frames", "timeouts", "crc_errors", "framing_errors",
-                  "originated", "forwarded", "frames_rx", "frames_tx", "breaks", "seq")
+                  "originated", "forwarded", "frames_rx", "frames_tx", "frames_sent",
+                  "complete_frames", "missed_frames", "breaks", "seq")
 _standalone: "dict[str, object]" = {}
 
 
@@ -131,23 +132,24 @@ def lines(measure=True):
         cb.duty, cb.vbal_mv, " (off by switches)" if cb.vbal_mv == 0 else "", "ok" if cb.link_ok else "STALE",
         b.derated, b.hot_stop, b.on_s))
     out.append("status: 0x%02x %s; frames seen %d" % (cb.status, status_names(cb.status), cb.frames))
-    link = _counters(getattr(role, "link", None)) + _counters(role)
+    port = getattr(role, "link", None) or getattr(role, "port", None)
+    link = _counters(port) + _counters(role)
     out.append("link: %s" % (" ".join(link) if link else "no counters (role not running)"))
     st = _settings_line(role)
     if st is not None:
         out.append("settings: %s" % st)
     out.append("reset cause: %s" % cb.reset_cause)
-    data_dir = getattr(cb.hw, "data_dir", "/data")
+    data_dir = getattr(cb.hw, "data_dir", None) or lp.DATA_DIR
     err = lp.last_error(data_dir)
     out.append("last error: %s" % (err.strip().replace("\n", " | ") if err else "none"))
     loop = lp.current_loop
     if loop is not None:
         s = loop.stats
         out.append("loop: %d cycles of %d ms, awake %d.%d %% (avg %d.%d %%), cycle %d us (max %d), "
-                   "overruns %d, watchdog feeds %d, unhealthy %d, lightsleeps %d" % (
+                   "overruns %d, watchdog feeds %d, wake-ups %d" % (
                        s.cycles, loop.cycle_ms, s.awake_permille // 10, s.awake_permille % 10,
                        s.awake_avg_permille // 10, s.awake_avg_permille % 10, s.last_cycle_us,
-                       s.max_cycle_us, s.overruns, s.feeds, s.unhealthy, s.lightsleeps))
+                       s.max_cycle_us, s.overruns, s.feeds, s.sleeps))
     else:
         out.append("loop: not running")
     gc.collect()

@@ -437,14 +437,110 @@ def test_factory_uart_boards():
         tx = link.make_tx(bd, bd.LINK_OUT_PIN, bd.LINK_INVERT, bd.LINK_BAUD, machine=m)
         rx = link.make_rx(bd, machine=m, time=clock)
         assert isinstance(tx, link_uart.UartTx) and isinstance(rx, link_uart.UartRx)
-        # both constructions of the link UART: the same two pins and the same inversion
+        # both constructions of the link UART: the same two pins and the same polarity pair
+        # (TX inverted for the opto LED, RX not: the opto inverted back)
         for u in (tx.uart, rx.uart):
             assert u.id == bd.LINK_UART_ID and (u.tx, u.rx) == (bd.LINK_OUT_PIN, bd.LINK_IN_PIN)
-            assert u.invert == m.UART.INV_TX | m.UART.INV_RX
+            assert u.invert == m.UART.INV_TX, bd.NAME
     m = make_machine(Clock())
     ext = link.make_tx(esp32_devkitc, esp32_devkitc.EXTOUT_PIN, True, 9600, machine=m)
     assert isinstance(ext, link_uart.UartTx) and ext.uart.id == esp32_devkitc.EXTOUT_UART_ID
     assert (ext.uart.tx, ext.uart.rx) == (esp32_devkitc.EXTOUT_PIN, esp32_devkitc.EXTOUT_UART_RX_PIN)
+
+
+# ---- the documented opto stage between two boards (docs/wiring.md) ------------------------------
+
+ALL_BOARDS = (pico, pico_w, esp32_devkitc, esp32c3_devkitm)
+
+
+class OptoStage:
+    """LINK_OUT -> 330 R -> opto LED; opto transistor pulls LINK_IN low against its pull-up:
+    LINK_IN = NOT LINK_OUT (the one inversion docs/wiring.md describes)."""
+
+    def __init__(self, out_pin, in_pin):
+        self.in_pin = in_pin
+        out_pin.sinks.append(self)
+        in_pin.level = 1 - out_pin.level
+
+    def drive(self, v):
+        self.in_pin.drive(1 - v)
+
+
+def _tx_idle_level(bd, tx):
+    if isinstance(tx, link_uart.UartTx):
+        return codec.idle_level(bool(tx.uart.invert & 1))
+    return None
+
+
+def _rx_inverted(rx):
+    if isinstance(rx, link_uart.UartRx):
+        return bool(rx.uart.invert & 2)
+    return rx._xor == 0xFF if isinstance(rx, link_pio.PioRx) else rx.dec.invert
+
+
+def test_every_board_pair_idles_at_the_receivers_mark_through_the_opto():
+    """For every (upstream, downstream) board pair: the level LINK_IN rests at through the opto
+    stage is the idle (mark) level the downstream receiver is configured for, and the polarity
+    the sender uses for a start bit arrives as the receiver's start bit."""
+    for up in ALL_BOARDS:
+        for down in ALL_BOARDS:
+            clock = Clock()
+            m = make_machine(clock)
+            rp2 = make_rp2(clock)
+            tx = link.make_tx(up, up.LINK_OUT_PIN, up.LINK_INVERT, up.LINK_BAUD, machine=m, rp2=rp2)
+            idle_out = _tx_idle_level(up, tx)
+            if idle_out is None:
+                idle_out = m.pins[up.LINK_OUT_PIN].level
+            assert idle_out == codec.idle_level(up.LINK_INVERT)
+            assert idle_out == 0, up.NAME          # opto LED off while idle (docs/wiring.md)
+            clock2 = Clock()
+            m2 = make_machine(clock2)
+            rx = link.make_rx(down, machine=m2, rp2=make_rp2(clock2), time=clock2)
+            line_idle = 1 - idle_out               # through the opto stage
+            assert codec.idle_level(_rx_inverted(rx)) == line_idle, (up.NAME, down.NAME)
+            assert link.rx_invert(down) is False
+
+
+def test_frame_through_the_opto_stage_between_pio_boards():
+    """Begin-style PIO transmitter -> opto stage -> PIO receiver, both built by the factory from
+    the board definitions: a whole frame arrives (the inverting receiver gave framing errors)."""
+    for up, down in ((pico, pico), (pico, pico_w), (pico_w, pico)):
+        clock = Clock()
+        m = make_machine(clock)
+        rp2 = make_rp2(clock)
+        out_pin = up.LINK_OUT_PIN
+        in_pin = 40 + down.LINK_IN_PIN               # separate pin ids: two boards, one machine
+        tx = link.make_tx(up, out_pin, up.LINK_INVERT, up.LINK_BAUD, machine=m, rp2=rp2)
+
+        class Down:
+            pass
+
+        for k in dir(down):
+            if k.isupper():
+                setattr(Down, k, getattr(down, k))
+        Down.LINK_IN_PIN = in_pin
+        Down.LINK_PIO_SM_RX = 5
+        rx = link.make_rx(Down, machine=m, rp2=rp2, time=clock)
+        OptoStage(m.pins[out_pin], m.pins[in_pin])
+        buf = bytearray(frame.MAX_FRAME)
+        n = frame.build_empty(buf, 16, 7, 0x80, 0, 1)
+        got = []
+
+        def handler(rx=rx, got=got):
+            while True:
+                v = rx.read()
+                if v == codec.NONE:
+                    return
+                got.append(v)
+
+        rx.set_handler(handler)
+        tx.write(buf, n)
+        clock.advance_us(n * 1100 + 500)
+        handler()
+        clock.advance_us(5000)
+        handler()
+        assert got == list(buf[:n]) + [codec.GAP], (up.NAME, down.NAME, got[:5])
+        assert rx.framing_errors == 0
 
 
 def test_factory_soft_board():

@@ -50,12 +50,59 @@ def _build(tmp_path, fw, *args):
     return res.returncode, res.stdout + res.stderr, out
 
 
-def _files(folder):
+def _files(folder, everything=False):
+    """The files of an image that go onto the board (everything=True: also manifest.py and
+    package.json)."""
     found = set()
     for dirpath, _d, names in os.walk(folder):
         for n in names:
             found.add(os.path.relpath(os.path.join(dirpath, n), folder))
+    if not everything:
+        found -= {"manifest.py", "package.json"}
     return found
+
+
+def _manifest_modules(folder):
+    """Run manifest.py the way MicroPython's manifestfile.py does (its functions as globals):
+    the dotted module names it freezes, each checked to exist at its base_path."""
+    found = []
+    included = []
+
+    def module(path, base_path=".", opt=None):
+        src = os.path.normpath(os.path.join(folder, base_path, path))
+        assert os.path.isfile(src), src
+        name = path[:-3].replace("/", ".")
+        found.append(name[:-9] if name.endswith(".__init__") else name)
+
+    def include(path, **kw):
+        included.append(path)
+
+    code = (folder / "manifest.py").read_text()
+    exec(compile(code, "manifest.py", "exec"), {"module": module, "include": include})
+    assert included == ["$(PORT_DIR)/boards/manifest.py"]
+    return sorted(found)
+
+
+def test_manifest_and_package_json_list_exactly_the_image(tmp_path):
+    import json
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import build_images
+    rc, text, out = _build(tmp_path, os.path.join(ROOT, "firmware"), "--board", "pico_w", "--board", "pico")
+    assert rc == 0, text
+    for board, role in (("pico_w", "end"), ("pico", "between"), ("pico", "begin")):
+        img = out / board / role
+        assert _manifest_modules(img) == build_images.image_modules(str(img)), (board, role)
+        pkg = json.loads((img / "package.json").read_text())
+        assert sorted(dst for dst, _src in pkg["urls"]) == sorted(_files(img))
+        assert all(dst == src for dst, src in pkg["urls"])          # relative to package.json
+        assert pkg["version"] == "%d.%d.%d" % build_images_version()
+        assert {"manifest.py", "package.json"} <= _files(img, everything=True)
+
+
+def build_images_version():
+    sys.path.insert(0, os.path.join(ROOT, "firmware"))
+    from core.version import FIRMWARE_VERSION
+    return FIRMWARE_VERSION
 
 
 def test_images_hold_exactly_what_each_role_needs(tmp_path):

@@ -70,7 +70,6 @@ class Hw:
 
 class Role:
     cycle_ms = 1000
-    poll_ms = 1000     # most tests: one poll per cycle (the default is DEFAULT_POLL_MS)
 
     def __init__(self, clock, cycle_us=20000, poll_us=100):
         self.clock = clock
@@ -80,7 +79,6 @@ class Role:
         self.ticks = 0
         self.polls = 0
         self.ok = True
-        self.sleep_ok = True
         self.fail_at = None
         self.safe_calls = 0
 
@@ -97,9 +95,6 @@ class Role:
             raise RuntimeError("boom")
         self.clock.work(self.cycle_us)
 
-    def healthy(self):
-        return self.ok
-
     def wake_in_ms(self):
         return 60000
 
@@ -110,7 +105,6 @@ class Role:
 class Board:
     NAME = "fake"
     WDT_TIMEOUT_MS = 5000
-    LIGHTSLEEP = True
 
 
 def _loop(role=None, board=Board, start_us=0):
@@ -144,32 +138,17 @@ def test_awake_fraction_measured():
     # 20 ms cycle + 2 polls of 0.1 ms per 1 s
     assert 19 <= lp.stats.awake_permille <= 22
     assert lp.stats.awake_avg_permille < 1000
-    assert m.light_ms > 0 and lp.stats.lightsleeps > 0
+    assert m.light_ms == 0 and clock.slept_ms > 0          # time.sleep_ms, never lightsleep
 
 
-def test_no_lightsleep_when_role_or_board_forbids():
-    role_clock = Clock()
-    role = Role(role_clock)
-    role.sleep_ok = False
-    lp, clock, m, hw, role = _loop(role)
-    lp.run(max_cycles=5)
-    assert m.light_ms == 0 and clock.slept_ms > 0
-
-    class NoLight(Board):
-        LIGHTSLEEP = False
-
-    lp, clock, m, hw, role = _loop(board=NoLight)
-    lp.run(max_cycles=5)
-    assert m.light_ms == 0 and lp.stats.sleeps > 0
-
-
-def test_watchdog_fed_only_when_healthy():
+def test_watchdog_fed_after_each_cycle_that_returned():
     lp, clock, m, hw, role = _loop()
     lp.run(max_cycles=5)
     assert hw.feeds == 5
-    role.ok = False
-    lp.run(max_cycles=10)
-    assert hw.feeds == 5 and lp.stats.unhealthy == 5
+    role.fail_at = 7
+    with pytest.raises(RuntimeError):
+        lp.run(max_cycles=10)
+    assert hw.feeds == 6                                     # not after the failing cycle
 
 
 def test_own_wdt_when_hw_has_none():
@@ -233,7 +212,7 @@ def test_default_poll_interval_and_cell_wake_hint():
     lp = Loop(role, Board, Hw(), Machine(clock), clock)
     assert lp.poll_ms == loop_mod.MAX_SLEEP_MS
     lp.run(max_cycles=3)
-    assert lp.stats.sleeps + lp.stats.lightsleeps >= 40
+    assert lp.stats.sleeps >= 40
 
 
 def test_supervisor_safe_first_then_log_then_reset(monkeypatch, tmp_path):
@@ -372,3 +351,107 @@ def test_diag_calibration_calls(monkeypatch, tmp_path, capsys):
     diag.calibrate_cell_clear()
     assert "NOT calibrated" in "\n".join(diag.lines())
     assert diag.zero_current() is False
+
+
+# --- frame-clocked roles, the supervisor's reset marker, one lasterror path --------------------
+class FrameRole(Role):
+    """A role with cycle_due(): a frame 'passes' every 700 ms of virtual time (not the 1000 ms
+    cycle_ms); the loop must run the cycle then, not on its own timer."""
+
+    def __init__(self, clock):
+        Role.__init__(self, clock, cycle_us=2000)
+        self.passed_at = []
+        self.cycle_at = []
+        self._last_frame_us = 0
+
+    def poll(self):
+        Role.poll(self)
+        if self.clock.us - self._last_frame_us >= 700000:
+            self._last_frame_us = self.clock.us
+            self.passed_at.append(self.clock.us)
+
+    def cycle_due(self):
+        return len(self.passed_at) > len(self.cycle_at)
+
+    def cycle(self, dt_ms):
+        self.cycle_at.append(self.clock.us)
+        Role.cycle(self, dt_ms)
+
+    def wake_in_ms(self):
+        return 5
+
+
+def test_frame_clocked_role_cycles_after_each_frame_not_on_a_timer():
+    lp, clock, m, hw, role = _loop(FrameRole(Clock()))
+    role.clock = clock
+    lp.run(max_cycles=8)
+    assert len(role.cycle_at) == 8
+    for passed, ran in zip(role.passed_at, role.cycle_at, strict=False):
+        assert 0 <= ran - passed <= 1000           # the same wake-up (< 1 ms of virtual work)
+    gaps = [b - a for a, b in zip(role.cycle_at, role.cycle_at[1:], strict=False)]
+    assert all(695000 <= g <= 710000 for g in gaps), gaps
+    assert lp.stats.feeds == 8                     # the watchdog is fed by these cycles
+    assert lp.stats.overruns == 0
+
+
+def test_supervisor_reset_reads_back_as_supervisor_not_watchdog(monkeypatch, tmp_path):
+    from hal import board as hal_board
+    clock = Clock()
+    m = Machine(clock)
+    resets = []
+    m.reset = lambda: resets.append(1)
+    hw = Hw()
+    hw.data_dir = str(tmp_path)
+    loop_mod.reset_board(m, hw)
+    assert resets == [1]
+    m.WDT_RESET, m.PWRON_RESET = 3, 1
+    m.reset_cause = lambda: 3                       # rp2: machine.reset() reads as WDT_RESET
+    assert hal_board.reset_cause_name(m, str(tmp_path)) == "supervisor"
+    assert hal_board.reset_cause_name(m, str(tmp_path)) == "watchdog"   # marker consumed
+    hal_board.mark_intended_reset(str(tmp_path))
+    m.reset_cause = lambda: 1                       # power lost before the reset: a power-up
+    assert hal_board.reset_cause_name(m, str(tmp_path)) == "power"
+
+
+def test_startup_error_without_hw_goes_where_diag_reads(monkeypatch, tmp_path):
+    monkeypatch.setattr(loop_mod, "DATA_DIR", str(tmp_path))
+    loop_mod.log_error(ValueError("no board"), None, "start-up")
+    assert "no board" in loop_mod.last_error(str(tmp_path))
+    hw = Hw()
+    hw.data_dir = str(tmp_path)
+    loop_mod.log_error(ValueError("in loop"), hw, "loop")
+    assert "in loop" in loop_mod.last_error(str(tmp_path))
+
+
+def test_diag_shows_a_real_roles_position_and_receive_counters(monkeypatch, tmp_path, capsys):
+    """diag reads what the real Between role has: its chain position from the last good frame
+    and the link port's receive / framing counters."""
+    import diag
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "core"))
+    from test_cell_board import Board as CellDef
+    from test_cell_board import FakeHw
+
+    from core import codec, frame, options
+    from roles import between
+    from roles.cell_board import CellBoard
+    from sim.wire import WireRx
+
+    hw = FakeHw(str(tmp_path), 3300)
+    hw.link_rx = WireRx()
+    hw.link_tx = None
+    role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 4, 1, options.word_for(0, 3400), 2, 1)   # from board 2: we are 3
+    hw.link_rx.q = list(buf[:n]) + [codec.GAP, codec.FRAMING, codec.GAP]
+    role.poll()
+    clock = Clock()
+    lp = Loop(role, Board, Hw(), Machine(clock), clock)
+    monkeypatch.setattr(loop_mod, "current_role", role)
+    monkeypatch.setattr(loop_mod, "current_loop", lp)
+    monkeypatch.setattr(loop_mod, "current_board", CellDef)
+    monkeypatch.setattr(loop_mod, "role_name", "between")
+    diag.show()
+    out = capsys.readouterr().out
+    for needle in ("chain position: 3", "good_frames=1", "framing_errors=1", "rx_chars=%d" % (n + 3),
+                   "period_ms=1000", "originated=0"):
+        assert needle in out, (needle, out)

@@ -12,7 +12,7 @@ energy_out_wh (totals); energy_in_today_wh, energy_out_today_wh (reset every 24 
 counted from the first boot, the day counter is persisted); stored_wh (SoC x capacity x V-nom x
 cells); charge_cycles; soh_pct (100); charge_efficiency_pct (100); alarms (core.alarms bits);
 break_position (from the snapshot while communication is lost, else 0); uptime_s;
-should_save (the role should call ``save_state()`` now).
+should_save (the role should store ``state_values()`` now and report with ``state_saved(ok)``).
 
 Fail-safe: both relays are off until settings are valid and configured AND a valid, fresh,
 complete snapshot arrived; no communication, a cell-voltage sensor fault (in a cell's detail or
@@ -605,7 +605,9 @@ class PackBrain:
         self._trim1 = r1
         self._trim2 = r2
         if self.state_path is not None:
-            self.save_state()
+            # persisted by the role right after this cycle (roles/end_app.save_brain_state)
+            self._urgent = True
+            self.should_save = True
         return True
 
     def state_values(self):
@@ -626,23 +628,19 @@ class PackBrain:
             "latches": self._relays.latches(),
         }
 
-    def save_state(self):
-        """Persist SoC, energies, cycles and trims (allocates: not per cycle). Returns True when
-        written; on a file-system error retries after the next save interval."""
+    def state_saved(self, ok):
+        """The role stored ``state_values()`` in ``state_path`` (ok) or the file system refused
+        (retried after the next save interval). The brain decides WHEN (``should_save``); the
+        role's edge does the flash write, outside the frame window (roles/end_app.py)."""
         self.should_save = False
         self._since_save_ms = 0
-        if self.state_path is None:
-            return False
-        try:
-            store.save(self.state_path, STATE_KIND, STATE_VERSION, self.state_values())
-        except (OSError, ValueError):
-            return False
+        if not ok:
+            return
         self._urgent = False
         self._latch_urgent = False
         self._saved_soc_c = self.soc_c
         self._saved_in = self.energy_in_wh
         self._saved_out = self.energy_out_wh
-        return True
 
     def load_state(self):
         """Restore from state_path (at boot). Bad or missing files keep the defaults (50 %,

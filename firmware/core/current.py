@@ -12,7 +12,7 @@ Results, one turn, + = into the pack for sensor 1 and + = to the loads for senso
 ``s1_ma, s1_flags, s2_ma, s2_flags`` (``core.snapshot.SensorFlags``).
 
 Zero calibration (Begin button, no current flowing): ``zero()`` takes the last raw readings as
-offsets and returns the dict to save; ``save_zero_file`` / ``load_zero_file`` keep it in
+offsets and returns the dict the Begin role saves (roles/begin.py); ``load_zero_file`` reads it from
 ``hw.data_dir + "/current_zero.json"`` through ``core.store``.
 
 End side, ``PackCurrent.update(s1_ma, s1_flags, s2_ma, s2_flags, loop_count, sensors)``: divide
@@ -182,7 +182,7 @@ class SensorPair:
     def zero(self):
         """Take the last raw readings (no current flowing) as zero offsets. A channel whose
         reading is missing or more than 10 % of its span from the nominal zero keeps its old
-        offset and clears ``zero_ok``. Returns the dict to save (``save_zero_file``)."""
+        offset and clears ``zero_ok``. Returns the dict to save (the Begin role stores it: roles/begin.py)."""
         ok = True
         for idx in range(4):
             v = self.raw_uv[idx]
@@ -222,10 +222,6 @@ class SensorPair:
         if status == store.OK and not self.load_zero(values):
             status = store.CORRUPT
         return status
-
-    def save_zero_file(self, path):
-        """Write the present offsets atomically (raises OSError if the file system refuses)."""
-        store.save(path, ZERO_KIND, ZERO_VERSION, self.zero_values())
 
 
 def zero_path(data_dir):

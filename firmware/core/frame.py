@@ -11,7 +11,8 @@ Layout (offsets, multi-byte fields big-endian unless noted; docs/link-protocol.m
   16 FAULT_AT (0, or the position of the first board whose own cell voltage is not data)
   17 MIN_MV u16, 19 its position   20 MAX_MV u16, 22 position
   23 MIN_T u16 (0.1 degC + 0x8000), 25 position   26 MAX_T u16, 28 position
-  29 PACK_MV u24 LITTLE-endian (sum; carries flow with the bytes)  32 FLAGS
+  29 PACK_MV u24 LITTLE-endian (sum; carries flow with the bytes)
+  32 FLAGS: bits 0-2 ORed by every board, bits 4-5 the Begin board's frame period (cadence)
   33 CRC_A (over 0..32)
   section B - break report and a window of per-cell detail, checked by CRC_B
   35 BRK (0 or the position whose section-A input failed in this frame)
@@ -69,7 +70,10 @@ MAX_FRAME = const(198)   # 38 + 5 * MAX_W
 F_BALANCING = const(0x01)   # FLAGS: some board is balancing
 F_ERROR = const(0x02)       # some board reported a sensor fault / watchdog reset / upstream loss
 F_LOST = const(0x04)        # some board originated this frame because its upstream was lost
+F_CADENCE = const(0x30)     # FLAGS bits 4-5: the Begin board's frame period (cadence_ms)
+F_CADENCE_500 = const(0x10)  # code 1 = 500 ms; code 0 = 1000 ms (frames of older firmware)
 
+_ZEROS = bytes(MAX_FRAME)
 POISON = const(0x00FF)
 TEMP_OFFSET = const(0x8000)
 
@@ -148,15 +152,34 @@ def _put32(buf, o, v):
     buf[o + 3] = v & 0xFF
 
 
-def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0, s2_flags=0):
+def cadence_flags(period_ms):
+    """FLAGS bits for a frame period: 500 ms -> F_CADENCE_500, anything else 1000 ms (0)."""
+    return F_CADENCE_500 if period_ms == 500 else 0
+
+
+def cadence_ms(flags):
+    """The frame period a FLAGS byte carries: code 0 = 1000 ms (also every older frame),
+    1 = 500 ms; the reserved codes 2 and 3 read as 500 ms (a timeout counted in frames then
+    runs early, never late)."""
+    return 1000 if flags & F_CADENCE == 0 else 500
+
+
+def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0, s2_flags=0,
+                period_ms=1000, with_crc=True):
     """Write a frame nobody has contributed to yet (as if from position ``count``) into buf,
-    with valid CRCs; returns its length. The originator runs it through its own Forwarder
-    to add itself. No allocation."""
+    with valid CRCs; returns its length. ``period_ms``: the originator's frame period, carried
+    in FLAGS bits 4-5 (every board ORs its own flags, so the bits travel to End). The
+    originator runs it through its own Forwarder to add itself. ``with_crc=False`` leaves the
+    CRC fields 0 for ``Forwarder.originate(..., with_crc=False)`` (roles.Originator computes
+    them while it hands the bytes to the transmitter). No allocation."""
     n = frame_len(w)
-    i = 0
-    while i < n:
-        buf[i] = 0
-        i += 1
+    if len(buf) == MAX_FRAME:
+        buf[:] = _ZEROS          # one memory fill (no slice object is allocated for [:])
+    else:
+        i = 0
+        while i < n:
+            buf[i] = 0
+            i += 1
     buf[0] = SYNC
     buf[O_W] = w
     buf[O_SEQ] = seq & 0xFF
@@ -170,6 +193,9 @@ def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0,
     buf[O_MIN_MV + 1] = 0xFF
     buf[O_MIN_T] = 0xFF
     buf[O_MIN_T + 1] = 0xFF
+    buf[O_FLAGS] = cadence_flags(period_ms)
+    if not with_crc:
+        return n
     c = _crc.crc16(buf, 0, O_CRC_A)
     buf[O_CRC_A] = c >> 8
     buf[O_CRC_A + 1] = c & 0xFF
@@ -424,6 +450,81 @@ class Forwarder:
                 self.event = EV_B
         self.out[i] = o
         return o
+
+    def originate(self, buf, n, with_crc=True):
+        """Add this board to a frame nobody has contributed to yet (``build_empty``) in place,
+        as feeding its n bytes through ``byte`` would, and return n; the CRCs are computed once
+        over the buffer instead of byte by byte (an originated frame is the whole frame in one
+        go, the cut-through path is for frames flowing past). ``with_crc=False``: the caller
+        fills CRC_A and CRC_B (``crc16`` over the same ranges) before those bytes go out.
+        No allocation."""
+        self.state = _HUNT
+        self._reset_frame()
+        w = buf[O_W]
+        if w < 1 or w > MAX_W:
+            w = 1
+            buf[O_W] = 1
+        self.w = w
+        c = buf[O_COUNT]
+        p = c + 1 if c < 255 else 255
+        self.pos = p
+        buf[O_COUNT] = p
+        if buf[O_LOST] == 0:
+            if self.report_lost or self.report_cut:
+                buf[O_LOST] = self.good_pos if self.good_pos else p
+                self.report_lost = False
+                self.report_cut = False
+        else:
+            self.report_cut = False
+        s = p - buf[O_WIN]
+        self._slot = s if 0 <= s < w else -1
+        if buf[O_FAULT] == 0 and self._own_vf:
+            buf[O_FAULT] = p
+        own = self._own
+        o = O_MIN_MV
+        k = 0
+        while k < 4:
+            ov = own[k]
+            if ov >= 0:
+                cur = (buf[o] << 8) | buf[o + 1]
+                is_min = k == 0 or k == 2
+                if (ov < cur) if is_min else (ov > cur):
+                    buf[o] = ov >> 8
+                    buf[o + 1] = ov & 0xFF
+                    buf[o + 2] = p
+            o += 3
+            k += 1
+        carry = 0
+        mv = self._own_mv
+        i = 0
+        while i < 3:
+            t = buf[O_PACK + i] + ((mv >> (8 * i)) & 0xFF) + carry
+            buf[O_PACK + i] = t & 0xFF
+            carry = t >> 8
+            i += 1
+        buf[O_FLAGS] |= self._own_flags
+        if with_crc:
+            cr = _crc.crc16(buf, 0, O_CRC_A)
+            buf[O_CRC_A] = cr >> 8
+            buf[O_CRC_A + 1] = cr & 0xFF
+        self.good_pos = p
+        self.a_result = OK
+        if self._slot >= 0:
+            d = self._det
+            o = O_DETAIL + SLOT_LEN * self._slot
+            i = 0
+            while i < SLOT_LEN:
+                buf[o + i] = d[i]
+                i += 1
+        n = frame_len(w)
+        if with_crc:
+            cr = _crc.crc16(buf, O_BRK, n - 2)
+            buf[n - 2] = cr >> 8
+            buf[n - 1] = cr & 0xFF
+        self.b_result = OK
+        self.frames += 1
+        self.event = EV_B
+        return n
 
     def _check(self, received):
         if self._cut:

@@ -1,6 +1,8 @@
 """ADS1115 16-bit I2C ADC, single-ended single-shot reads (Begin board current sensors on RP2040).
 
-The I2C bus object and the sleep function are injected; nothing is allocated per read.
+The I2C bus object and the sleep function are injected; nothing is allocated per read: the
+config write is ``I2C.writeto`` of a preallocated [register, high, low] buffer
+(``writeto_mem`` allocated on the rp2 port), reads go into a preallocated buffer.
 """
 from micropython import const
 
@@ -28,7 +30,8 @@ class ADS1115:
         self._i2c = i2c
         self._addr = addr
         self._sleep_us = sleep_us
-        self._cfg = bytearray(2)
+        self._cfg = bytearray(3)     # register pointer, config high, config low
+        self._cfg[0] = _REG_CONFIG
         self._buf = bytearray(2)
         self.errors = 0          # failed reads since start (I2C error or conversion timeout)
 
@@ -36,11 +39,11 @@ class ADS1115:
         cfg = (_OS_START | ((_MUX_SINGLE_AIN0 + (channel & 3)) << 12) | _PGA_4V096 | _MODE_SINGLE
                | _DR_860SPS | _COMP_OFF)
         c = self._cfg
-        c[0] = cfg >> 8
-        c[1] = cfg & 0xFF
+        c[1] = cfg >> 8
+        c[2] = cfg & 0xFF
         b = self._buf
         try:
-            self._i2c.writeto_mem(self._addr, _REG_CONFIG, c)
+            self._i2c.writeto(self._addr, c)
             self._sleep_us(_FIRST_WAIT_US)
             polls = 0
             while True:

@@ -16,6 +16,9 @@ except ImportError:
 if TYPE_CHECKING:
     from typing import Any  # under TYPE_CHECKING: never imported on a board
 
+DATA_DIR = "/data"                  # settings, calibration, state: flash.sh never overwrites it
+LASTERROR_FILE = "/lasterror.txt"   # in DATA_DIR: the supervisor's last traceback (diag shows it)
+RESET_MARKER_FILE = "/reset_intended"   # in DATA_DIR: the supervisor chose the next reset
 READ_ERROR_UV = const(-1000000)   # an ADC input that could not be read (see hal/ads1115.py)
 _PERMILLE = const(1000)
 _U16_MAX = const(65535)
@@ -221,12 +224,36 @@ _CAUSES = (("PWRON_RESET", "power"), ("HARD_RESET", "hard"), ("WDT_RESET", "watc
            ("DEEPSLEEP_RESET", "deepsleep"), ("SOFT_RESET", "soft"), ("BROWNOUT_RESET", "brownout"))
 
 
-def reset_cause_name(machine):
-    """machine.reset_cause() as a short string: power, hard, watchdog, deepsleep, soft, ..."""
+def mark_intended_reset(data_dir=DATA_DIR):
+    """Leave the marker the next start reads: the reset about to happen is the supervisor's own
+    choice (on rp2 machine.reset() reads back as a watchdog reset). Never raises."""
+    try:
+        with open(data_dir + RESET_MARKER_FILE, "w") as f:
+            f.write("1")
+    except OSError:
+        pass
+
+
+def _take_marker(data_dir):
+    import os
+    try:
+        os.remove(data_dir + RESET_MARKER_FILE)
+        return True
+    except OSError:
+        return False
+
+
+def reset_cause_name(machine, data_dir=None):
+    """machine.reset_cause() as a short string: power, hard, watchdog, deepsleep, soft, ...;
+    "supervisor" when the reset was machine.reset() after mark_intended_reset (the marker in
+    ``data_dir`` is consumed, so only the reset right after it counts)."""
+    intended = _take_marker(data_dir) if data_dir is not None else False
     try:
         code = machine.reset_cause()
     except (AttributeError, OSError):
-        return "unknown"
+        return "supervisor" if intended else "unknown"
+    if intended and code != getattr(machine, "PWRON_RESET", None):
+        return "supervisor"
     for attr, name in _CAUSES:
         if getattr(machine, attr, None) == code:
             return name
@@ -249,7 +276,7 @@ def ensure_dir(path):
             raise BoardError("%s exists and is not a folder" % cur)
 
 
-def make_hw(board_def, role, data_dir="/data", machine=None, link=None, ble=None, esp32=None,
+def make_hw(board_def, role, data_dir=DATA_DIR, machine=None, link=None, ble=None, esp32=None,
             sleep_us=None):
     """Build the hw object for ``role`` ("begin", "between", "end") on this board.
 
@@ -265,7 +292,7 @@ def make_hw(board_def, role, data_dir="/data", machine=None, link=None, ble=None
     bd = board_def
     hw = Hw(bd, role, data_dir)
     ensure_dir(data_dir)
-    hw._reset_cause = reset_cause_name(machine)
+    hw._reset_cause = reset_cause_name(machine, data_dir)
 
     def adc(pin):
         if bd.CPU == "rp2040":

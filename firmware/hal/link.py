@@ -1,7 +1,8 @@
 """Link transmitters and receivers from the board definition (docs/link-protocol.md).
 
 ``make_tx(board_def, pin, invert, baud)`` -> transmitter or None when ``pin`` is None;
-``make_rx(board_def)`` -> receiver on LINK_IN_PIN. Both take ``machine=`` and ``rp2=``, and
+``make_rx(board_def)`` -> receiver on LINK_IN_PIN, with the polarity the opto stage leaves
+(``rx_invert``: the transmitter inverts, the opto inverts back, the receiver does not). Both take ``machine=`` and ``rp2=``, and
 make_rx ``time=`` (anything with ticks_us / ticks_diff) - injected by tests, imported lazily
 otherwise - and build the Pin / Timer / UART /
 StateMachine objects the backend classes are given - nothing is touched at import time.
@@ -17,6 +18,15 @@ Receiver: ``read()`` -> byte 0..255, or core.codec.FRAMING / GAP / NONE;
 role's ``poll`` runs within a character time instead of at the next loop wake-up.
 """
 GAP_BITS = 30        # idle bit times after a character that end a frame (core.codec.Decoder)
+OPTO_INVERTS = True  # the documented opto stage (docs/wiring.md): LED on = transistor pulls IN low
+
+
+def rx_invert(board_def):
+    """Polarity LINK_IN sees through the opto stage: the upstream board drives LINK_OUT inverted
+    when LINK_INVERT (idle low: opto LED off), the opto inverts once more, so the receiver sees
+    ordinary UART polarity (idle high) and must not invert again. ``LINK_OPTO_INVERTS = False``
+    in a board definition describes a non-inverting coupler (then the receiver inverts)."""
+    return bool(board_def.LINK_INVERT) != bool(getattr(board_def, "LINK_OPTO_INVERTS", OPTO_INVERTS))
 
 
 def _backend(board_def):
@@ -41,7 +51,9 @@ def make_tx(board_def, pin, invert, baud, machine=None, rp2=None):
         from hal import link_uart
         # the unused RX of this UART goes to a pin the board definition names, never the default
         rx = getattr(board_def, "EXTOUT_UART_RX_PIN", None) if is_extout else board_def.LINK_IN_PIN
-        return link_uart.UartTx(link_uart.make_uart(machine, uart_id, baud, tx=pin, rx=rx, invert=invert))
+        rx_inv = invert if is_extout else rx_invert(board_def)   # same pair as make_rx builds
+        return link_uart.UartTx(link_uart.make_uart(machine, uart_id, baud, tx=pin, rx=rx, invert=invert,
+                                                    rx_invert=rx_inv))
     p = machine.Pin(pin, machine.Pin.OUT, value=0 if invert else 1)
     if kind == "pio":
         from hal import link_pio
@@ -55,7 +67,7 @@ def make_tx(board_def, pin, invert, baud, machine=None, rp2=None):
 def make_rx(board_def, machine=None, rp2=None, time=None):
     kind = _backend(board_def)
     pin = board_def.LINK_IN_PIN
-    invert = board_def.LINK_INVERT
+    invert = rx_invert(board_def)
     baud = board_def.LINK_BAUD
     machine = _machine(machine)
     if time is None:
@@ -66,7 +78,8 @@ def make_rx(board_def, machine=None, rp2=None, time=None):
     if kind == "uart":
         from hal import link_uart
         return link_uart.UartRx(link_uart.make_uart(machine, board_def.LINK_UART_ID, baud,
-                                                    tx=board_def.LINK_OUT_PIN, rx=pin, invert=invert),
+                                                    tx=board_def.LINK_OUT_PIN, rx=pin,
+                                                    invert=board_def.LINK_INVERT, rx_invert=invert),
                                 baud, GAP_BITS,
                                 ticks_us=ticks_us, ticks_diff=ticks_diff)
     p = machine.Pin(pin, machine.Pin.IN)

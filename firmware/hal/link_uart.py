@@ -3,13 +3,13 @@
 The UART object is injected (``make_uart`` builds one from a machine module; hal/link.py does
 that from the board definition, tests pass a fake):
 
-    tx = UartTx(make_uart(machine, uart_id, baud, tx=out_pin, rx=in_pin, invert=True))
-    rx = UartRx(make_uart(machine, uart_id, baud, tx=out_pin, rx=in_pin, invert=True), baud, gap_bits)
+    tx = UartTx(make_uart(machine, uart_id, baud, tx=out_pin, rx=in_pin, invert=True, rx_invert=False))
+    rx = UartRx(make_uart(machine, uart_id, baud, tx=out_pin, rx=in_pin, invert=True, rx_invert=False), baud, gap_bits)
 
 Both pins are always given, also for a UART used in one direction: a pin left out is not "none"
 on the ESP32 port but the UART's default pin (``UART(1, tx=21)`` routes UART1 RX to GPIO9, a
 flash pin on WROOM-32 modules; UART2's defaults 16/17 are Begin switch pins). Both
-constructions of one UART are identical (same pins, same inversion), so building the receiver
+constructions of one UART are identical (same pins, same TX/RX inversion pair), so building the receiver
 after the transmitter does not undo the transmitter's settings.
 
 The UART does the bit timing. MicroPython's UART does not report framing errors: a character
@@ -23,12 +23,16 @@ from core import codec
 _BUF = 512
 
 
-def make_uart(machine, uart_id, baud, tx, rx, invert=False):
-    """machine.UART, 8N1, on both pins (``invert`` inverts both). ValueError if a pin is None."""
+def make_uart(machine, uart_id, baud, tx, rx, invert=False, rx_invert=None):
+    """machine.UART, 8N1, on both pins. ``invert`` inverts TX, ``rx_invert`` RX (default: the same
+    as TX). The link's UART is built twice (transmitter, receiver): both calls must pass the same
+    pair, or the second construction undoes the first one's polarity. ValueError if a pin is None."""
     if tx is None or rx is None:
         raise ValueError("UART %r needs both tx and rx pins (a missing one takes the port's default pin)" % (uart_id,))
     UART = machine.UART
-    inv = (UART.INV_TX | UART.INV_RX) if invert else 0
+    if rx_invert is None:
+        rx_invert = invert
+    inv = (UART.INV_TX if invert else 0) | (UART.INV_RX if rx_invert else 0)
     return UART(uart_id, baudrate=baud, bits=8, parity=None, stop=1, tx=tx, rx=rx, invert=inv,
                 txbuf=_BUF, rxbuf=_BUF)
 

@@ -8,24 +8,32 @@
 
 * every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
   the role has them;
-* every ``role.cycle_ms`` (default 1000): ``role.cycle(dt_ms)``, dt_ms from ``time.ticks_diff``
-  (raw ticks never reach core); a late cycle is counted in ``stats.overruns`` and the schedule
-  restarts from now instead of bursting to catch up;
+* the cycle: a frame-clocked role (one with ``cycle_due()``: Between, End) runs
+  ``role.cycle(dt_ms)`` at the first wake-up at which ``cycle_due()`` is True (a frame has
+  passed it, or its fallback timer expired - roles.FrameClock); any other role (Begin, the
+  chain's clock) every ``role.cycle_ms`` (default 1000). dt_ms from ``time.ticks_diff`` (raw
+  ticks never reach core); a late timed cycle is counted in ``stats.overruns`` and the
+  schedule restarts from now instead of bursting to catch up;
 * the watchdog (``hw.feed_watchdog()``: machine.WDT with board_def.WDT_TIMEOUT_MS, started by the
-  first feed) is fed only after a cycle returned normally and ``role.healthy()`` (if present) is
-  True. A hung or endlessly failing loop therefore resets the board; boot.py and the role's
-  construction start every output safe again;
-* between wake-ups the board sleeps until the next cycle, the next poll (``role.poll_ms``, else
-  the board definition's ``LOOP_POLL_MS``, else DEFAULT_POLL_MS when the role has ``poll``) or
-  ``role.wake_in_ms()`` (else ``role.cell.wake_in_ms()``: LED edge, button), at most MAX_SLEEP_MS: ``machine.lightsleep(ms)`` when the board definition allows it
-  (``LIGHTSLEEP = True``) and the role says its link can wake it (``role.sleep_ok`` True),
-  ``time.sleep_ms`` (the port idles the CPU inside it) otherwise;
+  first feed) is fed only after a cycle returned normally. A hung or endlessly failing loop
+  therefore resets the board; boot.py and the role's construction start every output safe
+  again;
+* between wake-ups the board sleeps in ``time.sleep_ms`` (the port idles the CPU inside it and
+  still runs the receiver's scheduled handler, so forwarding goes on) until the next timed
+  cycle or ``role.wake_in_ms()``, at most MAX_SLEEP_MS. A role with ``wake_in_ms`` says itself
+  when its byte path needs it (roles.frame_wake_ms: every FRAME_POLL_MS while a frame is due or
+  passing, 1 ms for a polled receiver, else the next measurement, fallback timer or LED edge);
+  a role with ``poll`` but no ``wake_in_ms`` is woken every LOOP_POLL_MS (board definition,
+  default DEFAULT_POLL_MS). No machine.lightsleep: on rp2 it stops the PIO clocks (the link),
+  on ESP32 the UART receiver would need a wake source per board (docs/cell-board.md);
 * awake time is measured with ``ticks_us`` and reported per cycle as ``stats.awake_permille`` (and
   a smoothed ``stats.awake_avg_permille``) for ``diag`` and the benchmark.
 
 Supervisor: an exception from the role first calls ``role.safe()`` (then ``hw.safe()``), then
 prints the traceback, writes it to ``<data_dir>/lasterror.txt`` and resets the board after
-RESET_DELAY_MS. Ctrl-C at the REPL stops the loop with the outputs safe and keeps an already
+RESET_DELAY_MS, leaving a marker first (``hal.board.mark_intended_reset``) so the next start
+reports reset cause "supervisor", not the watchdog reset rp2 makes of every machine.reset();
+a start-up error goes to the same ``hal.board.DATA_DIR`` file diag reads. Ctrl-C at the REPL stops the loop with the outputs safe and keeps an already
 running watchdog fed from a timer, so ``import diag`` works; ``machine.reset()`` restarts.
 """
 import sys
@@ -40,12 +48,13 @@ except ImportError:
 if TYPE_CHECKING:
     from typing import Any  # under TYPE_CHECKING: never imported on a board
 
+from hal.board import DATA_DIR, LASTERROR_FILE, mark_intended_reset
+
 MAX_SLEEP_MS = const(1000)
 DEFAULT_POLL_MS = const(5)           # byte-path poll interval for roles with poll() (link FIFOs)
 RESET_DELAY_MS = const(3000)
 START_FAIL_DELAY_MS = const(10000)   # long enough to press Ctrl-C before a start-up reset loop
 _DEFAULT_CYCLE_MS = const(1000)
-_LASTERROR = "/lasterror.txt"
 
 # Registry read by diag.py (filled by run()).
 current_role: "Any" = None
@@ -62,13 +71,11 @@ class LoopStats:
         self.cycles = 0
         self.overruns = 0
         self.feeds = 0
-        self.unhealthy = 0          # cycles that did not feed the watchdog
         self.last_cycle_us = 0      # duration of role.cycle()
         self.max_cycle_us = 0
         self.awake_permille = 1000  # awake share of the last complete cycle
         self.awake_avg_permille = 1000
-        self.lightsleeps = 0
-        self.sleeps = 0
+        self.sleeps = 0             # wake-ups (each sleep ends in one)
 
 
 def role_name_of(role_module):
@@ -87,16 +94,14 @@ class Loop:
         self.cycle_ms = getattr(role, "cycle_ms", _DEFAULT_CYCLE_MS)
         self._poll = getattr(role, "poll", None)
         self._tick = getattr(role, "tick", None)
+        self._due = getattr(role, "cycle_due", None)     # frame-clocked roles (Between, End)
         self._wake_in = getattr(role, "wake_in_ms", None)
         if self._wake_in is None:
             self._wake_in = getattr(getattr(role, "cell", None), "wake_in_ms", None)
-        if self._poll is not None:
-            default_poll = getattr(board_def, "LOOP_POLL_MS", DEFAULT_POLL_MS)
+        if self._poll is not None and getattr(role, "wake_in_ms", None) is None:
+            self.poll_ms = getattr(board_def, "LOOP_POLL_MS", DEFAULT_POLL_MS)
         else:
-            default_poll = MAX_SLEEP_MS
-        self.poll_ms = getattr(role, "poll_ms", default_poll)
-        self._healthy = getattr(role, "healthy", None)
-        self._lightsleep = getattr(machine, "lightsleep", None) if getattr(board_def, "LIGHTSLEEP", False) else None
+            self.poll_ms = MAX_SLEEP_MS     # the role's wake_in_ms() covers its byte path
         self._feed = getattr(hw, "feed_watchdog", None)
         self._wdt = None
         self._wdt_timeout_ms = getattr(board_def, "WDT_TIMEOUT_MS", 5000)
@@ -129,9 +134,14 @@ class Loop:
             self._poll()
         if self._tick is not None:
             self._tick(dt_tick)
-        late = ticks_diff(now, self._next_cycle)
-        if late >= 0:
-            self._cycle(now, late)
+        due = self._due
+        if due is not None:
+            if due():
+                self._cycle(now, 0)
+        else:
+            late = ticks_diff(now, self._next_cycle)
+            if late >= 0:
+                self._cycle(now, late)
         self._sleep()
 
     def _cycle(self, now, late):
@@ -164,14 +174,14 @@ class Loop:
         if us > st.max_cycle_us:
             st.max_cycle_us = us
         st.cycles += 1
-        if self._healthy is None or self._healthy():
-            self.feed()
-        else:
-            st.unhealthy += 1
+        self.feed()
 
     def _sleep(self):
         time = self.time
-        wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
+        if self._due is not None:
+            wait = MAX_SLEEP_MS       # the role's wake_in_ms() includes its fallback timer
+        else:
+            wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
         if self.poll_ms < wait:
             wait = self.poll_ms
         if self._wake_in is not None:
@@ -184,12 +194,8 @@ class Loop:
             return
         t = time.ticks_us()
         self._awake_us += time.ticks_diff(t, self._wake_us)
-        if self._lightsleep is not None and getattr(self.role, "sleep_ok", False):
-            self.stats.lightsleeps += 1
-            self._lightsleep(wait)
-        else:
-            self.stats.sleeps += 1
-            time.sleep_ms(wait)
+        self.stats.sleeps += 1
+        time.sleep_ms(wait)
         self._wake_us = time.ticks_us()
 
     def run(self, max_cycles=0):
@@ -214,7 +220,7 @@ def log_error(e, hw, where):
     print("cellchain %s error:" % where)
     _print_exception(e, None)
     try:
-        path = getattr(hw, "data_dir", "") + _LASTERROR if hw is not None else _LASTERROR
+        path = _data_dir(hw) + LASTERROR_FILE
         with open(path, "w") as f:
             f.write("%s %s: " % (role_name, where))
             _print_exception(e, f)
@@ -237,9 +243,21 @@ def _print_exception(e, f):
             f.write(msg)
 
 
-def last_error(data_dir="/data"):
+def _data_dir(hw):
+    d = getattr(hw, "data_dir", None) if hw is not None else None
+    return d if d else DATA_DIR
+
+
+def reset_board(machine, hw):
+    """The supervisor's own reset: marked first, so the next start does not report it as a
+    watchdog reset (hal.board.reset_cause_name gives "supervisor")."""
+    mark_intended_reset(_data_dir(hw))
+    machine.reset()
+
+
+def last_error(data_dir=DATA_DIR):
     try:
-        with open(data_dir + _LASTERROR) as f:
+        with open(data_dir + LASTERROR_FILE) as f:
             return f.read(600)
     except OSError:
         return ""
@@ -292,7 +310,7 @@ def run(board_def, role_module):
         log_error(e, hw, "start-up")
         print("resetting in %d ms (Ctrl-C to stay at the REPL)" % START_FAIL_DELAY_MS)
         time.sleep_ms(START_FAIL_DELAY_MS)
-        machine.reset()
+        reset_board(machine, hw)
         return
     print("cellchain: %s on %s, cycle %d ms" % (role_name, getattr(board_def, "NAME", "?"), loop.cycle_ms))
     try:
@@ -307,4 +325,4 @@ def run(board_def, role_module):
         log_error(e, hw, "loop")
         print("resetting in %d ms" % RESET_DELAY_MS)
         time.sleep_ms(RESET_DELAY_MS)
-        machine.reset()
+        reset_board(machine, hw)

@@ -1,25 +1,245 @@
 """Roles on the link: begin (originates), between (forwards), end (assembles the snapshot).
 
-Each role module has ``make(hw, board_def)`` returning an object with ``cycle(dt_ms)`` (once per
-link cycle), ``poll()`` (drain received characters: the byte path), ``tick(dt_ms)`` (LED and
-button timing), ``safe()`` and ``cycle_ms``. The shared link plumbing lives here.
+Each role module has ``make(hw, board_def)`` returning an object with ``cycle(dt_ms)`` (one
+frame slot), ``poll()`` (drain received characters: the byte path), ``tick(dt_ms)`` (LED and
+button timing, and the time base of ``FrameClock``), ``safe()`` and ``cycle_ms``. Between and
+End are frame-clocked: they also have ``cycle_due()``, and the board loop runs their cycle when
+it says so (right after a frame has passed them, or on the fallback timer while upstream is
+silent) instead of on a timer of their own. The shared link plumbing lives here, and so does
+every timeout counted in frames (``FrameClock``, docs/architecture.md "Time").
 """
 from micropython import const
 
-from core import codec, frame
+from core import codec, crc, frame
 
 DEFAULT_CYCLE_MS = const(1000)
 _POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
 
+# ---- time counted in frames: the one place (docs/architecture.md "Time") -------------------------
+COMM_TIMEOUT_FRAMES = const(3)   # N: consecutive missing/bad frames before comm is lost
+#                                  (End: relays open; Between: no balancing). End takes the
+#                                  comm_timeout_cycles setting instead when it has one.
+LOST_AFTER_FRAMES = const(2)     # Between: this many slots without a frame start -> originate
+MEASURE_LEAD_MS = const(40)      # measure the cell this long before the next frame is due
+FRAME_POLL_MS = const(5)         # loop wake-up interval while a frame is due or passing
+_SLOT_MAX = const(255)
+_MS_MAX = const(0x3FFFFFFF >> 2)
 
-def send_frame(fw, buf, n, tx):
-    """Originate a frame: run the n bytes built in ``buf`` through this board's own forwarder
-    (which adds its cell, updates the aggregates and CRCs) and send the result as one burst."""
-    fw.gap()
-    for i in range(n):
-        fw.byte(buf[i])
-    if tx is not None:
-        tx.write(fw.out, n)
+
+class FrameClock:
+    """When a frame-clocked board (Between, End) runs its cycle, and its timeouts in frames.
+
+    ``period_ms`` is the Begin board's frame period, learnt from the cadence bits of every
+    good section A (core.frame.cadence_ms). A cycle is due right after a frame has passed
+    (``frame_passed``); with no frame, the fallback timer makes it due 1.25 periods after the
+    last cycle, then every period (``wait_ms``). Each cycle is one frame slot (``slot``):
+    ``missed`` counts consecutive slots without a good frame, ``silent`` consecutive slots
+    without even a frame start. ``tick`` feeds the time (the loop's dt_ms at every wake-up).
+    """
+
+    def __init__(self, period_ms, timeout_frames=COMM_TIMEOUT_FRAMES):
+        self.period_ms = period_ms
+        self.timeout_frames = timeout_frames
+        self.since_ms = 0           # since the last cycle
+        self.since_start_ms = 0     # since the last frame started arriving
+        self.passed = False         # a frame has passed since the last cycle
+        self.good = False           # ... and checked good (what "good" is: the role's choice)
+        self.started = False        # a frame started since the last cycle
+        self.missed = timeout_frames    # at power-up: not ok until a good frame arrives
+        self.silent = 0             # (upstream gets LOST_AFTER_FRAMES slots to show up)
+        self.fallback = False       # the last cycle ran on the timer, not after a frame
+        self.measured = False       # the cell was measured for the frame to come
+
+    def tick(self, dt_ms):
+        if self.since_ms < _MS_MAX:
+            self.since_ms += dt_ms
+        if self.since_start_ms < _MS_MAX:
+            self.since_start_ms += dt_ms
+
+    def frame_started(self):
+        self.started = True
+        self.since_start_ms = 0
+        self.measured = False
+
+    def frame_passed(self, good):
+        self.passed = True
+        if good:
+            self.good = True
+
+    def wait_ms(self):
+        """ms until the next cycle is due (0 = now)."""
+        if self.passed:
+            return 0
+        p = self.period_ms
+        limit = p if self.fallback else p + (p >> 2)
+        w = limit - self.since_ms
+        return w if w > 0 else 0
+
+    def due(self):
+        return self.wait_ms() == 0
+
+    def in_window(self):
+        """A frame is due (measured for it) or passing: the loop should look in often."""
+        return self.measured or (self.started and not self.passed)
+
+    def measure_in_ms(self):
+        """ms until the cell should be measured: MEASURE_LEAD_MS before the next frame is due
+        (one period after the last frame started) or, with no frame timing (fallback slots,
+        power-up), before the fallback cycle. A large value once measured for this slot."""
+        if self.measured:
+            return _MS_MAX
+        if self.fallback or self.missed >= self.timeout_frames:
+            w = self.wait_ms() - MEASURE_LEAD_MS
+        else:
+            w = self.period_ms - MEASURE_LEAD_MS - self.since_start_ms
+        return w if w > 0 else 0
+
+    def slot(self):
+        """Start of a cycle: account one frame slot. Returns True when a good frame passed."""
+        good = self.good
+        if good:
+            self.missed = 0
+        elif self.missed < _SLOT_MAX:
+            self.missed += 1
+        if self.started:
+            self.silent = 0
+        elif self.silent < _SLOT_MAX:
+            self.silent += 1
+        self.fallback = not self.passed
+        self.measured = False
+        self.passed = False
+        self.good = False
+        self.started = False
+        self.since_ms = 0
+        return good
+
+    @property
+    def ok(self):
+        """Fewer than ``timeout_frames`` consecutive slots without a good frame."""
+        return self.missed < self.timeout_frames
+
+    @property
+    def upstream_lost(self):
+        return self.silent >= LOST_AFTER_FRAMES
+
+
+def measure_before_frame(role):
+    """A frame-clocked role's tick(): measure the cell MEASURE_LEAD_MS before the next frame
+    is due, so the frame carries a reading taken just before it (the cycle after the frame
+    then does not measure again: ``role._fresh``). Returns True when it measured."""
+    clock = role.clock
+    if clock.measured or clock.measure_in_ms() != 0:
+        return False
+    clock.measured = True
+    role._fresh = True
+    role.cell.measure(0)
+    role._own_due = True
+    if not role.fw.in_frame():
+        role._set_own()
+    return True
+
+
+def frame_wake_ms(role):
+    """How soon a frame-clocked role needs the loop again: LED/button edge, the cycle's fallback
+    timer, the measurement before the next frame - whichever comes first; every FRAME_POLL_MS
+    while a frame is due or passing (the cycle then runs within FRAME_POLL_MS of its end).
+    Between frames the board sleeps (wake-ups bounded: a few per frame period plus the
+    window's, instead of one every 5 ms day and night)."""
+    w = role.cell_wake               # the cell's bound wake_in_ms, made once (None: no hint)
+    ms = w() if w is not None else 1000
+    c = role.clock
+    due = c.wait_ms()
+    if due < ms:
+        ms = due
+    if not c.measured:
+        m = c.measure_in_ms()
+        if m < ms:
+            ms = m
+    if ms > FRAME_POLL_MS and c.in_window():
+        ms = FRAME_POLL_MS
+    return ms
+
+
+class Originator:
+    """Sends the frames this board originates (Begin every cycle, Between when upstream is
+    lost) without blocking the loop: ``start(n)`` adds this board to the frame built in ``buf``
+    by ``frame.build_empty(..., with_crc=False)`` (``Forwarder.originate``) and queues it;
+    ``pump()`` hands the transmitter what it accepts now (``write_byte`` False = FIFO full),
+    computing both CRCs on the way (each is written just before it goes out), and returns; the
+    loop calls it at each wake-up until ``busy()`` is False. So the cycle pays for the fields,
+    the wake-ups during the frame for the CRCs. No allocation."""
+
+    def __init__(self, fw, tx):
+        self.fw = fw
+        self.tx = tx
+        self.buf = bytearray(frame.MAX_FRAME)
+        self.n = 0
+        self.i = 0
+        self.crc = crc.INIT
+        self.sent = 0
+        self.queued = 0             # a frame built, to be started by the next pump()
+
+    def start(self, n):
+        """Add this board and hand the transmitter the first characters, now."""
+        self.queued = 0
+        self.n = self.fw.originate(self.buf, n, False)
+        self.i = 0
+        self.crc = crc.INIT
+        if self.tx is None:
+            self._finish_crcs()
+            self.i = self.n
+        self.pump()
+
+    def queue(self, n):
+        """Like start, but at the next pump() (the next wake-up): the cycle that built the
+        frame stays short, the work is spread over the wake-ups."""
+        self.queued = n
+
+    def _finish_crcs(self):
+        buf = self.buf
+        n = self.n
+        c = crc.crc16(buf, 0, frame.O_CRC_A)
+        buf[frame.O_CRC_A] = c >> 8
+        buf[frame.O_CRC_A + 1] = c & 0xFF
+        c = crc.crc16(buf, frame.O_BRK, n - 2)
+        buf[n - 2] = c >> 8
+        buf[n - 1] = c & 0xFF
+
+    def busy(self):
+        return self.queued != 0 or self.i < self.n
+
+    def pump(self):
+        """Feed the transmitter; returns the number of characters still to hand over."""
+        if self.queued:
+            self.start(self.queued)
+            return self.n - self.i
+        tx = self.tx
+        buf = self.buf
+        i = self.i
+        n = self.n
+        c = self.crc
+        table = crc.TABLE
+        end_a = frame.O_CRC_A
+        end_b = n - 2
+        while i < n:
+            if i == end_a or i == end_b:
+                buf[i] = c >> 8
+                buf[i + 1] = c & 0xFF
+            b = buf[i]
+            if not tx.write_byte(b):
+                break
+            if i < end_a or frame.O_BRK <= i < end_b:
+                c = ((c << 8) & 0xFFFF) ^ table[((c >> 8) ^ b) & 0xFF]
+            elif i == frame.A_LEN - 1:
+                c = crc.INIT
+            i += 1
+        self.i = i
+        self.crc = c
+        if i >= n and n:
+            self.sent += 1
+            self.n = 0
+            self.i = 0
+        return n - i if i < n else 0
 
 
 def cycle_ms_of(board_def):
@@ -36,7 +256,10 @@ class LinkPort:
         self.fw = frame.Forwarder()
         self.on_event = on_event        # bound method of the role, called with the event code
         self.rx_chars = 0
+        self.framing_errors = 0         # characters the receiver reported as FRAMING
+        self.cut_frames = 0             # frames the line went idle in
         self._busy = False
+        self._again = False             # a scheduled call found us busy: drain once more
         self._poll_ref = self.poll      # bound method made once: the receiver schedules it
         # receivers that can schedule us on arrival (PIO, soft) get forwarding within a
         # character time; the others (UART) rely on the loop waking often (wake_in_ms)
@@ -46,15 +269,30 @@ class LinkPort:
             rx.set_handler(self._poll_ref)
 
     def poll(self):
-        """Handle what the receiver has; returns the number of characters handled."""
+        """Handle what the receiver has; returns the number of characters handled.
+
+        A call that finds the port busy (the receiver's scheduled handler running while the loop
+        is inside poll(), or the other way round) leaves a sticky re-check flag: the running
+        drain loops once more before it returns, so a character that arrived meanwhile is
+        handled now, not at the next character or loop wake-up (the lost wake-up)."""
         rx = self.rx
-        if rx is None or self._busy:    # a scheduled call while the loop is inside poll()
+        if rx is None:
+            return 0
+        if self._busy:
+            self._again = True
             return 0
         self._busy = True
-        try:
-            return self._drain(rx)
-        finally:
-            self._busy = False
+        n = 0
+        while True:
+            self._again = False
+            try:
+                n += self._drain(rx)
+            finally:
+                self._busy = False
+            # a call that came in after this check finds _busy False and drains by itself
+            if not self._again:
+                return n
+            self._busy = True
 
     def _drain(self, rx):
         fw = self.fw
@@ -67,6 +305,7 @@ class LinkPort:
             n += 1
             if ev == codec.GAP:
                 if fw.gap():
+                    self.cut_frames += 1
                     # cut short: finish it here for our own events, but send none of it -
                     # downstream sees the same silence and cuts the frame at the same byte,
                     # whatever the race between its gap timer and our padding would give
@@ -75,6 +314,8 @@ class LinkPort:
                         if fw.event:
                             self.on_event(fw.event)
                 continue
+            if ev == codec.FRAMING:
+                self.framing_errors += 1
             o = fw.byte(ev)
             if o >= 0 and tx is not None:
                 tx.write_byte(o)
@@ -82,6 +323,12 @@ class LinkPort:
                 self.on_event(fw.event)
         self.rx_chars += n
         return n
+
+    def diag_counters(self):
+        """Receive counters for diag.show() (allocates: REPL only)."""
+        fw = self.fw
+        return {"rx_chars": self.rx_chars, "good_frames": fw.frames, "bad_frames": fw.bad_frames,
+                "framing_errors": self.framing_errors, "cut_frames": self.cut_frames}
 
     def wake_in_ms(self, other_ms):
         """How soon the board loop must run again: 1 ms while a receiver without arrival

@@ -1,7 +1,10 @@
 """Begin board (pack minus): reads the option switches and the two current sensors, measures
-its own cell (position 1) and originates one frame per cycle (docs/link-protocol.md)."""
+its own cell (position 1) and originates one frame per cycle (docs/link-protocol.md). Its
+free-running cycle is the chain's clock: the period travels in every frame (FLAGS cadence
+bits) and the other boards run their cycles on the frames. The frame goes out through a
+non-blocking ``Originator``: ``poll()`` keeps the transmitter fed between wake-ups."""
 from core import frame, options
-from roles import cycle_ms_of, send_frame
+from roles import Originator, cycle_ms_of
 
 
 class Begin:
@@ -11,15 +14,18 @@ class Begin:
     def __init__(self, hw, board_def, cell, pair):
         self.hw = hw
         self.cell = cell
+        self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.pair = pair
         self.tx = hw.link_tx
         self.cycle_ms = cycle_ms_of(board_def)
         self.fw = frame.Forwarder()
-        self.buf = bytearray(frame.MAX_FRAME)
+        self.origin = Originator(self.fw, self.tx)
+        self.buf = self.origin.buf
         self.seq = 0
         self.window = 0
         self.switches = 0
         self.frames_sent = 0
+        self.tx_skipped = 0
         self.safe()
 
     def cycle(self, dt_ms):
@@ -33,8 +39,19 @@ class Begin:
         self.originate()
         cell.frame_seen()
 
+    @property
+    def position(self):
+        return 1
+
+    def diag_counters(self):
+        return {"frames_sent": self.frames_sent, "period_ms": self.cycle_ms,
+                "tx_skipped": self.tx_skipped}
+
     def originate(self):
-        """Build this cycle's frame and hand it to the transmitter as one burst."""
+        """Build this cycle's frame and start sending it (the loop's poll() continues)."""
+        if self.origin.busy():
+            self.tx_skipped += 1      # the last frame is still going out: the period is too short
+            return 0
         sw = self.switches
         cells_max = options.CELL_RANGES[options.cell_range_code(sw)][1]
         w = frame.window_size(cells_max)
@@ -44,13 +61,24 @@ class Begin:
         self.window += 1
         self.seq = (self.seq + 1) & 0xFF
         p = self.pair
-        n = frame.build_empty(self.buf, w, self.seq, sw, 0, win, p.s1_ma, p.s1_flags, p.s2_ma, p.s2_flags)
-        send_frame(self.fw, self.buf, n, self.tx)
+        n = frame.build_empty(self.buf, w, self.seq, sw, 0, win, p.s1_ma, p.s1_flags, p.s2_ma,
+                              p.s2_flags, self.cycle_ms, False)
+        self.origin.start(n)
         self.frames_sent += 1
         return n
 
     def poll(self):
+        """Feed the transmitter with the rest of the frame being sent."""
+        o = self.origin
+        if o.busy():
+            o.pump()
         return 0
+
+    def wake_in_ms(self):
+        if self.origin.busy():
+            return 1
+        w = self.cell_wake
+        return w() if w is not None else 1000
 
     def tick(self, dt_ms):
         cell = self.cell
@@ -68,11 +96,19 @@ class Begin:
         if not getattr(pair, "zero_ok", True):
             print("begin: zero calibration refused - is a current flowing or a sensor missing?")
             return False
-        save = getattr(pair, "save_zero_file", None)
-        if save is not None:
-            from core import current
+        values = getattr(pair, "zero_values", None)
+        if values is not None:
+            from core import current, store
+            # the flash write stalls the CPU: finish the frame going out first (a manual
+            # action, rare), so the write falls between frames, never into one
+            o = self.origin
+            tries = 0
+            while o.busy() and tries < 50000:   # bounded: a stuck transmitter is not a hang
+                o.pump()
+                tries += 1
             try:
-                save(current.zero_path(getattr(self.hw, "data_dir", ".")))
+                store.save(current.zero_path(getattr(self.hw, "data_dir", ".")), current.ZERO_KIND,
+                           current.ZERO_VERSION, values())
             except OSError as e:
                 print("begin: zero calibration not saved:", e)
                 return False

@@ -1,29 +1,27 @@
 """Between board: checks, updates and forwards each frame as it flows (cut-through), adds its
-own cell; originates frames marked UPSTREAM_LOST when nothing arrives from upstream."""
-from micropython import const
+own cell; originates frames marked UPSTREAM_LOST when nothing arrives from upstream.
 
+Frame-clocked (roles.FrameClock): the cycle (balance decision, LED) runs right after a frame
+has passed this board; the cell is measured MEASURE_LEAD_MS before the next frame is due, so
+the frame carries a fresh reading. With upstream silent the fallback timer runs the cycle every
+frame period and, after LOST_AFTER_FRAMES slots without a frame start, originates a frame each
+slot."""
 from core import frame, options
 from core.snapshot import CellStatus
-from roles import LinkPort, cycle_ms_of, send_frame
-
-_MAX_MS = const(0x3FFFFFFF >> 2)
+from roles import COMM_TIMEOUT_FRAMES, FrameClock, LinkPort, Originator, cycle_ms_of, frame_wake_ms, measure_before_frame
 
 
 class Between:
-    def __init__(self, hw, board_def, cell, comm_timeout_cycles=3):
+    def __init__(self, hw, board_def, cell, comm_timeout_frames=COMM_TIMEOUT_FRAMES):
         self.hw = hw
         self.cell = cell
+        self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.tx = hw.link_tx
         self.cycle_ms = cycle_ms_of(board_def)
+        self.clock = FrameClock(self.cycle_ms, comm_timeout_frames)
         self.port = LinkPort(hw.link_rx, hw.link_tx, self._on_event)
         self.fw = self.port.fw
-        self.buf = bytearray(frame.MAX_FRAME)
-        self.link_timeout_ms = comm_timeout_cycles * self.cycle_ms
-        self.lost_after_ms = 2 * self.cycle_ms      # no frame start for this long: originate
-        self.since_frame_ms = 0                     # since a frame started arriving (at power-up:
-        #                                             give upstream lost_after_ms to show up)
-        self.since_good_ms = self.link_timeout_ms   # since a frame checked OK (both sections)
-        self.since_origin_ms = 0
+        self.origin = Originator(self.fw, hw.link_tx)
         self.lost = False
         self.switches = 0
         self.vbal_mv = 0
@@ -31,6 +29,7 @@ class Between:
         self.window = 0
         self.originated = 0
         self._own_due = True
+        self._fresh = False         # measured (in tick) for the frame that passed since
         self.safe()
         # measure now: the first frame we forward (before our first cycle) carries our real
         # cell, not an empty slot (frame.NOT_MEASURED would mark it, docs/link-protocol.md)
@@ -39,19 +38,34 @@ class Between:
 
     @property
     def link_ok(self):
-        return self.since_good_ms < self.link_timeout_ms
+        return self.clock.ok
+
+    @property
+    def position(self):
+        """This board's chain position, from the last good section A (0 = not known yet)."""
+        return self.fw.good_pos
+
+    def diag_counters(self):
+        c = self.port.diag_counters()
+        c["originated"] = self.originated
+        c["missed_frames"] = self.clock.missed
+        c["period_ms"] = self.clock.period_ms
+        return c
 
     def _on_event(self, ev):
         fw = self.fw
         if ev == frame.EV_START:
-            self.since_frame_ms = 0
+            self.clock.frame_started()
         elif ev == frame.EV_A:
             if fw.a_result == frame.OK:
-                self.switches = fw.out[frame.O_SWITCH]
-                self.seq = fw.out[frame.O_SEQ]
+                out = fw.out
+                self.switches = out[frame.O_SWITCH]
+                self.seq = out[frame.O_SEQ]
+                self.clock.period_ms = frame.cadence_ms(out[frame.O_FLAGS])
         elif ev == frame.EV_B:
-            if fw.a_result == frame.OK and fw.b_result == frame.OK:
-                self.since_good_ms = 0
+            good = fw.a_result == frame.OK and fw.b_result == frame.OK
+            self.clock.frame_passed(good)
+            if good:
                 self.vbal_mv = options.balance_mv(self.switches)
                 self.cell.frame_seen()
             if self._own_due:
@@ -63,30 +77,34 @@ class Between:
         self.fw.set_own(cell.cell_mv, cell.temp_dc, st)
         self._own_due = False
 
+    def cycle_due(self):
+        """For the board loop: a frame has passed, or the fallback timer expired."""
+        return self.clock.due()
+
     def cycle(self, dt_ms):
+        """One frame slot: right after a frame passed, or on the fallback timer."""
         cell = self.cell
-        cell.measure(dt_ms)
-        if self.since_frame_ms < _MAX_MS:
-            self.since_frame_ms += dt_ms
-        if self.since_good_ms < _MAX_MS:
-            self.since_good_ms += dt_ms
-        ok = self.link_ok
+        clock = self.clock
+        clock.slot()
+        if not self._fresh:
+            cell.measure(dt_ms)
+        self._fresh = False
+        ok = clock.ok
         cell.balance(self.vbal_mv if ok else 0, ok, dt_ms)
-        self.lost = self.since_frame_ms >= self.lost_after_ms
+        self.lost = clock.upstream_lost
         self._own_due = True
         if not self.fw.in_frame():
             self._set_own()
-        if self.lost:
-            self.since_origin_ms += dt_ms
-            if self.since_origin_ms >= self.cycle_ms and not self.fw.in_frame():
-                self.since_origin_ms = 0
-                self.originate()
-        else:
-            self.since_origin_ms = self.cycle_ms
+        if self.lost and not self.fw.in_frame():
+            self.originate()
 
     def originate(self):
         """Upstream silent: send a frame of our own from our last known position on, with
-        UPSTREAM_LOST in our status and our position in LOST_AT."""
+        UPSTREAM_LOST in our status and our position in LOST_AT. The frame goes out through
+        the Originator at the next poll() (the next wake-up, 1 ms on) without blocking: the
+        loop's poll() keeps it flowing."""
+        if self.origin.busy():
+            return 0
         fw = self.fw
         pos = fw.good_pos if fw.good_pos else 1
         sw = self.switches
@@ -97,22 +115,28 @@ class Between:
         win = 1 + self.window * w
         self.window += 1
         self.seq = (self.seq + 1) & 0xFF
-        n = frame.build_empty(self.buf, w, self.seq, sw, pos - 1, win)
-        fw.gap()
+        n = frame.build_empty(self.origin.buf, w, self.seq, sw, pos - 1, win,
+                              period_ms=self.clock.period_ms, with_crc=False)
         fw.report_lost = True
-        send_frame(fw, self.buf, n, self.tx)
+        self.origin.queue(n)        # started by the next poll(): a short cycle
         self.originated += 1
         return n
 
     def poll(self):
+        o = self.origin
+        if o.busy():
+            o.pump()
         return self.port.poll()
 
     def tick(self, dt_ms):
+        self.clock.tick(dt_ms)
+        measure_before_frame(self)
         self.cell.tick(dt_ms)
 
     def wake_in_ms(self):
-        w = getattr(self.cell, "wake_in_ms", None)
-        return self.port.wake_in_ms(w() if w is not None else 1000)
+        if self.origin.busy():
+            return 1
+        return self.port.wake_in_ms(frame_wake_ms(self))
 
     def safe(self):
         self.cell.safe()

@@ -10,7 +10,7 @@ A role owns one ``CellBoard(hw, board_def)`` and calls, per cycle::
 and on every wake-up of the loop ``cell.tick(dt_ms)`` (LED pattern, button timing). A hold of the
 button past ``long_press_ms`` sets ``cell.long_press`` (read it with ``take_long_press()``); the
 role acts and calls ``cell.confirm()`` for the fast flash. ``safe()`` switches the resistor and
-the LED off. ``wake_in_ms()`` and ``sleep_ok`` tell the loop how long and how deep it may sleep.
+the LED off. ``wake_in_ms()`` tells the loop when the LED or the button needs it next.
 
 Board-definition constants used (getattr with defaults): CELL_DIVIDER_NUM/DEN, ADC_FULL_SCALE_UV
 or ADC_VREF_UV, CELL_SAMPLES, CELL_TRIM, CELL_FILTER_SHIFT, NTC_* (see core.ntc), BALANCE_HYST_MV,
@@ -194,11 +194,6 @@ class CellBoard:
         a = self.led.wake_in_ms()
         b = self.button.wake_in_ms() if self.has_button else ui.IDLE_WAKE_MS
         return a if a < b else b
-
-    @property
-    def sleep_ok(self):
-        """Deep (light) sleep allowed: not while the balance PWM must keep running."""
-        return self.duty == 0
 
     def safe(self):
         """Resistor off, LED off, balancing state cleared. Never raises on a sane hw."""

@@ -1,34 +1,40 @@
 """End board (pack plus): receives and checks every frame, adds its own cell as the last
 position, assembles core.snapshot.PackSnapshot and runs the pack brain and the relays.
 
-comm_ok (PackSnapshot) is True only while a valid complete frame (both sections good, no break
-reported, originated by the Begin board) has arrived within ``comm_timeout_cycles`` cycles;
-a frame originated by a board whose upstream went silent makes it False at once. Without a
-brain the relays stay off."""
+comm_ok (PackSnapshot) is True while fewer than ``comm_timeout_cycles`` (N, counted in frames)
+consecutive frame slots went by without a good frame (both sections good, no BRK, originated by
+the Begin board; a LOST_AT report of an earlier frame's damage does not make a frame bad); a
+frame originated by a board whose upstream went silent makes it False at once. Without a
+brain the relays stay off.
+
+Frame-clocked (roles.FrameClock): the cycle (snapshot, brain, relays, extended output, app
+stream, state saving) runs right after a frame has passed, outside the frame window; with the
+input silent the fallback timer runs it every frame period."""
 from micropython import const
 
 from core import alarms as _alarms
 from core import frame
 from core.snapshot import CellStatus, PackSnapshot
-from roles import LinkPort, cycle_ms_of
+from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, measure_before_frame
 
 _AGE_MAX = const(255)
 _NO_BALANCING = _alarms.UNDER_VOLTAGE | _alarms.BALANCE_SWITCH_INVALID  # End cell: no balancing
+SERVICE_POLL_MS = const(20)     # wake-up interval for the app transports (BLE, USB) in poll()
 
 
 class End:
     def __init__(self, hw, board_def, cell, brain=None, outputs=None, comm_timeout_cycles=3, snapshot=None):
         self.hw = hw
         self.cell = cell
+        self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.brain = brain
         self.outputs = outputs          # optional: outputs.update(snap, brain, dt_ms) each cycle
-        self.cycle_ms = cycle_ms_of(board_def)
+        self._services_poll = outputs is not None and hasattr(outputs, "poll")
+        self.clock = FrameClock(cycle_ms_of(board_def), comm_timeout_cycles)
         self.snap = snapshot if snapshot is not None else PackSnapshot()
         self.port = LinkPort(hw.link_rx, None, self._on_event)
         self.fw = self.port.fw
-        self.comm_timeout_cycles = comm_timeout_cycles
-        self.missed = comm_timeout_cycles   # cycles without a valid complete frame
-        self.quiet = comm_timeout_cycles    # cycles in which no frame reached our input intact
+        self.quiet = comm_timeout_cycles    # slots in which no frame reached our input intact
         self.own_position = 0               # this board's position, learnt from good frames
         self._heard = False
         self._own_bad = False
@@ -37,6 +43,7 @@ class End:
         self._complete = False
         self._a_ok = False
         self._own_due = True
+        self._fresh = False
         # set by make() on a real board: roles/end_app.EndServices and what it carries
         self.services = None
         self.app = None
@@ -47,11 +54,48 @@ class End:
         cell.measure(0)
         self._set_own()
 
+    # the End board's cycle_ms setting is the frame period until frames bring the Begin board's
+    @property
+    def cycle_ms(self):
+        return self.clock.period_ms
+
+    @cycle_ms.setter
+    def cycle_ms(self, ms):
+        self.clock.period_ms = ms
+
+    @property
+    def comm_timeout_cycles(self):
+        """N: consecutive frame slots without a good frame before comm_ok goes False."""
+        return self.clock.timeout_frames
+
+    @comm_timeout_cycles.setter
+    def comm_timeout_cycles(self, n):
+        self.clock.timeout_frames = n
+
+    @property
+    def missed(self):
+        return self.clock.missed
+
+    @property
+    def position(self):
+        """This board's chain position (the cell count of the last complete frame; 0 = none yet)."""
+        return self.own_position
+
+    def diag_counters(self):
+        c = self.port.diag_counters()
+        c["complete_frames"] = self.complete_frames
+        c["missed_frames"] = self.clock.missed
+        c["period_ms"] = self.clock.period_ms
+        c["break_position"] = self.snap.break_position
+        return c
+
     def _on_event(self, ev):
         fw = self.fw
         snap = self.snap
         out = fw.out
-        if ev == frame.EV_A:
+        if ev == frame.EV_START:
+            self.clock.frame_started()
+        elif ev == frame.EV_A:
             self._a_ok = fw.a_result == frame.OK
             if fw.a_result == frame.BAD:
                 self._own_bad = True            # damaged on the wire into this board
@@ -60,6 +104,7 @@ class End:
             if self._a_ok:
                 frame.apply_a(out, snap)
                 snap.valid = True
+                self.clock.period_ms = frame.cadence_ms(out[frame.O_FLAGS])
                 if out[frame.O_FLAGS] & frame.F_LOST:
                     self.broken = True         # chain broken: relays off now, not next cycle
                     snap.comm_ok = False
@@ -75,10 +120,13 @@ class End:
                     self.cell.frame_seen()
                 if brk:
                     snap.break_position = brk
-                elif (self._a_ok and out[frame.O_LOST] == 0
-                      and not out[frame.O_FLAGS] & frame.F_LOST):
+                elif self._a_ok and not out[frame.O_FLAGS] & frame.F_LOST:
+                    # good data from the whole chain. A LOST_AT report is about an EARLIER
+                    # frame (damaged or cut): kept as break_position, but this frame counts,
+                    # so one corrupted byte costs one frame, not two
                     self._complete = True
                     self.broken = False
+            self.clock.frame_passed(self._complete)
             self._a_ok = False
             if self._own_due:
                 self._set_own()
@@ -88,17 +136,22 @@ class End:
         self.fw.set_own(cell.cell_mv, cell.temp_dc, cell.status)
         self._own_due = False
 
+    def cycle_due(self):
+        """For the board loop: a frame has passed, or the fallback timer expired."""
+        return self.clock.due()
+
     def cycle(self, dt_ms):
+        """One frame slot: right after a frame passed, or on the fallback timer."""
         cell = self.cell
         snap = self.snap
-        cell.measure(dt_ms)
-        if self._complete:
-            self._complete = False
-            self.missed = 0
+        clock = self.clock
+        if clock.slot():
             self.complete_frames += 1
             self.own_position = snap.cell_count
-        elif self.missed < 255:
-            self.missed += 1
+        self._complete = False
+        if not self._fresh:
+            cell.measure(dt_ms)
+        self._fresh = False
         if self._heard:
             self.quiet = 0
         elif self.quiet < 255:
@@ -109,7 +162,7 @@ class End:
             snap.break_position = self.own_position
         self._heard = False
         self._own_bad = False
-        snap.comm_ok = snap.valid and self.missed < self.comm_timeout_cycles and not self.broken
+        snap.comm_ok = snap.valid and clock.ok and not self.broken
         self._age_cells()
         brain = self.brain
         hw = self.hw
@@ -164,6 +217,8 @@ class End:
 
     def tick(self, dt_ms):
         cell = self.cell
+        self.clock.tick(dt_ms)
+        measure_before_frame(self)
         cell.tick(dt_ms)
         if cell.take_long_press():
             outputs = self.outputs
@@ -172,8 +227,10 @@ class End:
             cell.confirm()
 
     def wake_in_ms(self):
-        w = getattr(self.cell, "wake_in_ms", None)
-        return self.port.wake_in_ms(w() if w is not None else 1000)
+        ms = frame_wake_ms(self)
+        if self._services_poll and ms > SERVICE_POLL_MS:
+            ms = SERVICE_POLL_MS       # BLE / USB app bytes move in poll()
+        return self.port.wake_in_ms(ms)
 
     def safe(self):
         hw = self.hw

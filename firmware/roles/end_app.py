@@ -1,5 +1,6 @@
 """End board services around the pack brain: settings file, app protocol (BLE and USB), extended
-data output, state persistence and the 5 s password-reset button.
+data output, state persistence (the brain says when, ``save_brain_state`` writes it, at the
+role's edge) and the 5 s password-reset button.
 
 ``EndServices`` is both the controller the app protocol talks to (``ctl``: snap, brain,
 settings, apply_setting, set_password_hash, select_preset, set_mode, zero_current,
@@ -10,6 +11,7 @@ error is logged and counted but never reaches the relays, which the brain alone 
 from micropython import const
 
 from core import settings as cs
+from core import store
 from core.app_protocol import AppProtocol
 from core.extout import ExtOutSender
 from core.ratelimit import WriteBudget
@@ -82,7 +84,7 @@ class EndServices:
         self.write_budget.tick(dt_ms)
         app.stream_round()
         if brain is not None and brain.should_save:
-            if brain.save_state():
+            if save_brain_state(brain):
                 self.saves += 1
             else:
                 self.save_errors += 1
@@ -164,6 +166,24 @@ class EndServices:
         if self.brain.zero_current():
             return None
         return "zero calibration refused: a sensor gives no data or current is flowing"
+
+
+def save_brain_state(brain):
+    """Store the pack brain's state (SoC, energies, cycles, trims) where it asked, now: the End
+    role calls this from its cycle, which runs right after a frame has passed, so the flash
+    write (interrupts off for the erase on RP2040) falls outside the frame window. Returns True
+    when written. Allocates (not per cycle: only when the brain raises should_save)."""
+    from core.brain import STATE_KIND, STATE_VERSION
+    path = brain.state_path
+    ok = False
+    if path is not None:
+        try:
+            store.save(path, STATE_KIND, STATE_VERSION, brain.state_values())
+            ok = True
+        except (OSError, ValueError):
+            ok = False
+    brain.state_saved(ok)
+    return ok
 
 
 def make_services(hw, snap, data_dir):

@@ -6,6 +6,7 @@ from core.brain import (EMPTY_MS, FROZEN_STRIKES, SAVE_EVENT_MIN_MS, SAVE_SOC_MI
 from core.relays import ENABLE_SAMPLES, LIMIT_SAMPLES, RESTART_DWELL_MS, TRIP_SAMPLES
 from core.snapshot import CellStatus, PackSnapshot, SensorFlags
 from support import no_alloc, tmpdir
+from roles.end_app import save_brain_state
 
 OK = SensorFlags.PRESENT
 
@@ -310,7 +311,7 @@ def test_soc_profile_full_and_empty_recalibration_with_reboot():
     assert b.soc_c == 10000 and pack.soc_c() >= 9950
     assert not b.charge_allowed and b.load_allowed    # normal mode: full switches charge off
     assert not b.alarms & A.SOC_NOT_CALIBRATED
-    assert b.save_state() and not b.should_save
+    assert save_brain_state(b) and not b.should_save
     # discharge 3 A with uneven time steps; the brain tracks the true charge
     pack.mas = pack.cap_mas
     for k in range(2000):
@@ -320,7 +321,7 @@ def test_soc_profile_full_and_empty_recalibration_with_reboot():
     assert abs(b.soc_c - pack.soc_c()) <= 1
     assert b.energy_out_wh > 0 and b.energy_in_wh > 0
     # reboot in the middle: state saved, new brain restores it
-    b.save_state()
+    save_brain_state(b)
     before = (b.soc_c, b.energy_in_wh, b.energy_out_wh, b.charge_cycles)
     b = PackBrain(s, True, path)
     assert (b.soc_c, b.energy_in_wh, b.energy_out_wh, b.charge_cycles) == before
@@ -424,20 +425,20 @@ def test_save_policy_rate_limits_writes():
     assert not b.should_save
     run(b, snap, SAVE_EVENT_MIN_MS // 1000)
     assert b.should_save
-    assert b.save_state()
+    assert save_brain_state(b)
     fill(snap, 3300, s1=2000)                          # 2 A into 1 Ah: 1 % every 18 s
     writes = 0
     for _ in range(3600):
         b.update(snap, 1000)
         if b.should_save:
-            assert b.save_state()
+            assert save_brain_state(b)
             writes += 1
     assert 1 <= writes <= 3600 // (SAVE_SOC_MIN_MS // 1000) + 1
     values, status = store.load(d + "/soc.json", "soc", 1)
     assert status == store.OK and abs(values["soc_c"] - b.soc_c) <= 2000
     nb = PackBrain(lfp(capacity_ah=1), True, None)
     run(nb, snap, 5000)
-    assert not nb.should_save and not nb.save_state()  # no state file: nothing to do
+    assert not nb.should_save and not save_brain_state(nb)  # no state file: nothing to do
 
 
 def test_corrupt_state_file_restores_defaults():
@@ -460,8 +461,10 @@ def test_zero_current_trim_persists():
     b.update(snap, 1000)
     assert b.current_ma == 700
     assert b.zero_current()
+    assert b.should_save                               # the role stores it after this cycle
     b.update(snap, 1000)
     assert b.current_ma == 0
+    assert b.should_save and save_brain_state(b)       # (roles/end_app.py, at the role's edge)
     b2 = PackBrain(lfp(), True, path)
     b2.update(snap, 1000)
     assert b2.current_ma == 0
@@ -892,7 +895,7 @@ def test_protection_latches_survive_a_reboot():
     fill(snap, [3500, 3705, 3500, 3500], s1=5000)
     run(b, snap, LIMIT_SAMPLES)
     assert not b.charge_allowed and b.should_save and "latches" in b.state_values()
-    assert b.save_state()
+    assert save_brain_state(b)
     b = PackBrain(lfp(capacity_ah=10, mode=settings.CRITICAL, sensors=1), True, path)
     fill(snap, [3500, 3650, 3500, 3500])               # relaxed below V-max, not below 3626 mV
     run(b, snap, 600)
@@ -908,7 +911,7 @@ def test_protection_latches_survive_a_reboot():
     fill(snap, [3000, 2890, 3000, 3000], s2=3000)
     run(b, snap, LIMIT_SAMPLES)
     assert not b.load_allowed and b.should_save
-    b.save_state()
+    assert save_brain_state(b)
     b = PackBrain(lfp(capacity_ah=10), True, path2)
     fill(snap, 3100)
     run(b, snap, RESTART_DWELL_MS // 1000 + 60)

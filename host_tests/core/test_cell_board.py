@@ -283,16 +283,15 @@ def test_watchdog_reset_flag_is_one_shot():
     assert not cb.status & CellStatus.WATCHDOG_RESET
 
 
-def test_wake_and_sleep_hints():
+def test_wake_hints():
     hw, cb = _board(3500)
-    assert cb.wake_in_ms() >= 1000 and cb.sleep_ok
+    assert cb.wake_in_ms() >= 1000
     cb.frame_seen()
     assert cb.wake_in_ms() <= 50
     cb.measure(0)
     cb.balance(3400, True, 1000)
-    assert not cb.sleep_ok
     cb.safe()
-    assert hw.duty == 0 and hw.led is False and cb.sleep_ok
+    assert hw.duty == 0 and hw.led is False
 
 
 def test_cycle_allocates_nothing():

@@ -157,7 +157,9 @@ def test_end_comm_loss_when_begin_silent_and_relays_fail_safe():
     ch.run_cycles(3)
     assert brain.seen[-1] and ch.hws[3].charge and ch.hws[3].load
     ch.remove(0)
-    ch.run_cycles(2)
+    # Between originates after LOST_AFTER_FRAMES (2) slots without a frame start; on this
+    # free-phase harness the slot that held the last start is the third one back at worst
+    ch.run_cycles(3)
     assert not ch.end.snap.comm_ok and not ch.hws[3].charge and not ch.hws[3].load
     assert ch.end.snap.break_position == 2
 

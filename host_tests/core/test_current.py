@@ -152,7 +152,7 @@ def test_zero_calibration_and_file_round_trip():
     d = tmpdir()
     path = current.zero_path(d)
     assert path.endswith("/current_zero.json")
-    sp.save_zero_file(path)
+    store.save(path, current.ZERO_KIND, current.ZERO_VERSION, sp.zero_values())
     fresh = SensorPair(Board)
     assert fresh.load_zero_file(path) == store.OK
     assert fresh.zero_uv == sp.zero_uv

@@ -91,11 +91,14 @@ def fake_machine(reset=1):
             self.mux = 0
             m.i2c = self
 
-        def writeto_mem(self, addr, reg, buf):
+        def writeto(self, addr, buf):
+            """[register, data...]: what hal.ads1115 sends (no writeto_mem: it allocates)."""
             if m.i2c_fail:
                 raise OSError(19)
-            if reg == 1:
-                self.mux = (buf[0] >> 4) & 7
+            assert isinstance(buf, bytearray)          # the preallocated buffer, not a new one
+            if buf[0] == 1:
+                self.mux = (buf[1] >> 4) & 7
+            return 1
 
         def readfrom_mem_into(self, addr, reg, buf):
             if m.i2c_fail:

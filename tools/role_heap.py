@@ -1,0 +1,185 @@
+"""Heap a role needs at boot, measured on the MicroPython Unix port from a BUILT image, each role
+alone in its own process, with what the image's main.py really imports (run from the repo root):
+
+    python tools/build_images.py --board pico_w
+    .venv/bin/micropython tools/role_heap.py build/pico_w/end end
+
+Imports main.py's modules (board, roles.<role>, hal.loop) from the image's .mpy files, then
+what hal.board.make_hw imports on that board (hal.board, hal.link and its backend, hal.ble
+with its TX/RX rings on BLE End boards), builds the role with ``roles.<role>.make(hw, board)``
+on allocation-free fake hardware (this script's, not counted: created before the baseline) and
+prints one JSON line: ``heap_bytes`` = gc.mem_alloc() after boot and a gc.collect(), minus the
+same before the first import; ``import_bytes`` = the part taken by loading the modules (the
+bytecode a frozen build keeps in flash, plus module and class objects), ``objects_bytes`` =
+what building the role adds (buffers, snapshot, settings, rings); ``modules`` = firmware
+modules loaded. The Unix port is 64-bit:
+objects there are up to twice their size on a 32-bit board (bytecode and bytearrays the same).
+"""
+import gc
+import json
+import sys
+
+IMAGE = sys.argv[1]
+ROLE = sys.argv[2]
+DATA = sys.argv[3] if len(sys.argv) > 3 else "/tmp/cellchain-heap"
+
+
+class FakeBle:
+    """bluetooth.BLE stand-in: hal.ble.NusTransport allocates its real rings around it."""
+
+    def active(self, *a):
+        return True
+
+    def irq(self, *a):
+        pass
+
+    def config(self, *a, **k):
+        return 0
+
+    def gatts_register_services(self, services):
+        return ((1, 2),)
+
+    def gatts_set_buffer(self, *a):
+        pass
+
+    def gap_advertise(self, *a, **k):
+        pass
+
+
+class FakeTx:
+    def write_byte(self, b):
+        return True
+
+    def write(self, buf, n=None):
+        return n
+
+    def pending(self):
+        return 0
+
+    def busy(self):
+        return False
+
+
+class FakeRx:
+    interrupt_driven = False
+
+    def read(self):
+        return -1
+
+
+class Hw:
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.link_rx = None
+        self.link_tx = None
+        self.extout_tx = None
+        self.ble = None
+
+    def read_cell_uv(self):
+        return 1650000
+
+    def read_temp_uv(self):
+        return 1650000
+
+    def set_balance_duty(self, p):
+        pass
+
+    def set_led(self, on):
+        pass
+
+    def button_down(self):
+        return False
+
+    def reset_cause(self):
+        return "power"
+
+    def feed_watchdog(self):
+        pass
+
+    def read_switches(self):
+        return 0x50
+
+    def read_current_uv(self, sensor, high_range):
+        return 1650000
+
+    def set_charge_relay(self, on):
+        pass
+
+    def set_load_relay(self, on):
+        pass
+
+    def set_charge_led(self, on):
+        pass
+
+    def set_load_led(self, on):
+        pass
+
+    def safe(self):
+        pass
+
+
+def _mkdir(path):
+    import os
+    try:
+        os.mkdir(path)
+    except OSError:
+        pass
+
+
+def main():
+    sys.path.insert(0, IMAGE)
+    _mkdir(DATA)
+    hw = Hw(DATA)
+    ble = FakeBle()
+    tx = FakeTx()
+    rx = FakeRx()
+    class _Module:
+        BLE = FakeBle
+        UUID = str
+        FLAG_READ = 2
+        FLAG_WRITE = 8
+        FLAG_NOTIFY = 16
+        FLAG_WRITE_NO_RESPONSE = 4
+
+    for name in ("bluetooth",):
+        if name not in sys.modules:
+            sys.modules[name] = _Module
+    before_mods = set(sys.modules)
+    gc.collect()
+    base = gc.mem_alloc()
+    # --- what main.py imports
+    import board
+    mod = __import__("roles." + ROLE).__dict__[ROLE]
+    from hal import loop  # noqa: F401
+    # --- what hal.board.make_hw imports on this board
+    from hal import board as hal_board  # noqa: F401
+    from hal import link  # noqa: F401
+    backend = getattr(board, "LINK_BACKEND", "soft")
+    __import__("hal.link_" + backend)
+    if ROLE != "end":
+        hw.link_tx = tx
+    if ROLE != "begin":
+        hw.link_rx = rx
+    if ROLE == "end":
+        hw.extout_tx = tx
+        if getattr(board, "HAS_BLE", False):
+            from hal import ble as hal_ble
+            hw.ble = hal_ble.make(board, ble=ble)
+    from roles import cell_board  # noqa: F401  (make imports it; counted with the modules)
+    if ROLE == "end":
+        from roles import end_app  # noqa: F401
+        from core import brain  # noqa: F401
+    elif ROLE == "begin":
+        from core import current  # noqa: F401
+    gc.collect()
+    imports = gc.mem_alloc() - base
+    role = mod.make(hw, board)
+    gc.collect()
+    heap = gc.mem_alloc() - base
+    mods = sorted(m for m in sys.modules if m not in before_mods)
+    print(json.dumps({"role": ROLE, "image": IMAGE, "heap_bytes": heap, "import_bytes": imports,
+                      "objects_bytes": heap - imports, "free_bytes": gc.mem_free(),
+                      "modules": len(mods), "module_names": mods, "role_type": type(role).__name__}))
+
+
+main()
