@@ -8,6 +8,7 @@ app protocol (docs/ble-protocol.md).
     cellchain ... settings set vmax_mv 3650
     cellchain ... password 567890                     # new password; --password is the old
     cellchain ... mode critical | preset lifepo4 | calibrate | alarms | version | watch
+    cellchain ... dashboard [--port 8124] [--history FILE]   # the pack in a browser
 
 The password comes from ``--password`` or the CELLCHAIN_PASSWORD environment variable
 (default 1234). Exit status: 0 done, 1 refused by the board (the reason is printed),
@@ -202,6 +203,12 @@ def build_parser():
     sub.add_parser("version", help="firmware version")
     p = sub.add_parser("watch", help="live view of the streamed data")
     p.add_argument("--rounds", type=int, default=None, help="stop after N rounds")
+    p = sub.add_parser("dashboard", help="the pack in a web browser, with history (docs/dashboard.md)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8124, help="HTTP port (default 8124)")
+    p.add_argument("--history", default="cellchain-history.sqlite", help="SQLite history file")
+    p.add_argument("--retention-days", type=float, default=30.0, help="keep this many days of history")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
     return ap
 
 
@@ -216,6 +223,11 @@ def main(argv=None):
     try:
         if args.cmd == "scan":
             return cmd_scan(args)
+        if args.cmd == "dashboard":
+            from cellchain import dashboard
+            args.password_given = bool(os.environ.get("CELLCHAIN_PASSWORD")) or any(
+                a == "--password" or a.startswith("--password=") for a in (argv or sys.argv[1:]))
+            return dashboard.run(args)
         c = _connect(args)
     except Exception as e:  # no adapter, no port, refused login: one line, not a traceback
         print("cellchain: %s" % e, file=sys.stderr)
