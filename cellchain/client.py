@@ -168,6 +168,11 @@ def _dec(field):
     return None if not field or field[0] in "Xx" else int(field)
 
 
+def _units(steps, size, digits):
+    """steps x step size, rounded to the step's resolution (3.405, not 3.4050000000000002)."""
+    return None if steps is None else round(steps * size, digits)
+
+
 def parse_data_line(line):
     """(tag, values dict) for a gen3 data line, in engineering units; None if not one."""
     parts = line.split("_")
@@ -179,20 +184,18 @@ def parse_data_line(line):
         if tag == "C" and len(f) >= 5:
             mv = _hex(f[2])
             return tag, {"cell": int(f[0]), "count": int(f[1]),
-                         "v": None if mv is None else mv * 0.005, "t_c": _temp(f[3]),
+                         "v": _units(mv, 0.005, 3), "t_c": _temp(f[3]),
                          "status": _hex(f[4]), "age": _hex(f[5]) if len(f) > 5 else None}
         if tag == "U" and len(f) >= 4:
             pv = _hex(f[0])
             a = [_shex(x) for x in f[1:4]]
-            return tag, {"pack_v": None if pv is None else pv * 0.005,
-                         "i1_a": None if a[0] is None else a[0] * 0.05,
-                         "i_a": None if a[1] is None else a[1] * 0.05,
-                         "i2_a": None if a[2] is None else a[2] * 0.05}
+            return tag, {"pack_v": _units(pv, 0.005, 3), "i1_a": _units(a[0], 0.05, 2),
+                         "i_a": _units(a[1], 0.05, 2), "i2_a": _units(a[2], 0.05, 2)}
         if tag == "V" and len(f) >= 5:
             lo, hi, vb = _hex(f[0]), _hex(f[2]), _hex(f[4])
-            return tag, {"min_v": None if lo is None else lo * 0.005, "min_cell": _dec(f[1]),
-                         "max_v": None if hi is None else hi * 0.005, "max_cell": _dec(f[3]),
-                         "vbal_v": None if vb is None else vb * 0.005}
+            return tag, {"min_v": _units(lo, 0.005, 3), "min_cell": _dec(f[1]),
+                         "max_v": _units(hi, 0.005, 3), "max_cell": _dec(f[3]),
+                         "vbal_v": _units(vb, 0.005, 3)}
         if tag == "T" and len(f) >= 4:
             return tag, {"min_c": _temp(f[0]), "min_cell": _dec(f[1]),
                          "max_c": _temp(f[2]), "max_cell": _dec(f[3])}

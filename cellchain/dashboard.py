@@ -21,13 +21,11 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import bottle
 
 from cellchain import client as _client
+from cellchain.pack_link import cell_flags
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 COOKIE = "cellchain_session"
 SETTINGS_EVERY = 10          # re-read the settings every N readings
-CELL_STATUS_BITS = ((0x01, "balancing"), (0x02, "ntc_fault"), (0x04, "volt_fault"), (0x08, "derated"),
-                    (0x10, "upstream_lost"), (0x20, "not_calibrated"), (0x40, "watchdog_reset"),
-                    (0x80, "stale"))
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -38,10 +36,6 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, *args):
         pass
-
-
-def cell_flags(status):
-    return [name for bit, name in CELL_STATUS_BITS if status & bit]
 
 
 class Dashboard:

@@ -19,6 +19,15 @@ STATUS_INT_KEYS = ("cells", "pack_mv", "current_ma", "soc_c", "soc_cal", "charge
 
 
 NO_TEMP_DC = -32768
+# core.snapshot.CellStatus bits (docs/ble-protocol.md, C lines and CL?)
+CELL_STATUS_BITS = ((0x01, "balancing"), (0x02, "ntc_fault"), (0x04, "volt_fault"), (0x08, "derated"),
+                    (0x10, "upstream_lost"), (0x20, "not_calibrated"), (0x40, "watchdog_reset"),
+                    (0x80, "stale"))
+
+
+def cell_flags(status):
+    """Names of the status bits set (``[]`` for 0 or no value)."""
+    return [name for bit, name in CELL_STATUS_BITS if (status or 0) & bit]
 
 
 def core_settings():
