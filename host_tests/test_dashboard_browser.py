@@ -133,7 +133,7 @@ def test_chain_view_shows_where_the_link_is_broken(tmp_path, browser):
         lost = [e.text for e in browser.find_elements("css selector", "#chain .board.lost")]
         assert lost == ["B", "2"]
         assert len(browser.find_elements("css selector", "#chain .wire.broken")) == 1
-        assert "comm lost" in _text(browser, "alarms")
+        assert "comm lost" in _text(browser, "alarms") and "current sensor" not in _text(browser, "alarms")
         if SCREENSHOTS:
             save_screenshot(browser, "dashboard-chain-broken.png")
     finally:
