@@ -105,7 +105,7 @@ class Dashboard:
 
         @app.get("/")
         def index():
-            return bottle.static_file("dashboard.html", root=STATIC)
+            bottle.redirect("/static/dashboard.html")
 
         @app.get("/static/<name:path>")
         def static(name):
@@ -160,6 +160,15 @@ class Dashboard:
             except (_client.ProtocolError, OSError):
                 pass
             return {"ok": why is None, "error": why, "settings": self.settings}
+
+        @app.post("/api/raw")
+        def raw():
+            self._need_login()
+            body = bottle.request.json or {}
+            try:
+                return {"lines": self.link.raw(str(body.get("line", "")))}
+            except (_client.ProtocolError, OSError) as e:
+                return {"lines": ["NA %s" % e]}
 
         @app.post("/api/command")
         def command():

@@ -141,6 +141,28 @@ class PackLink:
                 return str(e)
         return None
 
+    def raw(self, line):
+        """One app-protocol request as the page sends it (its own protocol code, /api/raw): the
+        reply lines up to and including ``OK`` / ``NA ...``. Logins stay with ``login()``."""
+        if line[:2] in ("PW", "PC") or line in ("E!", "D!") or not line or len(line) > 64:
+            return ["NA not over the relay"]
+        with self.lock:
+            c = self.client
+            c.send(line)
+            out = []
+            end = time.monotonic() + c.timeout_s
+            while time.monotonic() < end:
+                reply = c.readline(max(0.0, end - time.monotonic()))
+                if reply is None:
+                    break
+                if _client.parse_data_line(reply):
+                    continue                      # streamed data (not asked for) is not a reply
+                out.append(reply)
+                if reply == "OK" or reply == "NA" or reply.startswith("NA ") or _client.version_ok(reply):
+                    return out
+            out.append("NA no reply from the board")
+            return out
+
     def command(self, kind, arg):
         """mode / preset: None or the board's refusal."""
         with self.lock:

@@ -3,7 +3,8 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const INFO_FLAGS = ["not_calibrated", "derated"];   // cell status bits that are no fault
-const state = { limits: {}, settings: null, timer: null };
+const state = { limits: {}, settings: null, timer: null, mode: null, session: null, ticks: 0,
+  seen: {}, server: false };
 
 async function api(path, body) {
   const opts = body === undefined ? {} : {
@@ -26,32 +27,75 @@ function el(tag, cls, text) {
   return e;
 }
 
-// ---- login -------------------------------------------------------------------------------
+// ---- login: through the dashboard server, or straight to the board over Web Bluetooth ------
 function showLogin() {
   $("login").hidden = false; $("main").hidden = true; $("logout-btn").hidden = true;
+  $("login-btn").hidden = !state.server;
+  const ble = WebBluetoothTransport.available();
+  $("ble-btn").hidden = !ble; $("ble-note").hidden = !ble;
   if (state.timer) { clearInterval(state.timer); state.timer = null; }
 }
 function showMain() {
   $("login").hidden = true; $("main").hidden = false; $("logout-btn").hidden = false;
+  $("history").hidden = state.mode !== "server";
+  state.settings = null; state.ticks = 0; $("settings").tBodies[0].textContent = "";
   if (!state.timer) state.timer = setInterval(refresh, 1000);
-  refresh(); loadHistory();
+  refresh();
+  if (state.mode === "server") loadHistory();
 }
 $("login-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const r = await api("/api/login", { password: $("password").value });
-  if (r.ok) { $("login-error").textContent = ""; $("password").value = ""; showMain(); }
-  else $("login-error").textContent = r.error || "login refused";
+  if (r.ok) {
+    $("login-error").textContent = ""; $("password").value = "";
+    state.mode = "server"; state.session = new AppSession(new ServerLineTransport(), 10000);
+    showMain();
+  } else $("login-error").textContent = r.error || "login refused";
 });
-$("logout-btn").addEventListener("click", async () => { await api("/api/logout", {}); showLogin(); });
+$("ble-btn").addEventListener("click", async () => {
+  let t;
+  try {
+    t = await new WebBluetoothTransport().connect();
+  } catch (e) { $("login-error").textContent = "Bluetooth: " + e.message; return; }
+  const session = new AppSession(t, 5000);
+  if (!(await session.login($("password").value))) {
+    t.close();
+    $("login-error").textContent = "login refused (wrong password, or locked after 5 failures)";
+    return;
+  }
+  $("login-error").textContent = ""; $("password").value = "";
+  state.mode = "ble"; state.session = session; state.ble = t;
+  $("transport").textContent = "Web Bluetooth: " + t.name();
+  showMain();
+});
+$("logout-btn").addEventListener("click", async () => {
+  if (state.mode === "ble") state.ble.close(); else await api("/api/logout", {});
+  state.mode = null; state.session = null; showLogin();
+});
 
 // ---- live view ---------------------------------------------------------------------------
 async function refresh() {
-  let d;
-  try { d = await api("/api/live"); } catch (e) { return; }
+  if (state.refreshing) return;          // a slow link: never two readings at once
+  state.refreshing = true;
+  try { await readAndRender(); } finally { state.refreshing = false; }
+}
+
+async function readAndRender() {
+  // the live values come from the page's own protocol code (protocol.js) on either transport;
+  // the server adds what only it has: alarm times and events from the history
+  let d = {}, snap;
+  try {
+    if (state.mode === "server") d = await api("/api/live");
+    snap = await state.session.snapshot();
+    if (!state.settings || state.ticks % 10 === 0) renderSettings(await state.session.settings());
+    state.ticks++;
+  } catch (e) {
+    $("link-error").textContent = "End board: " + e.message;
+    return;
+  }
   $("link-error").textContent = d.error ? "End board: " + d.error : "";
-  if (d.settings) renderSettings(d.settings);
-  if (!d.snapshot) return;
-  const s = d.snapshot.status, set = d.settings || {};
+  const since = d.alarm_since || trackAlarms(snap.alarms.names);
+  const s = snap.status, set = state.settings || {};
   $("soc").textContent = fmt(s.soc_c, 100, 1, "%");
   $("soc-cal").textContent = s.soc_cal ? "" : "not calibrated";
   $("pack-v").textContent = fmt(s.pack_mv, 1000, 2, "V");
@@ -65,13 +109,20 @@ async function refresh() {
   $("relay-charge").textContent = "charge " + (s.charge ? "ON" : "off");
   $("relay-load").textContent = "load " + (s.load ? "ON" : "off");
   $("mode").textContent = set.mode === 1 ? "critical mode" : (set.mode === 0 ? "normal mode" : "");
-  const brk = d.snapshot.alarms.break_position;
+  const brk = snap.alarms.break_position;
   $("link-state").textContent = s.comm ? "ok" : (brk ? "broken at board " + brk : "lost");
   $("link-state").className = "big " + (s.comm ? "ok" : "bad");
-  renderCells(d.snapshot.cells, set);
-  renderChain(d.snapshot.cells, s.comm, brk);
-  renderAlarms(d.snapshot.alarms.names, d.alarm_since);
-  renderEvents($("events"), d.events);
+  renderCells(snap.cells, set);
+  renderChain(snap.cells, s.comm, brk);
+  renderAlarms(snap.alarms.names, since);
+  renderEvents($("events"), d.events || []);
+  $("main").dataset.updated = String(state.ticks);
+}
+
+function trackAlarms(names) {      // Web Bluetooth: the time this page first saw each alarm
+  for (const n of names) if (!(n in state.seen)) state.seen[n] = Date.now() / 1000;
+  for (const n of Object.keys(state.seen)) if (!names.includes(n)) delete state.seen[n];
+  return state.seen;
 }
 
 function renderCells(cells, set) {
@@ -171,10 +222,16 @@ function renderSettings(settings) {
 }
 
 async function saveSetting(name, text) {
+  // server: checked there with the firmware's own rules, then by the board; Bluetooth: by the board
   const msg = $("settings-msg");
   const local = checkLocally(name, text);
   if (local) { msg.className = "bad"; msg.textContent = "refused: " + local; return; }
-  const r = await api("/api/settings", { name: name, value: text });
+  let r;
+  if (state.mode === "server") r = await api("/api/settings", { name: name, value: text });
+  else {
+    try { await state.session.setSetting(name, text); r = { ok: true }; } catch (e) { r = { ok: false, error: e.message }; }
+    r.settings = await state.session.settings();
+  }
   msg.className = r.ok ? "ok" : "bad";
   msg.textContent = r.ok ? name + " = " + text + " saved on the board" : "refused: " + r.error;
   if (r.settings) { $("settings").tBodies[0].textContent = ""; renderSettings(r.settings); }
@@ -182,7 +239,11 @@ async function saveSetting(name, text) {
 
 for (const b of document.querySelectorAll("button.cmd")) {
   b.addEventListener("click", async () => {
-    const r = await api("/api/command", { kind: b.dataset.kind, arg: b.dataset.arg });
+    let r;
+    if (state.mode === "server") r = await api("/api/command", { kind: b.dataset.kind, arg: b.dataset.arg });
+    else {
+      try { await state.session.mode(b.dataset.arg); r = { ok: true }; } catch (e) { r = { ok: false, error: e.message }; }
+    }
     $("settings-msg").className = r.ok ? "ok" : "bad";
     $("settings-msg").textContent = r.ok ? b.dataset.kind + " " + b.dataset.arg : "refused: " + r.error;
   });
@@ -285,11 +346,17 @@ $("history-load").addEventListener("click", loadHistory);
 
 // ---- start -------------------------------------------------------------------------------
 (async () => {
-  try {
+  try {          // served by cellchain dashboard?  (opened as a file: Web Bluetooth only)
     const lim = await api("/api/limits");
     for (const f of lim.fields || []) state.limits[f.name] = f;
     const info = await api("/api/info");
+    state.server = true;
     $("transport").textContent = info.transport || "";
-    if (info.logged_in) showMain(); else showLogin();
-  } catch (e) { showLogin(); }
+    if (info.logged_in) {
+      state.mode = "server"; state.session = new AppSession(new ServerLineTransport(), 10000);
+      showMain();
+      return;
+    }
+  } catch (e) { state.server = false; }
+  showLogin();
 })();
