@@ -7,7 +7,7 @@ app protocol (docs/ble-protocol.md).
     cellchain --ble AA:BB:CC:DD:EE:FF settings get
     cellchain ... settings set vmax_mv 3650
     cellchain ... password 567890                     # new password; --password is the old
-    cellchain ... mode critical | preset lifepo4 | calibrate | alarms | version | watch
+    cellchain ... mode critical | preset lifepo4 | calibrate | alarms | events | version | watch
     cellchain ... dashboard [--port 8124] [--history FILE]   # the pack in a browser
 
 The password comes from ``--password`` or the CELLCHAIN_PASSWORD environment variable
@@ -190,6 +190,24 @@ def cmd_alarms(c, args):
     return 0
 
 
+def _uptime(s):
+    return "%dd %02d:%02d:%02d" % (s // 86400, s // 3600 % 24, s // 60 % 60, s % 60)
+
+
+def cmd_events(c, args):
+    ev = c.events()
+    lines = ["   #  uptime         event    what                  cells             current    SoC"]
+    for e in ev:
+        lines.append("%4d  %s  %-7s  %-20s  %.3f..%.3f V  %+7.2f A  %5.1f %%%s" % (
+            e["n"], _uptime(e["uptime_s"]), e["kind"], e["what"], e["min_mv"] / 1000, e["max_mv"] / 1000,
+            e["current_ma"] / 1000, e["soc_c"] / 100,
+            "  break at %d" % e["break_position"] if e["break_position"] else ""))
+    if not ev:
+        lines.append("(no events since the End board started)")
+    _out(args, ev, "\n".join(lines))
+    return 0
+
+
 def cmd_version(c, args):
     fw = c.firmware()
     line = c.version()
@@ -288,6 +306,7 @@ def build_parser():
     sub.add_parser("calibrate", help="zero the current sensors (no current flowing!)")
     sub.add_parser("alarms", help="alarms and the link's failing position")
     sub.add_parser("version", help="firmware version")
+    sub.add_parser("events", help="the End board's alarm and relay log (what, when, with values)")
     p = sub.add_parser("watch", help="live view of the streamed data")
     p.add_argument("--rounds", type=int, default=None, help="stop after N rounds")
     p = sub.add_parser("dashboard", help="the pack in a web browser, with history (docs/dashboard.md)")
@@ -301,7 +320,7 @@ def build_parser():
 
 COMMANDS = {"status": cmd_status, "cells": cmd_cells, "settings": cmd_settings,
             "password": cmd_password, "mode": cmd_mode, "preset": cmd_preset,
-            "calibrate": cmd_calibrate, "alarms": cmd_alarms, "version": cmd_version,
+            "calibrate": cmd_calibrate, "alarms": cmd_alarms, "version": cmd_version, "events": cmd_events,
             "watch": cmd_watch}
 
 

@@ -355,6 +355,18 @@ class Client:
                         "temp_dc": None if f[2] == "X" else int(f[2]), "status": int(f[3], 16)})
         return out
 
+    def events(self):
+        """The End board's event log (EV?), oldest first."""
+        out = []
+        for item in self.request("EV?", "EV:"):
+            f = item.split(" ")
+            if len(f) < 9:
+                continue
+            out.append({"n": int(f[0]), "uptime_s": int(f[1]), "kind": f[2], "what": f[3],
+                        "min_mv": int(f[4]), "max_mv": int(f[5]), "current_ma": int(f[6]),
+                        "soc_c": int(f[7]), "break_position": int(f[8])})
+        return out
+
     def rounds(self, max_rounds=None, keepalive_s=0.5):
         """Yield one dict per streamed round (keys = tags; 'C' is the list of cells), sending
         the ``$`` keep-alive as gen3 readers do. Streaming must be on (``stream()``)."""

@@ -156,3 +156,23 @@ def test_cells_that_never_reported_have_no_value():
     assert c["mv"] is None and c["temp_dc"] is None
     assert pack_link.parse_status({"pack_mv": "13200", "alarms": "0120", "break": "3"}) == {
         "pack_mv": 13200, "alarms": 0x120, "break": 3}
+
+
+def test_board_event_log_read_by_cellchain_events(tmp_path, capsys):
+    from cellchain import cli
+    r = PackRig(tmp_path, "comm_loss")           # the wire after board 2 breaks at t=100 s
+    try:
+        r.advance(130)
+        code = cli.main(["--socket", "127.0.0.1:%d" % r.app.port, "--timeout", "10", "--json", "events"])
+        ev = json.loads(capsys.readouterr().out)
+        assert code == 0
+        lost = [e for e in ev if e["kind"] == "alarm" and e["what"] == "comm_lost"]
+        assert lost and lost[-1]["break_position"] == 3 and 100 <= lost[-1]["uptime_s"] <= 110
+        assert not any(e["what"] == "current_sensor_fault" for e in ev)
+        assert any(e["kind"] == "relay" and e["what"] == "load_off" and e["uptime_s"] == lost[-1]["uptime_s"]
+                   for e in ev)
+        code = cli.main(["--socket", "127.0.0.1:%d" % r.app.port, "--timeout", "10", "events"])
+        out = capsys.readouterr().out
+        assert code == 0 and "alarm    comm_lost" in out and "break at 3" in out
+    finally:
+        r.close()

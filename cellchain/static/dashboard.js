@@ -88,6 +88,7 @@ async function readAndRender() {
     if (state.mode === "server") d = await api("/api/live");
     snap = await state.session.snapshot();
     if (!state.settings || state.ticks % 10 === 0) renderSettings(await state.session.settings());
+    if (state.ticks % 5 === 0) renderBoardEvents(await state.session.events().catch(() => []));
     state.ticks++;
   } catch (e) {
     $("link-error").textContent = "End board: " + e.message;
@@ -117,6 +118,19 @@ async function readAndRender() {
   renderAlarms(snap.alarms.names, since);
   renderEvents($("events"), d.events || []);
   $("main").dataset.updated = String(state.ticks);
+}
+
+function renderBoardEvents(list) {
+  const body = $("board-events").tBodies[0];
+  body.textContent = "";
+  for (const e of list.slice().reverse()) {
+    const row = body.insertRow();
+    const up = e.uptime_s, hms = [Math.floor(up / 3600), Math.floor(up / 60) % 60, up % 60]
+      .map((x) => String(x).padStart(2, "0")).join(":");
+    for (const v of [e.n, hms, e.kind, e.what.replace(/_/g, " ") + (e.break_position ? " (break at " + e.break_position + ")" : ""),
+      (e.min_mv / 1000).toFixed(3) + ".." + (e.max_mv / 1000).toFixed(3) + " V", (e.current_ma / 1000).toFixed(2) + " A",
+      (e.soc_c / 100).toFixed(1) + " %"]) row.insertCell().textContent = String(v);
+  }
 }
 
 function trackAlarms(names) {      // Web Bluetooth: the time this page first saw each alarm

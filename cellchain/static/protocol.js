@@ -101,6 +101,13 @@ class AppSession {
   }
   async settings() { return parseSettings(await this.request("S?", "S:")); }
   async firmware() { return (await this.request("F?", "F:"))[0]; }
+  async events() {              // the End board's log (EV?), oldest first
+    return (await this.request("EV?", "EV:")).map((l) => {
+      const f = l.split(" ").map((x, i) => (i === 2 || i === 3) ? x : parseInt(x, 10));
+      return { n: f[0], uptime_s: f[1], kind: f[2], what: f[3], min_mv: f[4], max_mv: f[5], current_ma: f[6],
+        soc_c: f[7], break_position: f[8] };
+    });
+  }
   setSetting(name, value) { return this.request("S:" + name + "=" + value + "!"); }
   mode(m) { return this.request("MO:" + m + "!"); }
 }

@@ -11,6 +11,7 @@ from micropython import const
 
 from core import settings as cs
 from core.app_protocol import AppProtocol
+from core.events import EventLog
 from core.extout import ExtOutSender
 from core.version import FIRMWARE_VERSION
 
@@ -28,6 +29,7 @@ class EndServices:
         self.snap = snap
         self.settings_path = settings_path
         self.firmware_version = FIRMWARE_VERSION
+        self.events = EventLog()    # alarm/relay changes with values, read by EV?
         self.app = AppProtocol(self)
         self.ble = getattr(hw, "ble", None)
         tx = getattr(hw, "extout_tx", None)
@@ -66,6 +68,8 @@ class EndServices:
 
     # ---- once per cycle ---------------------------------------------------------------------
     def update(self, snap, brain, dt_ms):
+        if brain is not None:
+            self.events.update(snap, brain)
         if self.extout is not None:
             if snap.comm_ok:
                 self.extout_started = True
