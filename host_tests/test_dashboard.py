@@ -176,3 +176,55 @@ def test_board_event_log_read_by_cellchain_events(tmp_path, capsys):
         assert code == 0 and "alarm    comm_lost" in out and "break at 3" in out
     finally:
         r.close()
+
+
+@pytest.mark.slow
+def test_make_sim_prints_the_dashboard_url_and_serves_until_ctrl_c(tmp_path):
+    """python -m sim demo (make sim): the URL is printed, and after the demo's charge/discharge
+    the app socket and the dashboard keep serving until SIGINT (Ctrl-C)."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, COLUMNS="250")
+    p = subprocess.Popen([sys.executable, "-m", "sim", "demo", "--no-live", "--app-port", "0", "--dashboard-port", "0",
+                          "--out", str(tmp_path / "demo.png"), "--trace", str(tmp_path / "demo.jsonl"),
+                          "--history", str(tmp_path / "demo.sqlite")], cwd=root, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = []
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if "demo done" in line:
+                break
+        text = "".join(out)
+        assert "demo done" in text, text
+        url = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)", text).group(1)
+        port = int(re.search(r"app protocol on 127\.0\.0\.1:(\d+)", text).group(1))
+        time.sleep(3)                                    # the real-time phase: still serving
+        b = Browser(url)
+        assert b.post("/api/login", {"password": "1234"})[1]["ok"]
+        live = json.loads(b.get("/api/live")[1])
+        assert len(live["snapshot"]["cells"]) == 16
+        h = json.loads(b.get("/api/history?hours=24")[1])
+        assert max(h["series"]["t"]) - min(h["series"]["t"]) > 3 * 3600      # the demo's hours, in virtual time
+        from cellchain import client as cl
+        c = cl.Client(cl.SocketTransport("127.0.0.1", port), timeout_s=10)
+        assert c.login("1234") and int(c.status()["cells"]) == 16
+        c.close()
+        assert (tmp_path / "demo.png").exists()
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=30)[0]
+        assert p.returncode == 0, rest
+        assert "stopped" in rest
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
