@@ -118,7 +118,7 @@ def save_screenshot(driver, name):
     """The README's screenshots: docs/img/<name>.png, written by the browser test."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = os.path.join(root, "docs", "img", name)
-    tmp = path + ".part"
+    tmp = path[:-4] + ".part.png"
     driver.save_screenshot(tmp)
     shutil.move(tmp, path)
     return path

@@ -128,7 +128,7 @@ def test_chain_view_shows_where_the_link_is_broken(tmp_path, browser):
         snap = rig.read()
         assert snap["alarms"]["break_position"] == 3
         _login(browser, rig)
-        wait_for(lambda: "broken" in _text(browser, "link-state"), what="link broken")
+        wait_for(lambda: _text(browser, "link-state") == "broken before board 3", what="link broken")
         assert _text(browser, "chain-text").startswith("chain broken between board 2 and board 3")
         lost = [e.text for e in browser.find_elements("css selector", "#chain .board.lost")]
         assert lost == ["B", "2"]

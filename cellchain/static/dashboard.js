@@ -111,7 +111,7 @@ async function readAndRender() {
   $("relay-load").textContent = "load " + (s.load ? "ON" : "off");
   $("mode").textContent = set.mode === 1 ? "critical mode" : (set.mode === 0 ? "normal mode" : "");
   const brk = snap.alarms.break_position;
-  $("link-state").textContent = s.comm ? "ok" : (brk ? "broken at board " + brk : "lost");
+  $("link-state").textContent = s.comm ? "ok" : (brk ? "broken before board " + brk : "lost");
   $("link-state").className = "big " + (s.comm ? "ok" : "bad");
   renderCells(snap.cells, set);
   renderChain(snap.cells, s.comm, brk);
