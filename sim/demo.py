@@ -88,7 +88,8 @@ def run_demo(args):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            srv.wait(min(left, 0.05))
+            if not srv.wait(min(left, 0.05)):
+                time.sleep(min(left, 0.05))   # the End board is off: nothing to serve
 
     def on_second(s, rec):
         if state["phase"] == "live":
