@@ -35,6 +35,8 @@ class ProtocolError(Exception):
 class SocketTransport:
     def __init__(self, host, port, timeout_s=5.0):
         self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        # short request lines: no Nagle delay (with the peer's delayed ACK, 40 ms per request)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def write(self, data):
         self.sock.sendall(data)
@@ -441,6 +443,7 @@ class AppSocketServer:
         for s in readable:
             if s is self.listener:
                 conn, _ = self.listener.accept()
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # a reply is several lines
                 slot = self.app.open(self._writer(conn))
                 if slot < 0:
                     conn.sendall(b"NA too many connections\r")
