@@ -232,3 +232,32 @@ def test_make_sim_prints_the_dashboard_url_and_serves_until_ctrl_c(tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.communicate()
+
+
+def test_cellchain_dashboard_command_serves_until_ctrl_c(rig, tmp_path):
+    rig.advance(5)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.Popen([sys.executable, "-m", "cellchain", "--socket", "127.0.0.1:%d" % rig.app.port,
+                          "--password", "1234", "dashboard", "--port", "0", "--history", str(tmp_path / "h.sqlite"),
+                          "--retention-days", "2"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = p.stdout.readline()
+        url = re.search(r"cellchain dashboard on (http://127\.0\.0\.1:\d+/)", line).group(1)
+        b = Browser(url)
+        assert json.loads(b.get("/api/info")[1]) == {"logged_in": False, "transport": "socket 127.0.0.1:%d" % rig.app.port}
+        code, page = b.get("/")
+        assert code == 200 and "<title>cellchain pack</title>" in page and 'src="protocol.js"' in page
+        assert b.post("/api/login", {"password": "1234"})[1]["ok"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not json.loads(b.get("/api/live")[1])["snapshot"]:
+            time.sleep(0.1)
+        assert len(json.loads(b.get("/api/live")[1])["snapshot"]["cells"]) == 4
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=15) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+    with sqlite3.connect(str(tmp_path / "h.sqlite")) as db:
+        assert db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] >= 1     # it recorded from the start
