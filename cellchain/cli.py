@@ -7,10 +7,12 @@ app protocol (docs/ble-protocol.md).
     cellchain --ble AA:BB:CC:DD:EE:FF settings get
     cellchain ... settings set vmax_mv 3650
     cellchain ... password 567890                     # new password; --password is the old
-    cellchain ... mode critical | preset lifepo4 | calibrate | alarms | version | watch
+    cellchain ... mode critical | preset lifepo4 | calibrate | alarms | events | version | watch
+    cellchain ... dashboard [--port 8124] [--history FILE]   # the pack in a browser
 
 The password comes from ``--password`` or the CELLCHAIN_PASSWORD environment variable
-(default 1234). Exit status: 0 done, 1 refused by the board (the reason is printed),
+(default 1234; ``version`` needs none). ``--json`` may stand before or after the command.
+Exit status: 0 done, 1 refused by the board (wrong password included; the reason is printed),
 2 no connection / no reply.
 """
 import argparse
@@ -19,12 +21,21 @@ import os
 import sys
 
 from cellchain import client as _client
+from cellchain.pack_link import cell_flags, normalise_cell, parse_status
+
+CHEMISTRY_NAMES = ("unknown", "lifepo4", "lto", "nmc", "nca")
+MODE_NAMES = ("normal", "critical")
+NO_LOGIN = ("version",)          # V@ and F? answer without a login
 
 
-def _connect(args):
+class LoginRefused(Exception):
+    """The board refused the password (exit 1, as a refused request)."""
+
+
+def _connect(args, login=True):
     t = _client.open_transport(args.socket, args.serial, args.ble, args.baud)
     c = _client.Client(t, timeout_s=args.timeout)
-    if not c.login(args.password):
+    if login and not c.login(args.password):
         why = "wrong password, or locked"
         try:
             lk = c.lock_status()
@@ -36,7 +47,7 @@ def _connect(args):
         except _client.ProtocolError:
             pass  # older firmware without LK?
         c.close()
-        raise _client.ProtocolError("login refused (%s)" % why)
+        raise LoginRefused("login refused (%s)" % why)
     return c
 
 
@@ -48,7 +59,13 @@ def _out(args, data, text):
 
 
 def cmd_scan(args):
-    found = _client.scan(args.scan_timeout)
+    try:
+        found = _client.scan(args.scan_timeout)
+    except Exception as e:  # bleak without BlueZ/adapter raises FileNotFoundError, BleakError, ...
+        print("cellchain: Bluetooth scan failed - no Bluetooth adapter found, or the Bluetooth "
+              "service (BlueZ) is not running (%s). Without Bluetooth use --serial PORT or "
+              "--socket HOST:PORT." % (e or type(e).__name__), file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([{"address": a, "name": n, "rssi": r} for a, n, r in found]))
     elif not found:
@@ -60,36 +77,57 @@ def cmd_scan(args):
 
 
 def cmd_status(c, args):
-    st = c.status()
+    st = parse_status(c.status())
     al = c.alarms()
     st["alarm_names"] = al["names"]
-    cells = int(st.get("cells", 0))
+    cells = st.get("cells") or 0
     text = "\n".join((
         "cells      %d   pack %.3f V   min %.3f V  max %.3f V" % (
-            cells, int(st["pack_mv"]) / 1000, int(st["min_mv"]) / 1000, int(st["max_mv"]) / 1000),
-        "current    %+.2f A   in %d W  out %d W" % (
-            int(st["current_ma"]) / 1000, int(st["pin_w"]), int(st["pout_w"])),
+            cells, st["pack_mv"] / 1000, st["min_mv"] / 1000, st["max_mv"] / 1000),
+        "current    %+.2f A   in %d W  out %d W" % (st["current_ma"] / 1000, st["pin_w"], st["pout_w"]),
         "SoC        %.1f %%%s   stored %d Wh   SoH %s %%   cycles %s" % (
-            int(st["soc_c"]) / 100, "" if st["soc_cal"] == "1" else " (not calibrated)",
-            int(st["stored_wh"]), st["soh"], st["cycles"]),
+            st["soc_c"] / 100, "" if st["soc_cal"] == 1 else " (not calibrated)",
+            st["stored_wh"], st["soh"], st["cycles"]),
         "relays     charge %s   load %s   link %s" % (
-            "ON" if st["charge"] == "1" else "off", "ON" if st["load"] == "1" else "off",
-            "ok" if st["comm"] == "1" else "LOST (break at %s)" % st["break"]),
+            "ON" if st["charge"] == 1 else "off", "ON" if st["load"] == 1 else "off",
+            "ok" if st["comm"] == 1 else "LOST (break at %s)" % st["break"]),
         "alarms     %s" % (", ".join(al["names"]) or "none"),
     ))
     _out(args, st, text)
     return 0
 
 
+def _flag_text(status):
+    return ", ".join(f.replace("_", " ") for f in cell_flags(status)) or "ok"
+
+
 def cmd_cells(c, args):
-    cells = c.cells()
-    lines = ["cell   voltage   temp     status"]
+    cells = [normalise_cell(x) for x in c.cells()]
     for x in cells:
-        lines.append("%4d   %s   %s   %02X" % (
-            x["cell"], "  --   " if x["mv"] is None else "%.3f V" % (x["mv"] / 1000),
-            "  --   " if x["temp_dc"] is None else "%5.1f C" % (x["temp_dc"] / 10), x["status"]))
+        x["flags"] = cell_flags(x["status"])
+    lines = ["cell   voltage    temp      status"]
+    for x in cells:
+        lines.append("%4d   %s   %s   %s" % (
+            x["cell"], "  --    " if x["mv"] is None else "%.3f V" % (x["mv"] / 1000),
+            "   --    " if x["temp_dc"] is None else "%5.1f °C" % (x["temp_dc"] / 10), _flag_text(x["status"])))
     _out(args, cells, "\n".join(lines))
     return 0
+
+
+def setting_text(name, value):
+    """A setting with its unit or meaning: '3650 mV', '20 (2.0 °C)', '1 (lifepo4)'."""
+    if name == "chemistry" and isinstance(value, int) and 0 <= value < len(CHEMISTRY_NAMES):
+        return "%d (%s)" % (value, CHEMISTRY_NAMES[value])
+    if name == "mode" and isinstance(value, int) and 0 <= value < len(MODE_NAMES):
+        return "%d (%s)" % (value, MODE_NAMES[value])
+    if name.endswith("_dc") and isinstance(value, int):
+        return "%d (%.1f °C)" % (value, value / 10)
+    for suffix, unit in (("_mv", "mV"), ("_ah", "Ah"), ("_pct", "%"), ("_ms", "ms"), ("_cycles", "cycles")):
+        if name.endswith(suffix):
+            return "%s %s" % (value, unit)
+    if name == "loop_count":
+        return "%s turns" % value
+    return str(value)
 
 
 def _value(text):
@@ -106,9 +144,9 @@ def cmd_settings(c, args):
             if args.name not in s:
                 print("unknown setting %s" % args.name, file=sys.stderr)
                 return 1
-            _out(args, {args.name: s[args.name]}, str(s[args.name]))
+            _out(args, {args.name: s[args.name]}, setting_text(args.name, s[args.name]))
         else:
-            _out(args, s, "\n".join("%-22s %s" % (k, v) for k, v in s.items()))
+            _out(args, s, "\n".join("%-22s %s" % (k, setting_text(k, v)) for k, v in s.items()))
         return 0
     if args.name is None or args.value is None:
         print("usage: cellchain settings set NAME VALUE", file=sys.stderr)
@@ -116,7 +154,7 @@ def cmd_settings(c, args):
     c.set_setting(args.name, args.value)
     # show what the board stored, never what was typed (they differ on a board that clamps)
     stored = c.settings().get(args.name)
-    _out(args, {args.name: stored}, "%s = %s" % (args.name, stored))
+    _out(args, {args.name: stored}, "%s = %s" % (args.name, setting_text(args.name, stored)))
     if str(stored) != str(_value(args.value)):
         print("board stored %s, not %s" % (stored, args.value), file=sys.stderr)
         return 1
@@ -136,6 +174,19 @@ def cmd_mode(c, args):
 
 
 def cmd_preset(c, args):
+    current = c.settings().get("chemistry", 0)
+    want = CHEMISTRY_NAMES.index(args.chemistry)
+    if current not in (0, want) and not args.yes:
+        have = CHEMISTRY_NAMES[current] if 0 <= current < len(CHEMISTRY_NAMES) else str(current)
+        question = ("the pack is set up as %s; the %s preset replaces V-min, V-balance, V-max and the "
+                    "temperature limits (wrong limits over-charge or over-discharge the cells)" % (have, args.chemistry))
+        if not sys.stdin.isatty():
+            print("refused: %s. Run again with --yes to apply it." % question, file=sys.stderr)
+            return 1
+        answer = input("%s. Apply? [y/N] " % question)
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not applied", file=sys.stderr)
+            return 1
     c.preset(args.chemistry)
     _out(args, {"chemistry": args.chemistry}, "preset %s applied" % args.chemistry)
     return 0
@@ -154,6 +205,24 @@ def cmd_alarms(c, args):
     return 0
 
 
+def _uptime(s):
+    return "%dd %02d:%02d:%02d" % (s // 86400, s // 3600 % 24, s // 60 % 60, s % 60)
+
+
+def cmd_events(c, args):
+    ev = c.events()
+    lines = ["   #  uptime         event    what                  cells             current    SoC"]
+    for e in ev:
+        lines.append("%4d  %s  %-7s  %-20s  %.3f..%.3f V  %+7.2f A  %5.1f %%%s" % (
+            e["n"], _uptime(e["uptime_s"]), e["kind"], e["what"], e["min_mv"] / 1000, e["max_mv"] / 1000,
+            e["current_ma"] / 1000, e["soc_c"] / 100,
+            "  break at %d" % e["break_position"] if e["break_position"] else ""))
+    if not ev:
+        lines.append("(no events since the End board started)")
+    _out(args, ev, "\n".join(lines))
+    return 0
+
+
 def cmd_version(c, args):
     fw = c.firmware()
     line = c.version()
@@ -161,18 +230,51 @@ def cmd_version(c, args):
     return 0
 
 
+def _round_extras(c, r):
+    """Relays and alarms beside a streamed round (ST? and A?: the gen3 stream carries neither)."""
+    try:
+        st = parse_status(c.status())
+        al = c.alarms()
+    except _client.ProtocolError:
+        return
+    r["relays"] = {"charge": st.get("charge") == 1, "load": st.get("load") == 1}
+    r["alarms"] = al["names"]
+    r["link"] = {"ok": st.get("comm") == 1, "break_position": al["break_position"]}
+
+
+def watch_text(r):
+    """Two lines per round: the pack, then every cell (B = balancing, ! = a fault bit)."""
+    u, e, v, t = r.get("U", {}), r.get("E", {}), r.get("V", {}), r.get("T", {})
+    relays = r.get("relays")
+    pack = "%s V  %s A  SoC %s %%  cells %s..%s V  %s..%s °C" % (
+        _f(u.get("pack_v"), "%.2f"), _f(u.get("i_a"), "%+.2f"), e.get("soc_pct", "--"),
+        _f(v.get("min_v"), "%.3f"), _f(v.get("max_v"), "%.3f"), _f(t.get("min_c"), "%d"), _f(t.get("max_c"), "%d"))
+    if relays is not None:
+        pack += "  | charge %s load %s | %s" % ("ON" if relays["charge"] else "off",
+                                                 "ON" if relays["load"] else "off",
+                                                 "alarms: " + (", ".join(r["alarms"]) or "none"))
+    cells = []
+    full = {}                   # cellchain's CS lines carry the full status (C: gen3 problem bits only)
+    for cs in r.get("CS", ()):
+        for k, st in enumerate(cs["status"]):
+            full[cs["first"] + k] = st
+    for x in r["C"]:
+        flags = cell_flags(full.get(x["cell"], x["status"]))
+        mark = ("B" if "balancing" in flags else "") + ("!" if set(flags) - {"balancing", "not_calibrated", "derated"} else "")
+        cells.append("%s%s/%s°C" % ("--" if x["v"] is None else "%.3f" % x["v"], mark,
+                                    "--" if x["t_c"] is None else "%d" % x["t_c"]))
+    return pack + "\n  " + "  ".join(cells)
+
+
 def cmd_watch(c, args):
     c.stream(True)
     try:
         for r in c.rounds(max_rounds=args.rounds):
+            _round_extras(c, r)
             if args.json:
                 print(json.dumps(r, sort_keys=True), flush=True)
-                continue
-            u, e, v = r.get("U", {}), r.get("E", {}), r.get("V", {})
-            volts = " ".join("--" if x["v"] is None else "%.3f" % x["v"] for x in r["C"])
-            print("%s V  %s A  SoC %s %%  min %s max %s | %s" % (
-                _f(u.get("pack_v"), "%.2f"), _f(u.get("i_a"), "%+.2f"), e.get("soc_pct", "--"),
-                _f(v.get("min_v"), "%.3f"), _f(v.get("max_v"), "%.3f"), volts), flush=True)
+            else:
+                print(watch_text(r), flush=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -197,7 +299,14 @@ def build_parser():
     ap.add_argument("--password", default=os.environ.get("CELLCHAIN_PASSWORD", "1234"))
     ap.add_argument("--timeout", type=float, default=5.0, help="reply timeout, s")
     ap.add_argument("--json", action="store_true", help="machine-readable output")
+    common = argparse.ArgumentParser(add_help=False)      # --json also after the command
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    real_add = sub.add_parser
+
+    def add_parser(name, **kw):
+        return real_add(name, parents=[common], **kw)
+    sub.add_parser = add_parser
     p = sub.add_parser("scan", help="find boards over Bluetooth")
     p.add_argument("--scan-timeout", type=float, default=5.0)
     sub.add_parser("status", help="pack summary")
@@ -210,19 +319,27 @@ def build_parser():
     p.add_argument("new")
     p = sub.add_parser("mode", help="normal or critical")
     p.add_argument("mode", choices=("normal", "critical"))
-    p = sub.add_parser("preset", help="chemistry preset")
+    p = sub.add_parser("preset", help="chemistry preset (asks first when the pack has another chemistry)")
     p.add_argument("chemistry", choices=("lifepo4", "lto", "nmc", "nca"))
+    p.add_argument("--yes", action="store_true", help="apply without asking")
     sub.add_parser("calibrate", help="zero the current sensors (no current flowing!)")
     sub.add_parser("alarms", help="alarms and the link's failing position")
     sub.add_parser("version", help="firmware version")
+    sub.add_parser("events", help="the End board's alarm and relay log (what, when, with values)")
     p = sub.add_parser("watch", help="live view of the streamed data")
     p.add_argument("--rounds", type=int, default=None, help="stop after N rounds")
+    p = sub.add_parser("dashboard", help="the pack in a web browser, with history (docs/dashboard.md)")
+    p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8124, help="HTTP port (default 8124)")
+    p.add_argument("--history", default="cellchain-history.sqlite", help="SQLite history file")
+    p.add_argument("--retention-days", type=float, default=30.0, help="keep this many days of history")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
     return ap
 
 
 COMMANDS = {"status": cmd_status, "cells": cmd_cells, "settings": cmd_settings,
             "password": cmd_password, "mode": cmd_mode, "preset": cmd_preset,
-            "calibrate": cmd_calibrate, "alarms": cmd_alarms, "version": cmd_version,
+            "calibrate": cmd_calibrate, "alarms": cmd_alarms, "version": cmd_version, "events": cmd_events,
             "watch": cmd_watch}
 
 
@@ -231,8 +348,16 @@ def main(argv=None):
     try:
         if args.cmd == "scan":
             return cmd_scan(args)
-        c = _connect(args)
-    except Exception as e:  # no adapter, no port, refused login: one line, not a traceback
+        if args.cmd == "dashboard":
+            from cellchain import dashboard
+            args.password_given = bool(os.environ.get("CELLCHAIN_PASSWORD")) or any(
+                a == "--password" or a.startswith("--password=") for a in (argv or sys.argv[1:]))
+            return dashboard.run(args)
+        c = _connect(args, login=args.cmd not in NO_LOGIN)
+    except LoginRefused as e:
+        print("refused: %s" % e, file=sys.stderr)
+        return 1
+    except Exception as e:  # no adapter, no port: one line, not a traceback
         print("cellchain: %s" % e, file=sys.stderr)
         return 2
     try:

@@ -35,6 +35,8 @@ class ProtocolError(Exception):
 class SocketTransport:
     def __init__(self, host, port, timeout_s=5.0):
         self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        # short request lines: no Nagle delay (with the peer's delayed ACK, 40 ms per request)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def write(self, data):
         self.sock.sendall(data)
@@ -183,6 +185,11 @@ def parse_cs_line(line):
     return "CS", {"first": first, "status": status, "age": age}
 
 
+def _units(steps, size, digits):
+    """steps x step size, rounded to the step's resolution (3.405, not 3.4050000000000002)."""
+    return None if steps is None else round(steps * size, digits)
+
+
 def parse_data_line(line):
     """(tag, values dict) for a gen3 data line (or cellchain's CS line), in engineering
     units; None if not one."""
@@ -197,20 +204,18 @@ def parse_data_line(line):
         if tag == "C" and len(f) >= 5:
             mv = _hex(f[2])
             return tag, {"cell": int(f[0]), "count": int(f[1]),
-                         "v": None if mv is None else mv * 0.005, "t_c": _temp(f[3]),
+                         "v": _units(mv, 0.005, 3), "t_c": _temp(f[3]),
                          "status": _hex(f[4])}
         if tag == "U" and len(f) >= 4:
             pv = _hex(f[0])
             a = [_shex(x) for x in f[1:4]]
-            return tag, {"pack_v": None if pv is None else pv * 0.005,
-                         "i1_a": None if a[0] is None else a[0] * 0.05,
-                         "i_a": None if a[1] is None else a[1] * 0.05,
-                         "i2_a": None if a[2] is None else a[2] * 0.05}
+            return tag, {"pack_v": _units(pv, 0.005, 3), "i1_a": _units(a[0], 0.05, 2),
+                         "i_a": _units(a[1], 0.05, 2), "i2_a": _units(a[2], 0.05, 2)}
         if tag == "V" and len(f) >= 5:
             lo, hi, vb = _hex(f[0]), _hex(f[2]), _hex(f[4])
-            return tag, {"min_v": None if lo is None else lo * 0.005, "min_cell": _dec(f[1]),
-                         "max_v": None if hi is None else hi * 0.005, "max_cell": _dec(f[3]),
-                         "vbal_v": None if vb is None else vb * 0.005}
+            return tag, {"min_v": _units(lo, 0.005, 3), "min_cell": _dec(f[1]),
+                         "max_v": _units(hi, 0.005, 3), "max_cell": _dec(f[3]),
+                         "vbal_v": _units(vb, 0.005, 3)}
         if tag == "T" and len(f) >= 4:
             return tag, {"min_c": _temp(f[0]), "min_cell": _dec(f[1]),
                          "max_c": _temp(f[2]), "max_cell": _dec(f[3])}
@@ -381,6 +386,18 @@ class Client:
                         "temp_dc": None if f[2] == "X" else int(f[2]), "status": int(f[3], 16)})
         return out
 
+    def events(self):
+        """The End board's event log (EV?), oldest first."""
+        out = []
+        for item in self.request("EV?", "EV:"):
+            f = item.split(" ")
+            if len(f) < 9:
+                continue
+            out.append({"n": int(f[0]), "uptime_s": int(f[1]), "kind": f[2], "what": f[3],
+                        "min_mv": int(f[4]), "max_mv": int(f[5]), "current_ma": int(f[6]),
+                        "soc_c": int(f[7]), "break_position": int(f[8])})
+        return out
+
     def rounds(self, max_rounds=None, keepalive_s=0.5):
         """Yield one dict per streamed round (keys = tags; 'C' is the list of cells, 'CS' the
         list of cellchain's per-cell status/age lines), sending the ``$`` keep-alive as gen3
@@ -532,6 +549,7 @@ class AppSocketServer:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
                 except OSError:
                     pass
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # a reply is several lines
                 slot = self.app.open(self._writer(conn))
                 if slot < 0:
                     self.pending.pop(conn, None)

@@ -66,7 +66,10 @@ def test_status_cells_settings_over_socket(capsys):
         s = json.loads(out)
         assert s["vmax_mv"] == 3700 and s["name"] == "cellchain"
         code, out, err = run(capsys, srv, "settings", "get", "vbal_mv")
-        assert out.strip() == "3400"
+        assert out.strip() == "3400 mV"
+        code, out, err = run(capsys, srv, "settings", "get")
+        assert "tmin_charge_dc         20 (2.0 °C)" in out and "chemistry              1 (lifepo4)" in out
+        assert "mode                   0 (normal)" in out and "capacity_ah            100 Ah" in out
         code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "3650")
         assert code == 0 and ctl.settings.vmax_mv == 3650
         code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "6000")
@@ -81,7 +84,7 @@ def test_status_cells_settings_over_socket(capsys):
         assert code == 1 and "comm_timeout_cycles=30: must be 1..10 cycles" in err, err
         assert ctl.settings.vmax_mv == 3650 and ctl.settings.tmax_dc == 550
         code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "3660")
-        assert code == 0 and out.strip() == "vmax_mv = 3660"        # read back from the board
+        assert code == 0 and out.strip() == "vmax_mv = 3660 mV"     # read back from the board
     finally:
         srv.close()
 
@@ -91,11 +94,13 @@ def test_wrong_password_and_password_change(capsys):
     srv, app, lock = serve(ctl)
     try:
         code, out, err = run(capsys, srv, "--password", "9999", "status")
-        assert code == 2 and "login refused" in err
+        assert code == 1 and "login refused" in err          # docs: 1 = refused by the board
+        code, out, err = run(capsys, srv, "--password", "9999", "version")
+        assert code == 0 and "firmware 0.1.2" in out         # V@ and F? need no login
         code, out, err = run(capsys, srv, "password", "24681357")
         assert code == 0
         code, out, err = run(capsys, srv, "status")
-        assert code == 2
+        assert code == 1
         code, out, err = run(capsys, srv, "--password", "24681357", "alarms")
         assert code == 0 and "alarms 0000" in out
     finally:
@@ -108,7 +113,11 @@ def test_mode_preset_calibrate_version(capsys):
     try:
         assert run(capsys, srv, "mode", "critical")[0] == 0
         assert ctl.settings.mode == settings.CRITICAL
-        assert run(capsys, srv, "preset", "nmc")[0] == 0
+        code, out, err = run(capsys, srv, "preset", "nmc")       # a LiFePO4 pack: asks first
+        assert code == 1 and "set up as lifepo4" in err and "--yes" in err
+        assert ctl.settings.chemistry == settings.LIFEPO4
+        assert run(capsys, srv, "preset", "lifepo4")[0] == 0     # the same chemistry: no question
+        assert run(capsys, srv, "preset", "nmc", "--yes")[0] == 0
         assert ctl.settings.chemistry == settings.NMC
         assert run(capsys, srv, "calibrate")[0] == 0 and ctl.zeroed == 1
         code, out, err = run(capsys, srv, "version")
@@ -130,8 +139,59 @@ def test_watch_reads_rounds(capsys):
         assert r["U"]["pack_v"] == 14.0 and r["U"]["i_a"] == 1.0
         assert r["E"]["soc_pct"] == 100 and r["H"]["soh_pct"] == 95
         assert r["C"][0]["t_c"] == 24
+        assert r["relays"] == {"charge": True, "load": True} and r["alarms"] == []
+        code, out, err = run(capsys, srv, "watch", "--rounds", "1", "--json")   # --json after the command
+        assert code == 0, err
+        assert json.loads(out)["U"]["pack_v"] == 14.0
+        code, out, err = run(capsys, srv, "watch", "--rounds", "1")
+        pack, cells = out.strip().splitlines()
+        assert "14.00 V  +1.00 A  SoC 100 %  cells 3.500..3.500 V  24..24 °C" in pack
+        assert "charge ON load ON | alarms: none" in pack
+        assert cells.split() == ["3.500B/24°C"] * 4          # the fake round: every cell balancing
     finally:
         srv.close()
+
+
+def test_json_numbers_are_numbers_rounded_to_the_protocol_step(capsys):
+    ctl = Ctl(4)
+    fill(ctl.snap, 4, mv=3405)
+    srv, app, lock = serve(ctl)
+    try:
+        st = json.loads(run(capsys, srv, "--json", "status")[1])
+        assert st["pack_mv"] == 13620 and st["cells"] == 4 and isinstance(st["alarms"], int)
+        r = json.loads(run(capsys, srv, "watch", "--json", "--rounds", "1")[1])
+        assert [c["v"] for c in r["C"]] == [3.405] * 4 and r["U"]["pack_v"] == 13.62
+        assert client.parse_data_line("U_0AF0_+0007_-0003_+000A")[1] == {
+            "pack_v": 14.0, "i1_a": 0.35, "i_a": -0.15, "i2_a": 0.5}
+    finally:
+        srv.close()
+
+
+def test_cells_show_status_names(capsys):
+    ctl = Ctl(4)
+    ctl.snap.cell_status[0] = 0x00
+    ctl.snap.cell_status[1] = 0x21          # balancing + not calibrated
+    ctl.snap.cell_status[2] = 0x02          # NTC fault: temperature X
+    srv, app, lock = serve(ctl)
+    try:
+        code, out, err = run(capsys, srv, "cells")
+        lines = out.strip().splitlines()
+        assert lines[1].split()[-1] == "ok"
+        assert lines[2].endswith("balancing, not calibrated")
+        assert "--" in lines[3] and lines[3].endswith("ntc fault")
+        cells = json.loads(run(capsys, srv, "--json", "cells")[1])
+        assert cells[1]["flags"] == ["balancing", "not_calibrated"] and cells[2]["temp_dc"] is None
+    finally:
+        srv.close()
+
+
+def test_scan_without_an_adapter_says_so(capsys, monkeypatch):
+    def no_adapter(timeout_s):
+        raise FileNotFoundError(2, "No such file or directory")
+    monkeypatch.setattr(client, "scan", no_adapter)
+    code = cli.main(["scan"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "no Bluetooth adapter found" in err and "--serial" in err
 
 
 def test_client_parses_exact_round():
@@ -183,7 +243,7 @@ def test_end_to_end_vmax_change_switches_charge_relay(capsys):
             time.sleep(0.02)
         code, out, err = run(capsys, srv, "--json", "status")
         st = json.loads(out)
-        assert st["charge"] == "1" and st["load"] == "1", st
+        assert st["charge"] == 1 and st["load"] == 1, st
         code, out, err = run(capsys, srv, "--json", "cells")
         assert [c["mv"] for c in json.loads(out)] == [3500] * 4
         # V-max below the cells' 3.500 V: the brain must stop charging
@@ -197,9 +257,9 @@ def test_end_to_end_vmax_change_switches_charge_relay(capsys):
             time.sleep(0.02)
         code, out, err = run(capsys, srv, "--json", "status")
         st = json.loads(out)
-        assert st["charge"] == "0" and st["load"] == "1", st
+        assert st["charge"] == 0 and st["load"] == 1, st
         assert "over_voltage" in st["alarm_names"]
-        assert int(st["alarms"], 16) & alarms.OVER_VOLTAGE
+        assert st["alarms"] & alarms.OVER_VOLTAGE
         # and back: V-max above the cells again, charging resumes
         assert run(capsys, srv, "settings", "set", "vmax_mv", "3650")[0] == 0
         with lock:

@@ -54,12 +54,22 @@ class Machine:
         return self.wdt
 
 
+DATA_ROOT = [None]      # the running test's tmp_path (fixture below): Hw data folders go there
+
+
+@pytest.fixture(autouse=True)
+def _data_root(tmp_path):
+    DATA_ROOT[0] = str(tmp_path)
+    yield
+    DATA_ROOT[0] = None
+
+
 class Hw:
     def __init__(self):
         import tempfile
         self.feeds = 0
         self.safe_calls = 0
-        self.data_dir = tempfile.mkdtemp(prefix="cellchain-loop-")
+        self.data_dir = tempfile.mkdtemp(prefix="loop-", dir=DATA_ROOT[0])
 
     def feed_watchdog(self):
         self.feeds += 1

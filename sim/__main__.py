@@ -106,6 +106,10 @@ def main(argv=None):
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--app-port", type=int, default=8123,
                    help="serve the app protocol here for the cellchain CLI (default 8123; -1: off)")
+    d.add_argument("--dashboard-port", type=int, default=8124,
+                   help="serve the dashboard here (default 8124; -1: off)")
+    d.add_argument("--history", default=os.path.join("out", "sim-demo-history.sqlite"),
+                   help="the dashboard's history file")
     d.set_defaults(fn=cmd_demo)
     args = ap.parse_args(argv)
     return args.fn(args)

@@ -19,6 +19,16 @@ def _modules(folder, prefix=""):
     return names
 
 
+def _cleanup():
+    """The test's temporary folders (support.tmpdir) go after each test."""
+    support = sys.modules.get("support")
+    if support is not None and hasattr(support, "cleanup"):
+        try:
+            support.cleanup()
+        except OSError as e:
+            print("warning: could not remove a test folder: %r" % (e,))
+
+
 def main(argv):
     import_all = []
     only = []
@@ -80,6 +90,7 @@ def main(argv):
                 failed += 1
                 print("FAIL %s.%s: %r" % (mod_name, attr, e))
                 sys.print_exception(e)
+            _cleanup()
         print("  %-28s %d passed" % (mod_name, count))
     print("micropython: %d passed, %d failed" % (passed, failed))
     if failed or not passed:

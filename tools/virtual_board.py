@@ -106,11 +106,19 @@ def main(argv=None):
     ap.add_argument("--tty", help="pty link path (default: a temporary one)")
     args = ap.parse_args(argv)
     vb = VirtualBoard(args.root, args.tty)
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt      # SIGTERM/SIGHUP: stop socat and micropython as Ctrl-C does
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGHUP, terminate)
     try:
         vb.start()
     except RuntimeError as e:
         print("virtual_board: %s" % e, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        vb.stop()
+        return 0
     print("virtual board on %s (root %s); Ctrl-C to stop" % (vb.port, vb.root), flush=True)
     try:
         while vb.proc is not None and vb.proc.poll() is None:

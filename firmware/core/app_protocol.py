@@ -21,6 +21,7 @@ nothing; a complete command line may allocate (commands are rare and bounded).
 from micropython import const
 
 from core import alarms, password
+from core import events as events_mod
 from core import settings as settings_mod
 from core.snapshot import CellStatus, SensorFlags
 
@@ -333,12 +334,14 @@ class AppProtocol:
             self._status(s)
         elif line == "CL?":
             self._cells(s)
+        elif line == "EV?":
+            self._events(s)
         else:
             self._send(s, _NA_UNKNOWN)
 
     @staticmethod
     def _known(line):
-        if line in ("S?", "ZC!", "A?", "ST?", "CL?"):
+        if line in ("S?", "ZC!", "A?", "ST?", "CL?", "EV?"):
             return True
         if not line.endswith("!"):
             return False
@@ -472,6 +475,20 @@ class AppProtocol:
             temp = "X" if st & CellStatus.TEMP_SENSOR_FAULT else "%d" % snap.cell_temp_dc[i]
             mv = "X" if st & CellStatus.VOLT_SENSOR_FAULT else "%d" % snap.cell_mv[i]
             self._text(s, "CL:%d %s %s %02X" % (i + 1, mv, temp, st))
+        self._send(s, _OK)
+
+    def _events(self, s):
+        log = getattr(self.ctl, "events", None)
+        if log is None:
+            self._send(s, _NA_UNKNOWN)
+            return
+        first = log.total - log.count + 1
+        for n in range(log.count):
+            i = log.index(n)
+            kind = log.kind[i]
+            self._text(s, "EV:%d %d %s %s %d %d %d %d %d" % (
+                first + n, log.t_s[i], events_mod.KIND_NAMES[kind], events_mod.code_name(kind, log.code[i]),
+                log.min_mv[i], log.max_mv[i], log.current_ma[i], log.soc_c[i], log.break_pos[i]))
         self._send(s, _OK)
 
     # ---- streaming ---------------------------------------------------------------------------

@@ -323,7 +323,10 @@ class PackBrain:
         cur = self._cur
         cur.update(snap.s1_ma - self._trim1, snap.s1_flags, snap.s2_ma - self._trim2,
                    snap.s2_flags, s.loop_count, s.sensors)
-        if cur.fault:
+        if cur.fault and snap.valid and snap.comm_ok:
+            # only a frame that came through from the Begin board carries its sensor readings;
+            # with the chain broken the frame was started downstream with none: that is
+            # COMM_LOST (relays already off), not a current-sensor fault
             al |= A.CURRENT_SENSOR_FAULT
         current = cur.current_ma
         self.current_ma = current

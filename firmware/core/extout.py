@@ -1,6 +1,6 @@
 """Extended data output: the 58-byte 123\\SmartBMS gen3 packet, and the sender that paces it.
 
-Byte-exact spec: docs/extended-output.md (from ../shared/spec/extended-output-123.md). Readers
+Byte-exact spec: docs/extended-output.md (as the public readers decode it). Readers
 (Venus OS driver behind the vendor's USB cable, SignalK, Solar Assistant, hobby displays) find
 packets only by the idle gap between them, so ``ExtOutSender`` writes each packet in one burst
 and nothing else, ever.

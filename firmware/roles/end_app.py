@@ -13,6 +13,7 @@ from micropython import const
 from core import settings as cs
 from core import store
 from core.app_protocol import AppProtocol
+from core.events import EventLog
 from core.extout import ExtOutSender
 from core.ratelimit import WriteBudget
 from core.version import FIRMWARE_VERSION
@@ -35,6 +36,7 @@ class EndServices:
         self.snap = snap
         self.settings_path = settings_path
         self.firmware_version = FIRMWARE_VERSION
+        self.events = EventLog()    # alarm/relay changes with values, read by EV?
         self.app = AppProtocol(self, lockout_path=lockout_path)
         self.write_budget = WriteBudget(SETTINGS_WRITE_BURST, SETTINGS_WRITE_REFILL_MS)
         self.ble = getattr(hw, "ble", None)
@@ -74,6 +76,8 @@ class EndServices:
 
     # ---- once per cycle ---------------------------------------------------------------------
     def update(self, snap, brain, dt_ms):
+        if brain is not None:
+            self.events.update(snap, brain)
         if self.extout is not None:
             if snap.comm_ok:
                 self.extout_started = True

@@ -8,6 +8,7 @@ import sys
 
 ON_MICROPYTHON = sys.implementation.name == "micropython"
 _counter = [0]
+_made = []            # folders made by tmpdir(), removed by cleanup() after each test
 
 
 def raises(exc_type, fn, *args):
@@ -27,9 +28,34 @@ def tmpdir():
         stamp = time.ticks_us() if ON_MICROPYTHON else time.perf_counter_ns()
     except AttributeError:
         stamp = 0
-    path = "/tmp/cellchain-test-%d-%d-%d" % (os.getpid() if hasattr(os, "getpid") else 0, stamp, _counter[0])
+    base = "/tmp"
+    if not ON_MICROPYTHON:
+        import tempfile
+        base = tempfile.gettempdir()          # pytest's session folder (host_tests/conftest.py)
+    path = "%s/cellchain-test-%d-%d-%d" % (base, os.getpid() if hasattr(os, "getpid") else 0, stamp, _counter[0])
     os.mkdir(path)
+    _made.append(path)
     return path
+
+
+def _remove_tree(path):
+    try:
+        mode = os.stat(path)[0]
+    except OSError:
+        return
+    if mode & 0x4000:                        # a folder (S_IFDIR): os.path is not on MicroPython
+        for name in os.listdir(path):
+            _remove_tree(path + "/" + name)
+        os.rmdir(path)
+    else:
+        os.remove(path)
+
+
+def cleanup():
+    """Remove every folder tmpdir() made (pytest's conftest and tools/mp_test_runner.py call
+    this after each test, so nothing is left in /tmp)."""
+    while _made:
+        _remove_tree(_made.pop())
 
 
 def alloc_bytes(fn, repeats=50):

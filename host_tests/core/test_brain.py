@@ -117,6 +117,21 @@ def test_comm_loss_switches_off_in_same_cycle_and_reports_break():
     assert not b.load_allowed and b.alarms & A.COMM_LOST
 
 
+def test_chain_break_is_comm_lost_not_a_current_sensor_fault():
+    b = PackBrain(lfp(), True)
+    snap = fill(PackSnapshot(), 3300)
+    run(b, snap, ENABLE_SAMPLES)
+    snap.comm_ok = False            # the frame was started below the break: no Begin sensor data
+    snap.break_position = 3
+    snap.s1_flags = 0
+    snap.s2_flags = 0
+    b.update(snap, 1000)
+    assert b.alarms & A.COMM_LOST and not b.alarms & A.CURRENT_SENSOR_FAULT
+    fill(snap, 3300, flags=0)        # chain intact again, sensor 1 and 2 missing: a real fault
+    b.update(snap, 1000)
+    assert b.alarms & A.CURRENT_SENSOR_FAULT and not b.alarms & A.COMM_LOST
+
+
 def test_voltage_sensor_fault_and_cell_count_mismatch_switch_off():
     b = PackBrain(lfp(), True)
     snap = fill(PackSnapshot(), 3300)

@@ -1,0 +1,100 @@
+"""The End board's alarm/event log: what tripped, when, with the pack's values at that moment.
+
+A fixed ring of ``EVENT_SLOTS`` entries in preallocated arrays (no allocation per cycle); the
+oldest entry is overwritten. ``update(snap, brain)`` once per cycle after the brain compares
+the alarm bits and relay states with the previous cycle and records every change:
+
+    kind ALARM_ON / ALARM_OFF  code = the alarm's bit number (core/alarms.py, bit 0 = 0x0001)
+    kind RELAY                 code = CHARGE_OFF, CHARGE_ON, LOAD_OFF or LOAD_ON
+
+each with the brain's uptime (s), the lowest and highest cell (mV), the battery current (mA,
++ = charging), SoC (0.01 %) and the chain's break position. Kept in RAM: a restart starts a new
+log (the boot itself is the first entry's context: uptime counts from it). Read with the app
+protocol's ``EV?`` (docs/ble-protocol.md), ``cellchain events`` and the dashboard.
+"""
+from array import array
+
+from micropython import const
+
+EVENT_SLOTS = const(32)
+ALARM_ON = const(1)
+ALARM_OFF = const(2)
+RELAY = const(3)
+KIND_NAMES = ("", "alarm", "cleared", "relay")
+CHARGE_OFF = const(0)
+CHARGE_ON = const(1)
+LOAD_OFF = const(2)
+LOAD_ON = const(3)
+RELAY_NAMES = ("charge_off", "charge_on", "load_off", "load_on")
+_ALARM_BITS = const(16)
+
+
+class EventLog:
+    def __init__(self, slots=EVENT_SLOTS):
+        self.slots = slots
+        self.t_s = array("l", [0] * slots)
+        self.kind = bytearray(slots)
+        self.code = bytearray(slots)
+        self.min_mv = array("l", [0] * slots)
+        self.max_mv = array("l", [0] * slots)
+        self.current_ma = array("l", [0] * slots)
+        self.soc_c = array("l", [0] * slots)
+        self.break_pos = array("l", [0] * slots)
+        self.count = 0          # entries held (<= slots)
+        self.total = 0          # entries ever recorded (the newest has number total)
+        self._next = 0
+        self._alarms = 0
+        self._charge = False
+        self._load = False
+
+    def update(self, snap, brain):
+        """Record what changed since the previous cycle (allocation-free)."""
+        mask = brain.alarms
+        charge = bool(brain.charge_allowed)
+        load = bool(brain.load_allowed)
+        changed = mask ^ self._alarms
+        if changed:
+            for bit in range(_ALARM_BITS):
+                if changed & (1 << bit):
+                    self._add(snap, brain, ALARM_ON if mask & (1 << bit) else ALARM_OFF, bit)
+            self._alarms = mask
+        if charge != self._charge:
+            self._add(snap, brain, RELAY, CHARGE_ON if charge else CHARGE_OFF)
+            self._charge = charge
+        if load != self._load:
+            self._add(snap, brain, RELAY, LOAD_ON if load else LOAD_OFF)
+            self._load = load
+
+    def _add(self, snap, brain, kind, code):
+        i = self._next
+        self.t_s[i] = brain.uptime_s
+        self.kind[i] = kind
+        self.code[i] = code
+        self.min_mv[i] = snap.min_mv
+        self.max_mv[i] = snap.max_mv
+        self.current_ma[i] = brain.current_ma
+        self.soc_c[i] = brain.soc_c
+        self.break_pos[i] = brain.break_position
+        self._next = i + 1 if i + 1 < self.slots else 0
+        if self.count < self.slots:
+            self.count += 1
+        self.total += 1
+
+    def index(self, n):
+        """Slot of the n-th held entry, oldest first (0 <= n < count)."""
+        first = self._next - self.count
+        if first < 0:
+            first += self.slots
+        i = first + n
+        return i - self.slots if i >= self.slots else i
+
+
+def code_name(kind, code):
+    """The alarm's name or the relay change (for the app reply and logs; allocates)."""
+    if kind == RELAY:
+        return RELAY_NAMES[code] if code < len(RELAY_NAMES) else "relay_%d" % code
+    from core import alarms
+    for bit, name in alarms.NAMES:
+        if bit == 1 << code:
+            return name
+    return "bit_%d" % code
