@@ -87,6 +87,30 @@ def test_dry_run_prints_the_exact_commands(tmp_path):
     assert "FACTORY = True" in cmds[1]
 
 
+def test_dry_run_romfs_deploys_the_rom_image_and_copies_only_the_sources(tmp_path):
+    env = _fixture(tmp_path)
+    rc, out, err = _flash("end", "pico_w", "/dev/ttyACM0", "--dry-run", "--romfs", env=env)
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("# flash end image for pico_w") and "ROM partition" in lines[0]
+    cmds = lines[1:]
+    mp = ".venv/bin/mpremote connect /dev/ttyACM0"
+    image = env["CELLCHAIN_BUILD"] + "/pico_w/end"
+    assert cmds[0].startswith(mp + " exec ") and "main.off" in cmds[0]          # park main.py first
+    assert cmds[1] == mp + " reset" and cmds[2] == "sleep 3"
+    assert cmds[3] == mp + " romfs deploy %s/romfs.img" % image                 # the ROM partition
+    copy = cmds[4]
+    assert copy.startswith(mp + " exec ") and "FACTORY = False" in copy and "ROMFS = True" in copy
+    assert "n == \\'rom\\'" in copy                                                # /rom is never cleaned
+    cps = ["fs cp " + c for c in copy.split(" + fs cp ")[1:]]
+    assert cps == ["fs cp %s/%s :%s" % (image, f, f) for f in ("board.py", "boot.py", "main.py")]
+    assert cmds[5] == mp + " reset" and len(cmds) == 6
+    # the plain path refuses to run under a ROM that still holds modules
+    rc, out, err = _flash("end", "pico_w", "/dev/ttyACM0", "--dry-run", env=env)
+    assert rc == 0 and "romfs deploy" not in out and "romfs.img" not in out
+    assert "ROMFS = False" in out and "would shadow this image" in out
+
+
 def test_build_failure_is_exit_1(tmp_path):
     env = _fixture(tmp_path)
     os.remove(os.path.join(env["CELLCHAIN_FIRMWARE"], "roles", "between.py"))
@@ -117,7 +141,7 @@ def test_flash_fixture_image_onto_virtual_board(tmp_path):
     with virtual_board.VirtualBoard(str(root)) as vb:
         rc, out, err = _flash("end", "pico_w", vb.port, env=env)
         assert rc == 0, out + err
-        want = _board_files(image) - {"manifest.py", "package.json"}    # build artefacts only
+        want = _board_files(image) - {"manifest.py", "package.json", "romfs.img"}    # build artefacts only
         have = _board_files(root)
         assert want <= have, want - have
         assert "manifest.py" not in have and "package.json" not in have
@@ -159,7 +183,7 @@ def test_flash_real_image_onto_virtual_board(tmp_path):
         rc, out, err = _flash("between", "pico", vb.port,
                               env={"CELLCHAIN_MPREMOTE_RESUME": "1", "CELLCHAIN_BUILD": str(build)})
         assert rc == 0, out + err
-    want = _board_files(build / "pico" / "between") - {"manifest.py", "package.json"}
+    want = _board_files(build / "pico" / "between") - {"manifest.py", "package.json", "romfs.img"}
     assert want <= _board_files(root) and "main.py" in want
     assert "diag.mpy" in want and "roles/between.mpy" in want and "roles/end.mpy" not in want
     assert (root / "data" / "calibration.json").read_text() == "keep me"

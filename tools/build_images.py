@@ -18,7 +18,12 @@ An image holds:
             folder; the board then needs only main.py, boot.py and board.py on its filesystem
   package.json   the same image for ``mpremote mip install --target / <URL of package.json>``
             (every file of the image, relative URLs)
-  (flash.sh copies neither of the two to the board.)
+  romfs.img  a MicroPython ROMFS image (``vfs.VfsRom``, built with mpremote's writer) of the
+            same .mpy files in their folders: ``./flash.sh --romfs`` writes it to the board's ROM
+            partition, where the bytecode runs in place from flash instead of being loaded into
+            the heap; main.py, boot.py and board.py stay on the filesystem. Left out (warning)
+            when mpremote is not installed.
+  (the plain flash.sh path copies none of the three to the board.)
 
 Imports under ``if TYPE_CHECKING:`` are not followed. An import line may carry a marker
 ``# image: end`` / ``# image: begin,between`` / ``# image: rp2040`` / ``# image: pico_w``: it is
@@ -350,13 +355,16 @@ def build_image(board_def_path, role, firmware, out_root):
             raise ImageError("mpy-cross failed on %s: %s" % (rel, (r.stdout + r.stderr).strip()))
     write_manifest(out, res.modules, firmware)
     write_package_json(out)
+    if not write_romfs(out):
+        res.warnings.append("mpremote is not installed: no %s (./flash.sh --romfs needs it)" % ROMFS_IMAGE)
     files, size = image_size(out)
     return out, files, size, res.warnings
 
 
 MANIFEST = "manifest.py"
 PACKAGE_JSON = "package.json"
-_NOT_ON_BOARD = (MANIFEST, PACKAGE_JSON)
+ROMFS_IMAGE = "romfs.img"
+_NOT_ON_BOARD = (MANIFEST, PACKAGE_JSON, ROMFS_IMAGE)
 
 
 def write_manifest(out, modules, firmware):
@@ -369,6 +377,41 @@ def write_manifest(out, modules, firmware):
         lines.append('module("%s", base_path="%s")' % (rel, base.replace(os.sep, "/")))
     with open(os.path.join(out, MANIFEST), "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def romfs_image(folder):
+    """The bytes of a ROMFS image holding every .mpy file of ``folder`` at its relative path
+    (folders sorted, empty folders left out). Raises ImportError without mpremote."""
+    from mpremote.romfs import VfsRomWriter
+
+    writer = VfsRomWriter()
+
+    def add(path):
+        names = sorted(os.listdir(path))
+        for n in names:
+            full = os.path.join(path, n)
+            if os.path.isdir(full):
+                if any(f.endswith(".mpy") for _d, _s, fs in os.walk(full) for f in fs):
+                    writer.opendir(n)
+                    add(full)
+                    writer.closedir()
+            elif n.endswith(".mpy"):
+                with open(full, "rb") as f:
+                    writer.mkfile(n, f.read())
+
+    add(folder)
+    return writer.finalise()
+
+
+def write_romfs(out):
+    """build/<board>/<role>/romfs.img; False when mpremote is missing (no image written)."""
+    try:
+        data = romfs_image(out)
+    except ImportError:
+        return False
+    with open(os.path.join(out, ROMFS_IMAGE), "wb") as f:
+        f.write(data)
+    return True
 
 
 def write_package_json(out):
@@ -400,7 +443,8 @@ def _firmware_version():
 
 
 def image_size(folder):
-    """Files and bytes that go onto the board (not the manifest and package.json)."""
+    """Files and bytes that go onto the board's filesystem on the plain path (not the manifest,
+    package.json and romfs.img)."""
     files = size = 0
     for dirpath, _dirs, names in os.walk(folder):
         for n in names:
