@@ -10,7 +10,8 @@
 #   5. reset: the board starts the new role
 # --romfs (firmware built with a ROMFS partition, MICROPY_VFS_ROM): after step 2 the image's
 #   romfs.img (every .mpy) is written to the ROM partition with `mpremote romfs deploy`; the
-#   firmware mounts it at /rom and puts /rom and /rom/lib on sys.path, and the bytecode runs in
+#   firmware mounts it at /rom and adds /rom and /rom/lib to sys.path (main.py appends /rom if
+#   it is missing), and the bytecode runs in
 #   place from flash instead of being loaded into the heap. Steps 3-4 then copy only main.py,
 #   boot.py and board.py: no .mpy stays on the filesystem to shadow /rom. /data is kept the same
 #   way. A firmware without a ROMFS partition makes the deploy fail (exit 1): flash without --romfs.
@@ -131,8 +132,8 @@ except OSError:
 PY_DIRS=""
 [ "${#DIRS[@]}" -eq 0 ] || PY_DIRS=$(printf "'%s'," "${DIRS[@]}")
 # /rom is the ROM partition's mount (read-only, not ours to clean). A plain image under a ROM that
-# still holds modules would run the ROM's modules (/rom comes before the filesystem on sys.path):
-# refuse before anything is removed.
+# still holds modules would run the ROM's modules where /rom comes before the filesystem on
+# sys.path (a port _boot.py that inserts it first): refuse before anything is removed.
 CLEAN="import os
 FACTORY = $([ $FACTORY = 1 ] && echo True || echo False)
 ROMFS = $([ $ROMFS = 1 ] && echo True || echo False)

@@ -158,6 +158,7 @@ def test_images_hold_exactly_what_each_role_needs(tmp_path):
     main = (out / "pico_w" / "end" / "main.py").read_text()
     assert "import board\nfrom roles import end as role\nfrom hal import loop\n" in main
     assert main.rstrip().endswith("loop.run(board, role)")
+    assert 'if "/rom" not in sys.path:\n    sys.path.append("/rom")' in main     # flash.sh --romfs
     assert (out / "pico_w" / "end" / "board.py").read_text() == open(os.path.join(ROOT, "board_defs", "pico_w.py")).read()
     assert (out / "pico_w" / "end" / "boot.py").read_text() == TREE["boot.py"]
     head = (out / "esp32_devkitc" / "end" / "core" / "a.mpy").read_bytes()[:2]
@@ -188,7 +189,7 @@ def test_missing_module_is_named_and_other_images_still_build(tmp_path):
     rc, text, out = _build(tmp_path, fw, "--board", "esp32_devkitc")
     assert rc == 1
     assert "module core.missing_thing (imported by roles.end (line 1)) is missing" in text
-    assert "module roles.between (imported by main (line 3)) is missing" in text
+    assert "module roles.between (imported by main (line 7)) is missing" in text
     assert "1 image(s) built, 2 failed" in text
     assert (out / "esp32_devkitc" / "begin" / "roles" / "begin.mpy").exists()
 
