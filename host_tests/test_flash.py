@@ -169,6 +169,32 @@ def test_flash_fixture_image_onto_virtual_board(tmp_path):
         assert (root / "notes.txt").exists()
 
 
+def test_virtual_board_with_a_rom_holding_modules(tmp_path):
+    """A board whose /rom holds modules (an earlier --romfs flash): the plain path stops before it
+    removes anything; --romfs on a firmware without a ROM partition (the Unix port has no
+    vfs.rom_ioctl) fails with the hint, and the board keeps its files."""
+    env = dict(_fixture(tmp_path), CELLCHAIN_MPREMOTE_RESUME="1")
+    if not _ensure_socat():
+        pytest.skip("socat is not installed and apt-get cannot install it: no virtual board")
+    root = tmp_path / "board_fs"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "settings.json").write_text('{"v": 1}')
+    (root / "core").mkdir()
+    (root / "core" / "old.mpy").write_bytes(b"M\x06old")
+    with virtual_board.VirtualBoard(str(root)) as vb:
+        rc, out, err = _flash("end", "pico_w", vb.port, "--romfs", env=env)
+        assert rc == 1 and "ROMFS partition" in err, out + err
+        assert (root / "core" / "old.mpy").exists() and (root / "data" / "settings.json").exists()
+        rom = os.path.join(env["CELLCHAIN_BUILD"], "pico_w", "end", "romfs.img")
+        r = subprocess.run([MPREMOTE, "connect", vb.port, "resume", "exec",
+                            "import vfs\nvfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom')" % rom],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rc, out, err = _flash("end", "pico_w", vb.port, env=env)
+        assert rc == 1 and "would shadow this image" in out + err, out + err
+        assert (root / "core" / "old.mpy").exists() and (root / "data" / "settings.json").read_text() == '{"v": 1}'
+
+
 def test_flash_real_image_onto_virtual_board(tmp_path):
     build = tmp_path / "build"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_images.py"), "--board", "pico",
