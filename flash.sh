@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# flash.sh ROLE BOARD [PORT] [--dry-run] [--factory-reset]
+# flash.sh ROLE BOARD [PORT] [--dry-run] [--factory-reset] [--romfs]
 #
 # Builds the image for ROLE on BOARD (tools/build_images.py) and installs it with mpremote:
 #   1. park main.py (renamed main.off) so the board restarts idle, without the role's watchdog
@@ -8,6 +8,13 @@
 #      SoC), unless --factory-reset - and create the image's folders
 #   4. copy the image, main.py last (a cut-off flash never starts a half image)
 #   5. reset: the board starts the new role
+# --romfs (firmware built with a ROMFS partition, MICROPY_VFS_ROM): after step 2 the image's
+#   romfs.img (every .mpy) is written to the ROM partition with `mpremote romfs deploy`; the
+#   firmware mounts it at /rom and adds /rom and /rom/lib to sys.path (main.py appends /rom if
+#   it is missing), and the bytecode runs in
+#   place from flash instead of being loaded into the heap. Steps 3-4 then copy only main.py,
+#   boot.py and board.py: no .mpy stays on the filesystem to shadow /rom. /data is kept the same
+#   way. A firmware without a ROMFS partition makes the deploy fail (exit 1): flash without --romfs.
 # ROLE: begin | between | end. BOARD: a name from board_defs/ (pico, pico_w, esp32_devkitc, ...).
 # PORT: a serial device (/dev/ttyACM0), "port:/dev/pts/N", or "auto" (default).
 # --dry-run prints the exact commands instead of running them.
@@ -20,7 +27,7 @@ cd "$(dirname "$0")"
 
 ROLES="begin between end"
 usage() {
-    echo "usage: ./flash.sh ROLE BOARD [PORT] [--dry-run] [--factory-reset]" >&2
+    echo "usage: ./flash.sh ROLE BOARD [PORT] [--dry-run] [--factory-reset] [--romfs]" >&2
     echo "  ROLE:  $ROLES" >&2
     echo "  BOARD: $(boards | tr '\n' ' ')" >&2
     exit 2
@@ -39,11 +46,13 @@ MPREMOTE=.venv/bin/mpremote
 
 DRY=0
 FACTORY=0
+ROMFS=0
 POS=()
 for a in "$@"; do
     case "$a" in
         --dry-run) DRY=1 ;;
         --factory-reset) FACTORY=1 ;;
+        --romfs) ROMFS=1 ;;
         -h|--help) usage ;;
         -*) echo "error: unknown option $a" >&2; usage ;;
         *) POS+=("$a") ;;
@@ -82,6 +91,12 @@ if ! "$PY" tools/build_images.py --board "$BOARD" --role "$ROLE" --firmware "$FI
     exit 1
 fi
 
+ROMFS_IMAGE="$IMAGE/romfs.img"
+if [ $ROMFS = 1 ] && [ ! -f "$ROMFS_IMAGE" ]; then
+    echo "error: $ROMFS_IMAGE was not built (tools/build_images.py needs mpremote for it)" >&2
+    exit 1
+fi
+
 CONNECT=("$MPREMOTE" connect "$PORT")
 RESET=1
 if [ "${CELLCHAIN_MPREMOTE_RESUME:-0}" = "1" ]; then
@@ -89,11 +104,17 @@ if [ "${CELLCHAIN_MPREMOTE_RESUME:-0}" = "1" ]; then
     RESET=0
 fi
 
-# folders and files of the image (relative), main.py last
+# folders and files of the image (relative), main.py last; with --romfs the .mpy files (and
+# their folders) go to the ROM partition instead
 DIRS=()
-while IFS= read -r d; do DIRS+=("$d"); done < <(cd "$IMAGE" && find . -mindepth 1 -type d | sed 's|^\./||' | sort)
 FILES=()
-while IFS= read -r f; do FILES+=("$f"); done < <(cd "$IMAGE" && find . -type f ! -name main.py ! -name manifest.py ! -name package.json | sed 's|^\./||' | sort)
+SKIP=(! -name main.py ! -name manifest.py ! -name package.json ! -name romfs.img)
+if [ $ROMFS = 1 ]; then
+    SKIP+=(! -name '*.mpy')
+else
+    while IFS= read -r d; do DIRS+=("$d"); done < <(cd "$IMAGE" && find . -mindepth 1 -type d | sed 's|^\./||' | sort)
+fi
+while IFS= read -r f; do FILES+=("$f"); done < <(cd "$IMAGE" && find . -type f "${SKIP[@]}" | sed 's|^\./||' | sort)
 FILES+=("main.py")
 
 PARK="import os
@@ -108,9 +129,20 @@ except OSError:
 
 # Paths are relative to the board's current folder ('/' on a board; the scratch folder on the
 # virtual board). Only code files go; other files survive; data/ only on a factory reset.
-PY_DIRS=$(printf "'%s'," "${DIRS[@]+"${DIRS[@]}"}")
+PY_DIRS=""
+[ "${#DIRS[@]}" -eq 0 ] || PY_DIRS=$(printf "'%s'," "${DIRS[@]}")
+# /rom is the ROM partition's mount (read-only, not ours to clean). A plain image under a ROM that
+# still holds modules would run the ROM's modules where /rom comes before the filesystem on
+# sys.path (a port _boot.py that inserts it first): refuse before anything is removed.
 CLEAN="import os
 FACTORY = $([ $FACTORY = 1 ] && echo True || echo False)
+ROMFS = $([ $ROMFS = 1 ] && echo True || echo False)
+try:
+    rom = os.listdir('/rom')
+except OSError:
+    rom = []
+if rom and not ROMFS:
+    raise OSError('the ROM partition holds modules that would shadow this image: flash with --romfs')
 def isdir(p):
     try:
         return os.stat(p)[0] & 0x4000 != 0
@@ -119,7 +151,7 @@ def isdir(p):
 def clean(p, all_files):
     for n in os.listdir(p):
         q = n if p == '.' else p + '/' + n
-        if p == '.' and n == 'data' and not FACTORY:
+        if p == '.' and (n == 'rom' or (n == 'data' and not FACTORY)):
             continue
         if isdir(q):
             clean(q, all_files or (p == '.' and n == 'data'))
@@ -141,6 +173,9 @@ add "${CONNECT[@]}" exec "$PARK"
 if [ $RESET = 1 ]; then
     add "${CONNECT[@]}" reset
     add sleep 3
+fi
+if [ $ROMFS = 1 ]; then
+    add "${CONNECT[@]}" romfs deploy "$ROMFS_IMAGE"
 fi
 COPY=("${CONNECT[@]}" exec "$CLEAN")
 for f in "${FILES[@]}"; do
@@ -171,14 +206,17 @@ run_or_print() {
 }
 
 if [ $DRY = 1 ]; then
-    echo "# flash $ROLE image for $BOARD from $IMAGE to $PORT ($(( ${#FILES[@]} )) files)"
+    echo "# flash $ROLE image for $BOARD from $IMAGE to $PORT ($(( ${#FILES[@]} )) files$([ $ROMFS = 1 ] && echo ", modules in the ROM partition"))"
 fi
 for c in "${CMDS[@]}"; do
     if ! run_or_print "$c"; then
         echo "error: mpremote failed; the board keeps its data/ folder. Re-run ./flash.sh to retry." >&2
+        if [ $ROMFS = 1 ]; then
+            echo "  (--romfs needs a firmware with a ROMFS partition: \`mpremote romfs query\` shows it; else flash without --romfs)" >&2
+        fi
         exit 1
     fi
 done
 if [ $DRY = 0 ]; then
-    echo "flashed $ROLE image for $BOARD on $PORT (${#FILES[@]} files, data/ $([ $FACTORY = 1 ] && echo erased || echo kept))"
+    echo "flashed $ROLE image for $BOARD on $PORT (${#FILES[@]} files$([ $ROMFS = 1 ] && echo " + ROM partition"), data/ $([ $FACTORY = 1 ] && echo erased || echo kept))"
 fi

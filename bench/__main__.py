@@ -65,6 +65,13 @@ def summary_rows(res):
     for target, per in sorted((_get(res, "images") or {}).items()):
         add("image %s" % target, ", ".join("%s %s B" % (r, per[r]["bytes"]) for r in ("begin", "between", "end")
                                            if r in per))
+        heaps = []
+        for r in ("begin", "between", "end"):
+            h = per.get(r, {}).get("heap") or {}
+            if h.get("plain") and h.get("romfs"):
+                heaps.append("%s %.1f / %.1f kB" % (r, h["plain"]["heap_bytes"] / 1000.0, h["romfs"]["heap_bytes"] / 1000.0))
+        if heaps:
+            add("heap at boot %s (plain / romfs, 64-bit)" % target, ", ".join(heaps))
     soc = _get(res, "soc")
     if soc:
         add("SoC error with recalibration", "max %s %%, RMS %s %%" % (soc.get("max_error_pct"), soc.get("rms_error_pct")))

@@ -7,7 +7,15 @@ concurrent ``make images`` is not disturbed) and sums the files of each image:
 (the .mpy files plus main.py, boot.py and board.py as source). Per target (mpy-cross arch) the
 figure is that of the board named in BOARD_FOR_TARGET (the End role on the RP2040 needs the
 Pico W: the plain Pico has no radio and builds no End image).
+
+Heap at boot (``images.<target>.<role>.heap``): ``tools/role_heap.py`` on each built image, each
+role alone in its own Unix-port process, twice: ``plain`` = the .mpy files loaded from the
+filesystem (the bytecode goes into the heap), ``romfs`` = the same modules from the image's
+romfs.img mounted with ``vfs.VfsRom`` (the bytecode runs in place; ``./flash.sh --romfs``).
+Each: ``heap_bytes`` = ``import_bytes`` (loading the modules) + ``objects_bytes`` (building the
+role). The Unix port is 64-bit: a 32-bit board's objects are smaller, bytecode the same.
 """
+import json
 import os
 import shutil
 import subprocess
@@ -17,20 +25,40 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BOARD_FOR_TARGET = {"armv6m": "pico_w", "xtensawin": "esp32_devkitc", "rv32imc": "esp32c3_devkitm"}
 ROLES = ("begin", "between", "end")
+MPY = os.environ.get("CELLCHAIN_MICROPYTHON", os.path.join(ROOT, ".venv", "bin", "micropython"))
+
+
+_NOT_COPIED = ("manifest.py", "package.json", "romfs.img")
 
 
 def image_sizes(folder):
+    """Bytes of the files the plain flash.sh path copies (not the build artefacts)."""
     total = 0
     mpy = 0
     files = 0
     for dirpath, _dirs, names in os.walk(folder):
         for name in names:
+            if dirpath == folder and name in _NOT_COPIED:
+                continue
             size = os.path.getsize(os.path.join(dirpath, name))
             total += size
             files += 1
             if name.endswith(".mpy"):
                 mpy += size
     return {"bytes": total, "mpy_bytes": mpy, "files": files}
+
+
+def role_heap(folder, role, data_dir, romfs):
+    """tools/role_heap.py's figures for one built image (None when it fails)."""
+    args = [MPY, os.path.join(ROOT, "tools", "role_heap.py"), folder, role, data_dir] + (["--romfs"] if romfs else [])
+    res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    try:
+        d = json.loads(res.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print("note: role_heap.py failed on %s (%s): %s" % (folder, "romfs" if romfs else "plain",
+                                                         (res.stdout + res.stderr)[-500:]))
+        return None
+    return {k: d[k] for k in ("heap_bytes", "import_bytes", "objects_bytes", "modules", "rom_modules", "rom_bytes")}
 
 
 def build(out, boards=None, roles=None):
@@ -57,6 +85,10 @@ def run(results, boards=None, roles=None):
                 folder = os.path.join(out, board, role)
                 if os.path.isdir(folder):
                     per[role] = dict(image_sizes(folder), board=board)
+                    data = os.path.join(out, ".data-%s-%s" % (board, role))
+                    os.makedirs(data, exist_ok=True)
+                    per[role]["heap"] = {"plain": role_heap(folder, role, data, False),
+                                         "romfs": role_heap(folder, role, data, True)}
             if per:
                 images[target] = per
                 rows.append([target, board] + [per[r]["bytes"] if r in per else "-" for r in ROLES]
@@ -69,6 +101,19 @@ def run(results, boards=None, roles=None):
     from bench import table
     table("image size per target and role (bytes: all files copied / .mpy only; mpy-cross -O2)",
           ["target", "board", "begin", "between", "end", "begin mpy", "between mpy", "end mpy"], rows)
+    hrows = []
+    for target, per in sorted(images.items()):
+        for role in ROLES:
+            h = per.get(role, {}).get("heap") or {}
+            row = [target, per[role]["board"] if role in per else "-", role]
+            for mode in ("plain", "romfs"):
+                m = h.get(mode)
+                row += ["%.1f kB (%.1f + %.1f)" % (m["heap_bytes"] / 1000.0, m["import_bytes"] / 1000.0,
+                                                   m["objects_bytes"] / 1000.0) if m else "-"]
+            if role in per:
+                hrows.append(row)
+    table("heap at boot per role (tools/role_heap.py, Unix port, 64-bit): total (modules + role objects)",
+          ["target", "board", "role", "plain .mpy files", "romfs (bytecode in place)"], hrows)
     if rc != 0:
         print("note: build_images.py exit %d (some image failed):\n%s" % (rc, log[-1500:]))
     return results

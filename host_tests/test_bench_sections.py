@@ -61,6 +61,9 @@ def test_image_sizes_from_a_fresh_build():
     assert list(per) == ["between"]
     assert per["between"]["bytes"] > per["between"]["mpy_bytes"] > 10000
     assert per["between"]["board"] == "pico_w" and per["between"]["files"] > 3
+    heap = per["between"]["heap"]                     # tools/role_heap.py, plain and --romfs
+    assert heap["plain"]["heap_bytes"] > heap["romfs"]["heap_bytes"] > heap["romfs"]["objects_bytes"] > 1000
+    assert heap["romfs"]["rom_modules"] == heap["romfs"]["modules"] - 1 and heap["plain"]["rom_modules"] == 0
 
 
 @pytest.mark.parametrize("kind", reaction.KINDS)

@@ -87,6 +87,30 @@ def test_dry_run_prints_the_exact_commands(tmp_path):
     assert "FACTORY = True" in cmds[1]
 
 
+def test_dry_run_romfs_deploys_the_rom_image_and_copies_only_the_sources(tmp_path):
+    env = _fixture(tmp_path)
+    rc, out, err = _flash("end", "pico_w", "/dev/ttyACM0", "--dry-run", "--romfs", env=env)
+    assert rc == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("# flash end image for pico_w") and "ROM partition" in lines[0]
+    cmds = lines[1:]
+    mp = ".venv/bin/mpremote connect /dev/ttyACM0"
+    image = env["CELLCHAIN_BUILD"] + "/pico_w/end"
+    assert cmds[0].startswith(mp + " exec ") and "main.off" in cmds[0]          # park main.py first
+    assert cmds[1] == mp + " reset" and cmds[2] == "sleep 3"
+    assert cmds[3] == mp + " romfs deploy %s/romfs.img" % image                 # the ROM partition
+    copy = cmds[4]
+    assert copy.startswith(mp + " exec ") and "FACTORY = False" in copy and "ROMFS = True" in copy
+    assert "n == \\'rom\\'" in copy                                                # /rom is never cleaned
+    cps = ["fs cp " + c for c in copy.split(" + fs cp ")[1:]]
+    assert cps == ["fs cp %s/%s :%s" % (image, f, f) for f in ("board.py", "boot.py", "main.py")]
+    assert cmds[5] == mp + " reset" and len(cmds) == 6
+    # the plain path refuses to run under a ROM that still holds modules
+    rc, out, err = _flash("end", "pico_w", "/dev/ttyACM0", "--dry-run", env=env)
+    assert rc == 0 and "romfs deploy" not in out and "romfs.img" not in out
+    assert "ROMFS = False" in out and "would shadow this image" in out
+
+
 def test_build_failure_is_exit_1(tmp_path):
     env = _fixture(tmp_path)
     os.remove(os.path.join(env["CELLCHAIN_FIRMWARE"], "roles", "between.py"))
@@ -117,7 +141,7 @@ def test_flash_fixture_image_onto_virtual_board(tmp_path):
     with virtual_board.VirtualBoard(str(root)) as vb:
         rc, out, err = _flash("end", "pico_w", vb.port, env=env)
         assert rc == 0, out + err
-        want = _board_files(image) - {"manifest.py", "package.json"}    # build artefacts only
+        want = _board_files(image) - {"manifest.py", "package.json", "romfs.img"}    # build artefacts only
         have = _board_files(root)
         assert want <= have, want - have
         assert "manifest.py" not in have and "package.json" not in have
@@ -145,6 +169,32 @@ def test_flash_fixture_image_onto_virtual_board(tmp_path):
         assert (root / "notes.txt").exists()
 
 
+def test_virtual_board_with_a_rom_holding_modules(tmp_path):
+    """A board whose /rom holds modules (an earlier --romfs flash): the plain path stops before it
+    removes anything; --romfs on a firmware without a ROM partition (the Unix port has no
+    vfs.rom_ioctl) fails with the hint, and the board keeps its files."""
+    env = dict(_fixture(tmp_path), CELLCHAIN_MPREMOTE_RESUME="1")
+    if not _ensure_socat():
+        pytest.skip("socat is not installed and apt-get cannot install it: no virtual board")
+    root = tmp_path / "board_fs"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "settings.json").write_text('{"v": 1}')
+    (root / "core").mkdir()
+    (root / "core" / "old.mpy").write_bytes(b"M\x06old")
+    with virtual_board.VirtualBoard(str(root)) as vb:
+        rc, out, err = _flash("end", "pico_w", vb.port, "--romfs", env=env)
+        assert rc == 1 and "ROMFS partition" in err, out + err
+        assert (root / "core" / "old.mpy").exists() and (root / "data" / "settings.json").exists()
+        rom = os.path.join(env["CELLCHAIN_BUILD"], "pico_w", "end", "romfs.img")
+        r = subprocess.run([MPREMOTE, "connect", vb.port, "resume", "exec",
+                            "import vfs\nvfs.mount(vfs.VfsRom(open(%r, 'rb').read()), '/rom')" % rom],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        rc, out, err = _flash("end", "pico_w", vb.port, env=env)
+        assert rc == 1 and "would shadow this image" in out + err, out + err
+        assert (root / "core" / "old.mpy").exists() and (root / "data" / "settings.json").read_text() == '{"v": 1}'
+
+
 def test_flash_real_image_onto_virtual_board(tmp_path):
     build = tmp_path / "build"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_images.py"), "--board", "pico",
@@ -159,7 +209,7 @@ def test_flash_real_image_onto_virtual_board(tmp_path):
         rc, out, err = _flash("between", "pico", vb.port,
                               env={"CELLCHAIN_MPREMOTE_RESUME": "1", "CELLCHAIN_BUILD": str(build)})
         assert rc == 0, out + err
-    want = _board_files(build / "pico" / "between") - {"manifest.py", "package.json"}
+    want = _board_files(build / "pico" / "between") - {"manifest.py", "package.json", "romfs.img"}
     assert want <= _board_files(root) and "main.py" in want
     assert "diag.mpy" in want and "roles/between.mpy" in want and "roles/end.mpy" not in want
     assert (root / "data" / "calibration.json").read_text() == "keep me"

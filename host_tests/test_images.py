@@ -51,14 +51,14 @@ def _build(tmp_path, fw, *args):
 
 
 def _files(folder, everything=False):
-    """The files of an image that go onto the board (everything=True: also manifest.py and
-    package.json)."""
+    """The files of an image that go onto the board's filesystem (everything=True: also
+    manifest.py, package.json and romfs.img)."""
     found = set()
     for dirpath, _d, names in os.walk(folder):
         for n in names:
             found.add(os.path.relpath(os.path.join(dirpath, n), folder))
     if not everything:
-        found -= {"manifest.py", "package.json"}
+        found -= {"manifest.py", "package.json", "romfs.img"}
     return found
 
 
@@ -96,13 +96,51 @@ def test_manifest_and_package_json_list_exactly_the_image(tmp_path):
         assert sorted(dst for dst, _src in pkg["urls"]) == sorted(_files(img))
         assert all(dst == src for dst, src in pkg["urls"])          # relative to package.json
         assert pkg["version"] == "%d.%d.%d" % build_images_version()
-        assert {"manifest.py", "package.json"} <= _files(img, everything=True)
+        assert {"manifest.py", "package.json", "romfs.img"} <= _files(img, everything=True)
 
 
 def build_images_version():
     sys.path.insert(0, os.path.join(ROOT, "firmware"))
     from core.version import FIRMWARE_VERSION
     return FIRMWARE_VERSION
+
+
+_ROMFS_LIST = """import sys, os, vfs
+with open(sys.argv[1], "rb") as f:
+    vfs.mount(vfs.VfsRom(f.read()), "/rom")
+def walk(p):
+    for n in sorted(os.listdir(p)):
+        q = p + "/" + n
+        if os.stat(q)[0] & 0x4000:
+            walk(q)
+        else:
+            with open(q, "rb") as f:
+                print(q[5:], len(f.read()))
+walk("/rom")
+sys.path.insert(0, "/rom")
+import core.a
+print("import", core.a.__file__, core.a.f())
+"""
+
+
+def test_romfs_image_holds_every_mpy_and_imports_on_the_unix_port(tmp_path):
+    fw = _tree(tmp_path)
+    rc, text, out = _build(tmp_path, fw, "--board", "pico_w", "--role", "end")
+    assert rc == 0, text
+    img = out / "pico_w" / "end"
+    assert (img / "romfs.img").read_bytes()[:3] == b"\xd2\xcd\x31"      # ROMFS header
+    script = tmp_path / "romfs_list.py"
+    script.write_text(_ROMFS_LIST)
+    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
+    r = subprocess.run([mp, str(script), str(img / "romfs.img")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "import /rom/core/a.mpy 42"                      # runs from the ROM
+    listed = dict(ln.split() for ln in lines[:-1])
+    mpys = {f for f in _files(img) if f.endswith(".mpy")}
+    assert set(listed) == mpys                                          # every .mpy, nothing else
+    for f in mpys:
+        assert int(listed[f]) == (img / f).stat().st_size, f
 
 
 def test_images_hold_exactly_what_each_role_needs(tmp_path):
@@ -120,6 +158,7 @@ def test_images_hold_exactly_what_each_role_needs(tmp_path):
     main = (out / "pico_w" / "end" / "main.py").read_text()
     assert "import board\nfrom roles import end as role\nfrom hal import loop\n" in main
     assert main.rstrip().endswith("loop.run(board, role)")
+    assert 'if "/rom" not in sys.path:\n    sys.path.append("/rom")' in main     # flash.sh --romfs
     assert (out / "pico_w" / "end" / "board.py").read_text() == open(os.path.join(ROOT, "board_defs", "pico_w.py")).read()
     assert (out / "pico_w" / "end" / "boot.py").read_text() == TREE["boot.py"]
     head = (out / "esp32_devkitc" / "end" / "core" / "a.mpy").read_bytes()[:2]
@@ -150,7 +189,7 @@ def test_missing_module_is_named_and_other_images_still_build(tmp_path):
     rc, text, out = _build(tmp_path, fw, "--board", "esp32_devkitc")
     assert rc == 1
     assert "module core.missing_thing (imported by roles.end (line 1)) is missing" in text
-    assert "module roles.between (imported by main (line 3)) is missing" in text
+    assert "module roles.between (imported by main (line 7)) is missing" in text
     assert "1 image(s) built, 2 failed" in text
     assert (out / "esp32_devkitc" / "begin" / "roles" / "begin.mpy").exists()
 

@@ -14,14 +14,28 @@ bytecode a frozen build keeps in flash, plus module and class objects), ``object
 what building the role adds (buffers, snapshot, settings, rings); ``modules`` = firmware
 modules loaded. The Unix port is 64-bit:
 objects there are up to twice their size on a 32-bit board (bytecode and bytearrays the same).
+
+    .venv/bin/micropython tools/role_heap.py build/pico_w/end end --romfs
+
+``--romfs``: the same boot with the modules imported from the image's romfs.img (written by
+tools/build_images.py) mounted with ``vfs.VfsRom`` at /rom, first on sys.path (board.py still
+from the image folder, as on the board's filesystem). The image file is read into a bytes
+object and mounted BEFORE the baseline: on a board the ROM partition is memory-mapped flash,
+not heap, and the firmware mounts it before anything runs. Bytecode then runs in place from the
+ROM; what is still counted is what the loader builds in RAM (function/raw-code objects, interned
+names, module dicts, classes). Every firmware module must come from /rom (``rom_modules`` =
+``modules``), otherwise the run stops with an error.
 """
 import gc
 import json
 import sys
 
-IMAGE = sys.argv[1]
-ROLE = sys.argv[2]
-DATA = sys.argv[3] if len(sys.argv) > 3 else "/tmp/cellchain-heap"
+_ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+ROMFS = "--romfs" in sys.argv[1:]
+IMAGE = _ARGS[0]
+ROLE = _ARGS[1]
+DATA = _ARGS[2] if len(_ARGS) > 2 else "/tmp/cellchain-heap"
+ROM = "/rom"
 
 
 class FakeBle:
@@ -126,8 +140,21 @@ def _mkdir(path):
         pass
 
 
+def _mount_romfs():
+    """Mount IMAGE/romfs.img at /rom, ahead of the image folder on sys.path (as the firmware's
+    own mount puts /rom and /rom/lib on sys.path). Returns the image bytes (kept alive)."""
+    import vfs
+    with open(IMAGE + "/romfs.img", "rb") as f:
+        data = f.read()
+    vfs.mount(vfs.VfsRom(data), ROM)
+    sys.path.insert(0, ROM + "/lib")
+    sys.path.insert(0, ROM)
+    return data
+
+
 def main():
     sys.path.insert(0, IMAGE)
+    rom = _mount_romfs() if ROMFS else None
     _mkdir(DATA)
     hw = Hw(DATA)
     ble = FakeBle()
@@ -177,7 +204,13 @@ def main():
     gc.collect()
     heap = gc.mem_alloc() - base
     mods = sorted(m for m in sys.modules if m not in before_mods)
-    print(json.dumps({"role": ROLE, "image": IMAGE, "heap_bytes": heap, "import_bytes": imports,
+    from_rom = [m for m in mods if getattr(sys.modules[m], "__file__", "").startswith(ROM + "/")]
+    if ROMFS:
+        missed = [m for m in mods if m not in from_rom and m != "board"]
+        if missed:
+            raise SystemExit("role_heap: not imported from %s: %s" % (ROM, " ".join(missed)))
+    print(json.dumps({"role": ROLE, "image": IMAGE, "romfs": ROMFS, "rom_bytes": len(rom) if rom else 0,
+                      "rom_modules": len(from_rom), "heap_bytes": heap, "import_bytes": imports,
                       "objects_bytes": heap - imports, "free_bytes": gc.mem_free(),
                       "modules": len(mods), "module_names": mods, "role_type": type(role).__name__}))
 

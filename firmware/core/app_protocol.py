@@ -26,10 +26,10 @@ from core import settings as settings_mod
 from core.snapshot import CellStatus, SensorFlags
 
 LINE_MAX = const(64)          # longest accepted command line, CR excluded
-MAX_SESSIONS = const(4)       # BLE centrals + USB + socket clients at once
-GEN3_MAX_CELLS = const(99)    # C lines carry two decimal digits for cell and count
-CS_CELLS = const(16)          # cells per CS line (cellchain's per-cell status and age)
-SUMMARY_LINES = const(7)      # U V T E M H B
+_MAX_SESSIONS = const(4)       # BLE centrals + USB + socket clients at once
+_GEN3_MAX_CELLS = const(99)    # C lines carry two decimal digits for cell and count
+_CS_CELLS = const(16)          # cells per CS line (cellchain's per-cell status and age)
+_SUMMARY_LINES = const(7)      # U V T E M H B
 # The C line's status carries only problem bits, as gen3 readers expect (0 = healthy cell):
 GEN3_PROBLEM = CellStatus.TEMP_SENSOR_FAULT | CellStatus.VOLT_SENSOR_FAULT | CellStatus.STALE
 _NO_DATA = CellStatus.STALE   # the cell's values are not known (comm loss, stale detail)
@@ -179,7 +179,7 @@ class Session:
 class AppProtocol:
     """Bytes in, bytes out: one handler shared by every transport of the End board."""
 
-    def __init__(self, ctl, max_sessions=MAX_SESSIONS, lockout_path=None):
+    def __init__(self, ctl, max_sessions=_MAX_SESSIONS, lockout_path=None):
         self.ctl = ctl
         self.sessions = [Session(i) for i in range(max_sessions)]
         self.lockout = password.Lockout(max_sessions, lockout_path)
@@ -553,8 +553,8 @@ class AppProtocol:
 
     @staticmethod
     def _round_length(cells):
-        c = cells if cells < GEN3_MAX_CELLS else GEN3_MAX_CELLS
-        return c + SUMMARY_LINES + (cells + CS_CELLS - 1) // CS_CELLS
+        c = cells if cells < _GEN3_MAX_CELLS else _GEN3_MAX_CELLS
+        return c + _SUMMARY_LINES + (cells + _CS_CELLS - 1) // _CS_CELLS
 
     def _cells_ok(self):
         """True when the cell values are data: a fresh, complete chain (else every cell and
@@ -565,7 +565,7 @@ class AppProtocol:
 
     def _round_line(self, k, cells):
         """Fill self._line with line k of a round of ``cells`` cells; returns its length."""
-        c = cells if cells < GEN3_MAX_CELLS else GEN3_MAX_CELLS
+        c = cells if cells < _GEN3_MAX_CELLS else _GEN3_MAX_CELLS
         if k < c:
             return self._c_line(self.ctl.snap, k, c)
         k -= c
@@ -583,7 +583,7 @@ class AppProtocol:
             return self._h_line()
         if k == 6:
             return self._b_line()
-        return self._cs_line(self.ctl.snap, (k - SUMMARY_LINES) * CS_CELLS, cells)
+        return self._cs_line(self.ctl.snap, (k - _SUMMARY_LINES) * _CS_CELLS, cells)
 
     def _start(self, tag):
         buf = self._line
@@ -621,7 +621,7 @@ class AppProtocol:
 
     def _cs_line(self, snap, first, cells):
         """cellchain's ``CS:fff_ssaa...``: cell number of the first cell (3 decimal digits),
-        then per cell (up to CS_CELLS) its full CellStatus bits and its detail age, 2 hex
+        then per cell (up to _CS_CELLS) its full CellStatus bits and its detail age, 2 hex
         digits each. Gen3 readers ignore the line (tag with ':')."""
         buf = self._line
         buf[0] = 67  # C
@@ -630,7 +630,7 @@ class AppProtocol:
         p = _put_dec(buf, 3, first + 1, 3)
         buf[p] = _US
         p += 1
-        last = first + CS_CELLS
+        last = first + _CS_CELLS
         if last > cells:
             last = cells
         for i in range(first, last):

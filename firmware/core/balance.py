@@ -39,19 +39,19 @@ from micropython import const
 FULL_DUTY = const(1000)
 
 # Defaults (board definitions may override with BALANCE_* constants).
-HYST_MV = const(10)       # on at once at V-balance + 10 mV; off below V-balance
-DWELL_MS = const(60000)   # on at V-balance once the resistor has been off this long
+_HYST_MV = const(10)       # on at once at V-balance + 10 mV; off below V-balance
+_DWELL_MS = const(60000)   # on at V-balance once the resistor has been off this long
 _DWELL_CAP_MS = const(0x10000000)
-DERATE_DC = const(600)     # derating starts at 60.0 degC board temperature
-STOP_DC = const(750)       # hard stop at 75.0 degC
-RESUME_DC = const(650)     # after a hard stop, resume below 65.0 degC
-MIN_DUTY = const(200)      # duty just below the hard stop
+_DERATE_DC = const(600)     # derating starts at 60.0 degC board temperature
+_STOP_DC = const(750)       # hard stop at 75.0 degC
+_RESUME_DC = const(650)     # after a hard stop, resume below 65.0 degC
+_MIN_DUTY = const(200)      # duty just below the hard stop
 FLOOR_MV = const(3000)     # never balance below 3.0 V (LiFePO4, NMC, NCA; LTO boards set 2400)
 
 
 class Balancer:
-    def __init__(self, hyst_mv=HYST_MV, derate_dc=DERATE_DC, stop_dc=STOP_DC, resume_dc=RESUME_DC,
-                 min_duty=MIN_DUTY, settle_reads=4, dwell_ms=DWELL_MS, floor_mv=FLOOR_MV):
+    def __init__(self, hyst_mv=_HYST_MV, derate_dc=_DERATE_DC, stop_dc=_STOP_DC, resume_dc=_RESUME_DC,
+                 min_duty=_MIN_DUTY, settle_reads=4, dwell_ms=_DWELL_MS, floor_mv=FLOOR_MV):
         if not derate_dc < stop_dc or resume_dc >= stop_dc or not 0 < min_duty <= FULL_DUTY or hyst_mv < 0:
             raise ValueError("balance limits: derate < stop, resume < stop, 0 < min_duty <= 1000")
         self.hyst_mv = hyst_mv

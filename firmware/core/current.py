@@ -40,7 +40,7 @@ _LOW_CHECK_PERMILLE = const(500)  # below 50 % of the low range both channels mu
 _LOW_AGREE_MA = const(3000)       # the low channel within 3 A of the high one (clipped to the
 #                                   low range's span), else the sensor is implausible: FAULT
 _STUCK_RAIL_PERMILLE = const(960)  # a high-range reading beyond 96 % of its range: at a rail
-COUNT_BAND_DIV = const(5)          # SoC count: currents above dead band / 5 are counted
+_COUNT_BAND_DIV = const(5)          # SoC count: currents above dead band / 5 are counted
 
 # Dead band in mA of real current per loop count 1, 2, 4 (manual: sensor specifications)
 DEAD_BAND_MA = (150, 75, 38)
@@ -251,7 +251,7 @@ def count_scale(ma, loop_count):
     inside the noise band."""
     if loop_count > 1:
         ma = ma // loop_count if ma >= 0 else -((-ma) // loop_count)
-    band = dead_band_ma(loop_count) // COUNT_BAND_DIV
+    band = dead_band_ma(loop_count) // _COUNT_BAND_DIV
     if -band <= ma <= band:
         return 0
     return _clamp_ma(ma)

@@ -28,43 +28,43 @@ from core.version import FIRMWARE_VERSION
 
 PACKET_LEN = const(58)
 BAUD = const(9600)
-BURST_MS = const(61)         # 58 bytes x 10 bits at 9600 baud = 60.4 ms, rounded up
+_BURST_MS = const(61)         # 58 bytes x 10 bits at 9600 baud = 60.4 ms, rounded up
 MIN_GAP_MS = const(400)      # idle time readers need to find the next packet boundary
 KEYS = const(19)             # key/value pairs 0..18 make one round
 KEY_OFFSET = const(25)       # byte 47 = key + 25; a byte below 25 means "no pair"
-DEFAULT_CHARGE_EFFICIENCY_PCT = const(100)  # SoC counts charge 1:1 unless the brain says otherwise
+_DEFAULT_CHARGE_EFFICIENCY_PCT = const(100)  # SoC counts charge 1:1 unless the brain says otherwise
 
 # Offsets in the packet
-O_PACK_V = const(0)
-O_CHARGE_I = const(3)
-O_DISCHARGE_I = const(6)
-O_BATTERY_I = const(9)
-O_MIN_V = const(12)
-O_MIN_V_CELL = const(14)
-O_MAX_V = const(15)
-O_MAX_V_CELL = const(17)
+_O_PACK_V = const(0)
+_O_CHARGE_I = const(3)
+_O_DISCHARGE_I = const(6)
+_O_BATTERY_I = const(9)
+_O_MIN_V = const(12)
+_O_MIN_V_CELL = const(14)
+_O_MAX_V = const(15)
+_O_MAX_V_CELL = const(17)
 O_MIN_T = const(18)
-O_MIN_T_CELL = const(20)
+_O_MIN_T_CELL = const(20)
 O_MAX_T = const(21)
-O_MAX_T_CELL = const(23)
-O_DETAIL_CELL = const(24)
-O_CELL_COUNT = const(25)
-O_DETAIL_V = const(26)
-O_DETAIL_T = const(28)
+_O_MAX_T_CELL = const(23)
+_O_DETAIL_CELL = const(24)
+_O_CELL_COUNT = const(25)
+_O_DETAIL_V = const(26)
+_O_DETAIL_T = const(28)
 O_FLAGS = const(30)
-O_IN_TODAY_WH = const(31)
-O_STORED_WH = const(34)
-O_OUT_TODAY_WH = const(37)
-O_SOC = const(40)
-O_IN_TOTAL_KWH = const(41)
-O_OUT_TOTAL_KWH = const(44)
-O_KEY = const(47)
-O_VALUE = const(48)
-O_CAPACITY = const(49)
-O_VMIN = const(51)
-O_VMAX = const(53)
-O_VBAL = const(55)
-O_CHECKSUM = const(57)
+_O_IN_TODAY_WH = const(31)
+_O_STORED_WH = const(34)
+_O_OUT_TODAY_WH = const(37)
+_O_SOC = const(40)
+_O_IN_TOTAL_KWH = const(41)
+_O_OUT_TOTAL_KWH = const(44)
+_O_KEY = const(47)
+_O_VALUE = const(48)
+_O_CAPACITY = const(49)
+_O_VMIN = const(51)
+_O_VMAX = const(53)
+_O_VBAL = const(55)
+_O_CHECKSUM = const(57)
 
 # Status flags (offset 30)
 F_CHARGE_ALLOWED = const(0x01)
@@ -74,17 +74,17 @@ F_UNDER_VOLTAGE = const(0x08)
 F_OVER_VOLTAGE = const(0x10)
 F_UNDER_TEMP = const(0x20)
 F_OVER_TEMP = const(0x40)
-F_SOC_NOT_CALIBRATED = const(0x80)
+_F_SOC_NOT_CALIBRATED = const(0x80)
 
 # Status byte 2 (key 16)
-S2_LOAD_RELAY = const(0x20)
-S2_CHARGE_RELAY = const(0x10)
+_S2_LOAD_RELAY = const(0x20)
+_S2_CHARGE_RELAY = const(0x10)
 S2_BELOW_TMIN_DISCHARGE = const(0x08)
 S2_BELOW_TMIN_CHARGE = const(0x04)
-S2_EARLY_WARNING = const(0x02)
+_S2_EARLY_WARNING = const(0x02)
 
-SIGN_POSITIVE = const(0x2B)  # '+'
-SIGN_NEGATIVE = const(0x2D)  # '-'
+_SIGN_POSITIVE = const(0x2B)  # '+'
+_SIGN_NEGATIVE = const(0x2D)  # '-'
 SIGN_NONE = const(0x58)      # 'X': no value (readers show 0)
 
 _U8 = const(0xFF)
@@ -236,7 +236,7 @@ class ExtOutEncoder:
             b[off + 2] = 0
             return
         r = i_raw(ma)
-        b[off] = SIGN_NEGATIVE if ma < 0 and r else SIGN_POSITIVE
+        b[off] = _SIGN_NEGATIVE if ma < 0 and r else _SIGN_POSITIVE
         b[off + 1] = r >> 8
         b[off + 2] = r & 0xFF
 
@@ -245,7 +245,7 @@ class ExtOutEncoder:
         if key == 0:
             return clamp(brain.soh_pct, 0, 100)
         if key == 1:
-            return clamp(getattr(brain, "charge_efficiency_pct", DEFAULT_CHARGE_EFFICIENCY_PCT), 0, 100)
+            return clamp(getattr(brain, "charge_efficiency_pct", _DEFAULT_CHARGE_EFFICIENCY_PCT), 0, 100)
         if key <= 3:
             v = clamp(v_raw(vlow_mv(settings)), 0, _U16)
             return v >> 8 if key == 2 else v & 0xFF
@@ -271,15 +271,15 @@ class ExtOutEncoder:
             a = brain.alarms
             s = 0
             if brain.load_allowed:
-                s |= S2_LOAD_RELAY
+                s |= _S2_LOAD_RELAY
             if brain.charge_allowed:
-                s |= S2_CHARGE_RELAY
+                s |= _S2_CHARGE_RELAY
             if a & (alarms.UNDER_TEMP_DISCHARGE | alarms.TEMP_SENSOR_FAULT):
                 s |= S2_BELOW_TMIN_DISCHARGE
             if a & (alarms.UNDER_TEMP_CHARGE | alarms.TEMP_SENSOR_FAULT):
                 s |= S2_BELOW_TMIN_CHARGE
             if a & alarms.EARLY_WARNING:
-                s |= S2_EARLY_WARNING
+                s |= _S2_EARLY_WARNING
             return s
         v = clamp(v_raw(settings.vbal_mv), 0, _U16)  # keys 17, 18: "full" cell voltage
         return v >> 8 if key == 17 else v & 0xFF
@@ -311,66 +311,66 @@ class ExtOutEncoder:
                 volt_bad = True
             else:
                 pack += v_raw(cell_mv[i])
-        self._put(O_PACK_V, 0 if volt_bad else pack, 3, _U24)
+        self._put(_O_PACK_V, 0 if volt_bad else pack, 3, _U24)
 
         # A sensor that is absent or faulty has no value: sign byte 'X'.
         s1_ok = cells_ok and (snap.s1_flags & _SENSOR_OK_MASK) == _SENSOR_OK
         s2_ok = cells_ok and (snap.s2_flags & _SENSOR_OK_MASK) == _SENSOR_OK
-        self._put_current(O_CHARGE_I, brain.charge_ma, s1_ok)
-        self._put_current(O_DISCHARGE_I, brain.discharge_ma, s2_ok)
-        self._put_current(O_BATTERY_I, brain.current_ma, s1_ok or s2_ok)
+        self._put_current(_O_CHARGE_I, brain.charge_ma, s1_ok)
+        self._put_current(_O_DISCHARGE_I, brain.discharge_ma, s2_ok)
+        self._put_current(_O_BATTERY_I, brain.current_ma, s1_ok or s2_ok)
 
         if count:
-            self._put(O_MIN_V, v_raw(snap.min_mv), 2, _U16)
-            self._put(O_MIN_V_CELL, snap.min_mv_cell, 1, _U8)
-            self._put(O_MAX_V, v_raw(snap.max_mv), 2, _U16)
-            self._put(O_MAX_V_CELL, snap.max_mv_cell, 1, _U8)
+            self._put(_O_MIN_V, v_raw(snap.min_mv), 2, _U16)
+            self._put(_O_MIN_V_CELL, snap.min_mv_cell, 1, _U8)
+            self._put(_O_MAX_V, v_raw(snap.max_mv), 2, _U16)
+            self._put(_O_MAX_V_CELL, snap.max_mv_cell, 1, _U8)
             # No valid temperature in the chain (cell 0): raw 0 (reads -232 degC, not data).
             self._put(O_MIN_T, t_raw(snap.min_temp_dc) if snap.min_temp_cell else 0, 2, _U16)
-            self._put(O_MIN_T_CELL, snap.min_temp_cell, 1, _U8)
+            self._put(_O_MIN_T_CELL, snap.min_temp_cell, 1, _U8)
             self._put(O_MAX_T, t_raw(snap.max_temp_dc) if snap.max_temp_cell else 0, 2, _U16)
-            self._put(O_MAX_T_CELL, snap.max_temp_cell, 1, _U8)
+            self._put(_O_MAX_T_CELL, snap.max_temp_cell, 1, _U8)
             i = self.next_cell
             if i >= count or i < 0:
                 i = 0
-            b[O_DETAIL_CELL] = i + 1
-            b[O_CELL_COUNT] = count
+            b[_O_DETAIL_CELL] = i + 1
+            b[_O_CELL_COUNT] = count
             st = status[i]
-            self._put(O_DETAIL_V, 0 if st & _CELL_NOT_DATA else v_raw(cell_mv[i]), 2, _U16)
+            self._put(_O_DETAIL_V, 0 if st & _CELL_NOT_DATA else v_raw(cell_mv[i]), 2, _U16)
             if st & CellStatus.TEMP_SENSOR_FAULT:
-                self._put(O_DETAIL_T, 0, 2, _U16)
+                self._put(_O_DETAIL_T, 0, 2, _U16)
             else:
-                self._put(O_DETAIL_T, t_raw(snap.cell_temp_dc[i]), 2, _U16)
+                self._put(_O_DETAIL_T, t_raw(snap.cell_temp_dc[i]), 2, _U16)
             self.next_cell = i + 1 if i + 1 < count else 0
         else:
-            for off in range(O_MIN_V, O_DETAIL_T + 2):
+            for off in range(_O_MIN_V, _O_DETAIL_T + 2):
                 b[off] = 0             # min/max, detail cell 0, N = 0, detail values 0
             self.next_cell = 0
 
         b[O_FLAGS] = self.flags(a, brain, cells_ok)
 
-        self._put(O_IN_TODAY_WH, brain.energy_in_today_wh, 3, _U24)
+        self._put(_O_IN_TODAY_WH, brain.energy_in_today_wh, 3, _U24)
         vnom = settings.vnom_mv
         vnom_r = reader_vnom_mv(settings.capacity_ah, vnom, count)
-        self._put(O_STORED_WH, scale(brain.stored_wh, vnom_r, vnom), 3, _U24)
-        self._put(O_OUT_TODAY_WH, brain.energy_out_today_wh, 3, _U24)
+        self._put(_O_STORED_WH, scale(brain.stored_wh, vnom_r, vnom), 3, _U24)
+        self._put(_O_OUT_TODAY_WH, brain.energy_out_today_wh, 3, _U24)
         soc = brain.soc_c
-        self._put(O_SOC, (soc + 50) // 100 if soc > 0 else 0, 1, 100)
-        self._put(O_IN_TOTAL_KWH, brain.energy_in_wh // 1000, 3, _U24)
-        self._put(O_OUT_TOTAL_KWH, brain.energy_out_wh // 1000, 3, _U24)
+        self._put(_O_SOC, (soc + 50) // 100 if soc > 0 else 0, 1, 100)
+        self._put(_O_IN_TOTAL_KWH, brain.energy_in_wh // 1000, 3, _U24)
+        self._put(_O_OUT_TOTAL_KWH, brain.energy_out_wh // 1000, 3, _U24)
 
         key = self.next_key
         if key < 0 or key >= KEYS:
             key = 0
-        b[O_KEY] = key + KEY_OFFSET
-        b[O_VALUE] = self._key_value(key, snap, brain, settings, vnom_r)
+        b[_O_KEY] = key + KEY_OFFSET
+        b[_O_VALUE] = self._key_value(key, snap, brain, settings, vnom_r)
         self.next_key = key + 1 if key + 1 < KEYS else 0
 
-        self._put(O_CAPACITY, capacity_raw(settings.capacity_ah, vnom_r, count), 2, _U16)
-        self._put(O_VMIN, v_raw(settings.vmin_mv), 2, _U16)
-        self._put(O_VMAX, v_raw(settings.vmax_mv), 2, _U16)
-        self._put(O_VBAL, v_raw(settings.vbal_mv), 2, _U16)
-        b[O_CHECKSUM] = checksum(b)
+        self._put(_O_CAPACITY, capacity_raw(settings.capacity_ah, vnom_r, count), 2, _U16)
+        self._put(_O_VMIN, v_raw(settings.vmin_mv), 2, _U16)
+        self._put(_O_VMAX, v_raw(settings.vmax_mv), 2, _U16)
+        self._put(_O_VBAL, v_raw(settings.vbal_mv), 2, _U16)
+        b[_O_CHECKSUM] = checksum(b)
         return b
 
     @staticmethod
@@ -396,7 +396,7 @@ class ExtOutEncoder:
         if a & (alarms.OVER_TEMP | alarms.TEMP_SENSOR_FAULT):
             f |= F_OVER_TEMP
         if not brain.soc_calibrated:
-            f |= F_SOC_NOT_CALIBRATED
+            f |= _F_SOC_NOT_CALIBRATED
         return f
 
 
@@ -421,13 +421,13 @@ class ExtOutSender:
         self.packets = 0          # sent since boot (saturates at 2^30 - 1)
         # Time since the last packet started. At boot the line counts as if a packet had just
         # ended, so the first packet waits a full gap after the pin was set idle.
-        self._since_start_ms = BURST_MS
+        self._since_start_ms = _BURST_MS
 
     def cycle(self, dt_ms: int, snap, brain, settings) -> bool:
         if dt_ms > 0:
             t = self._since_start_ms + dt_ms
             self._since_start_ms = t if t < 3600000 else 3600000
-        if not self.enabled or self._since_start_ms < BURST_MS + self.gap_ms:
+        if not self.enabled or self._since_start_ms < _BURST_MS + self.gap_ms:
             return False
         if self._busy is not None and self._busy():
             return False          # previous burst still going out: never overlap, try next cycle

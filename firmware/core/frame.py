@@ -42,7 +42,7 @@ from core import options as _options
 from core.snapshot import CellStatus
 
 SYNC = const(0xC5)
-MAX_W = const(32)
+_MAX_W = const(32)
 SLOT_LEN = const(5)
 
 O_W = const(1)
@@ -50,13 +50,13 @@ O_SEQ = const(2)
 O_SWITCH = const(3)
 O_COUNT = const(4)
 O_LOST = const(5)
-O_WIN = const(6)
-O_S1 = const(7)
-O_S2 = const(11)
-O_SENS = const(15)     # sensor flags: S1 in bits 0-3, S2 in bits 4-7 (SensorFlags fit a nibble)
+_O_WIN = const(6)
+_O_S1 = const(7)
+_O_S2 = const(11)
+_O_SENS = const(15)     # sensor flags: S1 in bits 0-3, S2 in bits 4-7 (SensorFlags fit a nibble)
 O_FAULT = const(16)    # FAULT_AT
 O_MIN_MV = const(17)
-O_MAX_MV = const(20)
+_O_MAX_MV = const(20)
 O_MIN_T = const(23)
 O_MAX_T = const(26)
 O_PACK = const(29)
@@ -65,17 +65,17 @@ O_CRC_A = const(33)
 A_LEN = const(35)
 O_BRK = const(35)
 O_DETAIL = const(36)
-MAX_FRAME = const(198)   # 38 + 5 * MAX_W
+MAX_FRAME = const(198)   # 38 + 5 * _MAX_W
 
 F_BALANCING = const(0x01)   # FLAGS: some board is balancing
 F_ERROR = const(0x02)       # some board reported a sensor fault / watchdog reset / upstream loss
 F_LOST = const(0x04)        # some board originated this frame because its upstream was lost
-F_CADENCE = const(0x30)     # FLAGS bits 4-5: the Begin board's frame period (cadence_ms)
+_F_CADENCE = const(0x30)     # FLAGS bits 4-5: the Begin board's frame period (cadence_ms)
 F_CADENCE_500 = const(0x10)  # code 1 = 500 ms; code 0 = 1000 ms (frames of older firmware)
 
 _ZEROS = bytes(MAX_FRAME)
-POISON = const(0x00FF)
-TEMP_OFFSET = const(0x8000)
+_POISON = const(0x00FF)
+_TEMP_OFFSET = const(0x8000)
 
 # section check results
 NONE = const(0)
@@ -89,7 +89,7 @@ CUT = const(4)        # the line went idle before the section ended: every board
 NOT_MEASURED = const(0x06)   # status before the first set_own: VOLT_ and TEMP_SENSOR_FAULT
 
 # events left in Forwarder.event by byte()
-EV_NONE = const(0)
+_EV_NONE = const(0)
 EV_START = const(1)
 EV_A = const(2)
 EV_B = const(3)
@@ -111,8 +111,8 @@ def frame_len(w):
 
 def window_size(cells_max):
     """Detail slots per frame for a chain of at most cells_max boards."""
-    if cells_max >= MAX_W:
-        return MAX_W
+    if cells_max >= _MAX_W:
+        return _MAX_W
     return cells_max if cells_max > 0 else 1
 
 
@@ -124,7 +124,7 @@ def windows(cells_max):
 
 
 def temp_enc(temp_dc):
-    v = temp_dc + TEMP_OFFSET
+    v = temp_dc + _TEMP_OFFSET
     if v < 0:
         return 0
     return 0xFFFF if v > 0xFFFF else v
@@ -161,7 +161,7 @@ def cadence_ms(flags):
     """The frame period a FLAGS byte carries: code 0 = 1000 ms (also every older frame),
     1 = 500 ms; the reserved codes 2 and 3 read as 500 ms (a timeout counted in frames then
     runs early, never late)."""
-    return 1000 if flags & F_CADENCE == 0 else 500
+    return 1000 if flags & _F_CADENCE == 0 else 500
 
 
 def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0, s2_flags=0,
@@ -185,10 +185,10 @@ def build_empty(buf, w, seq, switches, count, win, s1_ma=0, s1_flags=0, s2_ma=0,
     buf[O_SEQ] = seq & 0xFF
     buf[O_SWITCH] = switches & 0xFF
     buf[O_COUNT] = count
-    buf[O_WIN] = win
-    _put32(buf, O_S1, s1_ma)
-    _put32(buf, O_S2, s2_ma)
-    buf[O_SENS] = (s1_flags & 0x0F) | ((s2_flags & 0x0F) << 4)
+    buf[_O_WIN] = win
+    _put32(buf, _O_S1, s1_ma)
+    _put32(buf, _O_S2, s2_ma)
+    buf[_O_SENS] = (s1_flags & 0x0F) | ((s2_flags & 0x0F) << 4)
     buf[O_MIN_MV] = 0xFF
     buf[O_MIN_MV + 1] = 0xFF
     buf[O_MIN_T] = 0xFF
@@ -225,7 +225,7 @@ class Forwarder:
         #                                     frame unless a board upstream reports first
         self.pos = 0                        # position learnt from the frame being handled
         self.good_pos = 0                   # position from the last frame whose section A was good
-        self.event = EV_NONE
+        self.event = _EV_NONE
         self.a_result = NONE
         self.b_result = NONE
         self.frames = 0
@@ -300,7 +300,7 @@ class Forwarder:
 
     def byte(self, b):
         """Process one received character; returns the byte to send or -1."""
-        self.event = EV_NONE
+        self.event = _EV_NONE
         state = self.state
         if state != _FRAME:
             if state == _HUNT and b == SYNC:
@@ -323,9 +323,9 @@ class Forwarder:
             b = 0
         o = b
         if i < O_CRC_A:
-            if i <= O_WIN:
+            if i <= _O_WIN:
                 if i == O_W:
-                    if b < 1 or b > MAX_W:
+                    if b < 1 or b > _MAX_W:
                         self._bad = True
                         b = 1
                         o = 1
@@ -345,7 +345,7 @@ class Forwarder:
                         # reported upstream of us: our cut is the same one seen further on
                         # (or, if the byte is corrupt, this board's check fails and BRK tells)
                         self.report_cut = False
-                elif i == O_WIN:
+                elif i == _O_WIN:
                     s = self.pos - b
                     self._slot = s if 0 <= s < self.w else -1
             elif i == O_FAULT:
@@ -401,7 +401,7 @@ class Forwarder:
                     self.good_pos = self.pos
                     o = self._cout & 0xFF
                 else:
-                    o = (self._cout ^ POISON) & 0xFF
+                    o = (self._cout ^ _POISON) & 0xFF
                 self._bad = False
                 self._cin = _crc.INIT
                 self._cout = _crc.INIT
@@ -442,7 +442,7 @@ class Forwarder:
                     o = self._cout & 0xFF
                     self.bad_frames += 1
                 else:
-                    o = (self._cout ^ POISON) & 0xFF
+                    o = (self._cout ^ _POISON) & 0xFF
                     self.bad_frames += 1
                     if res == BAD:
                         self.report_lost = True
@@ -461,7 +461,7 @@ class Forwarder:
         self.state = _HUNT
         self._reset_frame()
         w = buf[O_W]
-        if w < 1 or w > MAX_W:
+        if w < 1 or w > _MAX_W:
             w = 1
             buf[O_W] = 1
         self.w = w
@@ -476,7 +476,7 @@ class Forwarder:
                 self.report_cut = False
         else:
             self.report_cut = False
-        s = p - buf[O_WIN]
+        s = p - buf[_O_WIN]
         self._slot = s if 0 <= s < w else -1
         if buf[O_FAULT] == 0 and self._own_vf:
             buf[O_FAULT] = p
@@ -534,7 +534,7 @@ class Forwarder:
         syn = received ^ self._cin
         if syn == 0:
             return OK
-        if syn == POISON:
+        if syn == _POISON:
             return POISONED
         return BAD
 
@@ -551,24 +551,24 @@ def apply_a(buf, snap):
     snap.cell_count = buf[O_COUNT]
     snap.min_mv = u16(buf, O_MIN_MV)
     snap.min_mv_cell = buf[O_MIN_MV + 2]
-    snap.max_mv = u16(buf, O_MAX_MV)
-    snap.max_mv_cell = buf[O_MAX_MV + 2]
+    snap.max_mv = u16(buf, _O_MAX_MV)
+    snap.max_mv_cell = buf[_O_MAX_MV + 2]
     p = buf[O_MIN_T + 2]
     snap.min_temp_cell = p
-    snap.min_temp_dc = u16(buf, O_MIN_T) - TEMP_OFFSET if p else 0
+    snap.min_temp_dc = u16(buf, O_MIN_T) - _TEMP_OFFSET if p else 0
     p = buf[O_MAX_T + 2]
     snap.max_temp_cell = p
-    snap.max_temp_dc = u16(buf, O_MAX_T) - TEMP_OFFSET if p else 0
+    snap.max_temp_dc = u16(buf, O_MAX_T) - _TEMP_OFFSET if p else 0
     snap.pack_mv = buf[O_PACK] | (buf[O_PACK + 1] << 8) | (buf[O_PACK + 2] << 16)
     f = buf[O_FLAGS]
     snap.any_balancing = bool(f & F_BALANCING)
     snap.any_error = bool(f & (F_ERROR | F_LOST))
     if buf[O_LOST]:
         snap.break_position = buf[O_LOST]
-    snap.s1_ma = s32(buf, O_S1)
-    f = buf[O_SENS]
+    snap.s1_ma = s32(buf, _O_S1)
+    f = buf[_O_SENS]
     snap.s1_flags = f & 0x0F
-    snap.s2_ma = s32(buf, O_S2)
+    snap.s2_ma = s32(buf, _O_S2)
     snap.s2_flags = f >> 4
     snap.volt_fault_at = buf[O_FAULT]
 
@@ -581,7 +581,7 @@ def apply_b(buf, w, count, snap):
     brk = buf[O_BRK]
     if brk == 0 and buf[O_LOST] == 0 and not buf[O_FLAGS] & F_LOST:
         snap.break_position = 0
-    win = buf[O_WIN]
+    win = buf[_O_WIN]
     j = 0
     o = O_DETAIL
     while j < w:
@@ -589,7 +589,7 @@ def apply_b(buf, w, count, snap):
         if 1 <= p <= count:
             k = p - 1
             snap.cell_mv[k] = u16(buf, o)
-            snap.cell_temp_dc[k] = u16(buf, o + 2) - TEMP_OFFSET
+            snap.cell_temp_dc[k] = u16(buf, o + 2) - _TEMP_OFFSET
             snap.cell_status[k] = buf[o + 4]
             snap.cell_age[k] = 0
         j += 1

@@ -21,8 +21,8 @@ from array import array
 from micropython import const
 
 TABLE_MIN_DC = const(-550)
-TABLE_STEP_DC = const(50)
-TABLE_POINTS = const(42)          # -55.0 .. +150.0 degC
+_TABLE_STEP_DC = const(50)
+_TABLE_POINTS = const(42)          # -55.0 .. +150.0 degC
 TABLE_MAX_DC = const(1500)        # beyond the table: "at least" +150.0 / "at most" -55.0 degC
 RAIL_DIV = const(400)             # pin within supply / 400 of GND or the supply: open / short
 _K0 = 273.15
@@ -57,9 +57,9 @@ class Ntc:
             raise ValueError("NTC beta and R25 must be > 0")
         self.supply_uv = int(supply_uv)
         self.high_side = bool(high_side)
-        table = array("i", [0] * TABLE_POINTS)
-        for i in range(TABLE_POINTS):
-            t_c = (TABLE_MIN_DC + TABLE_STEP_DC * i) / 10.0
+        table = array("i", [0] * _TABLE_POINTS)
+        for i in range(_TABLE_POINTS):
+            t_c = (TABLE_MIN_DC + _TABLE_STEP_DC * i) / 10.0
             if sh_abc is None:
                 r = beta_resistance(t_c, beta, r25_ohm)
             else:
@@ -71,10 +71,10 @@ class Ntc:
             table[i] = int(v + 0.5)
         # Stored so that the voltage always rises with the index: reversed for the low-side NTC.
         if not high_side:
-            for i in range(TABLE_POINTS // 2):
-                j = TABLE_POINTS - 1 - i
+            for i in range(_TABLE_POINTS // 2):
+                j = _TABLE_POINTS - 1 - i
                 table[i], table[j] = table[j], table[i]
-        for i in range(1, TABLE_POINTS):
+        for i in range(1, _TABLE_POINTS):
             if table[i] <= table[i - 1]:
                 raise ValueError("NTC constants give a flat curve: check the board definition")
         self.table = table
@@ -88,10 +88,10 @@ class Ntc:
             return None
         if pin_uv <= table[0]:
             return TABLE_MIN_DC if self.high_side else TABLE_MAX_DC
-        if pin_uv >= table[TABLE_POINTS - 1]:
+        if pin_uv >= table[_TABLE_POINTS - 1]:
             return TABLE_MAX_DC if self.high_side else TABLE_MIN_DC
         lo = 0
-        hi = TABLE_POINTS - 1
+        hi = _TABLE_POINTS - 1
         while hi - lo > 1:
             mid = (lo + hi) >> 1
             if table[mid] <= pin_uv:
@@ -99,12 +99,12 @@ class Ntc:
             else:
                 hi = mid
         span = table[hi] - table[lo]
-        frac_dc = ((pin_uv - table[lo]) * TABLE_STEP_DC + span // 2) // span
+        frac_dc = ((pin_uv - table[lo]) * _TABLE_STEP_DC + span // 2) // span
         if self.high_side:
-            t = TABLE_MIN_DC + TABLE_STEP_DC * lo + frac_dc
+            t = TABLE_MIN_DC + _TABLE_STEP_DC * lo + frac_dc
         else:
             # index lo counts from the hot end
-            t = TABLE_MIN_DC + TABLE_STEP_DC * (TABLE_POINTS - 1 - lo) - frac_dc
+            t = TABLE_MIN_DC + _TABLE_STEP_DC * (_TABLE_POINTS - 1 - lo) - frac_dc
         return t
 
 

@@ -9,7 +9,7 @@ Lockout (docs/ble-protocol.md, Security): two limits, both must allow a guess.
 
 * Per connection (so a stranger locks out only himself): the first ``FREE_FAILURES - 1`` wrong
   passwords on one connection cost nothing, the ``FREE_FAILURES``-th locks that connection for
-  ``BASE_LOCK_MS``, every further failure doubles its lock up to ``MAX_LOCK_MS``. Other
+  ``_BASE_LOCK_MS``, every further failure doubles its lock up to ``MAX_LOCK_MS``. Other
   connections are not affected; closing the connection forgets its count.
 * Global backstop (so reconnecting or rebooting buys nothing): every wrong password on any
   connection counts; after ``GLOBAL_FREE_FAILURES`` since the last correct password, each further
@@ -32,7 +32,7 @@ MIN_DIGITS = const(4)
 MAX_DIGITS = const(16)
 
 FREE_FAILURES = const(5)       # the 5th consecutive failure on a connection starts its lock
-BASE_LOCK_MS = const(5000)     # first lock: 5 s
+_BASE_LOCK_MS = const(5000)     # first lock: 5 s
 MAX_LOCK_MS = const(900000)    # locks double up to 15 min
 _MAX_SHIFT = const(8)          # 5 s << 8 > 15 min: stop shifting (keeps ints small)
 GLOBAL_FREE_FAILURES = const(10)   # wrong passwords on all connections before the backstop
@@ -178,7 +178,7 @@ class Lockout:
             if shift >= _MAX_SHIFT:
                 ms = MAX_LOCK_MS
             else:
-                ms = BASE_LOCK_MS << shift
+                ms = _BASE_LOCK_MS << shift
                 if ms > MAX_LOCK_MS:
                     ms = MAX_LOCK_MS
             self.lock_ms[slot] = ms

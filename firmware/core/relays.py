@@ -60,8 +60,8 @@ ENABLE_SAMPLES = const(3)
 RETRY_MS = const(30000)
 LIMIT_SAMPLES = const(2)          # consecutive samples beyond V-max / V-min before a trip
 RESTART_DWELL_MS = const(300000)  # after a V-max / V-min trip: back inside the hysteresis this long
-LED_PERIOD_MS = const(5000)   # relay LEDs flash once every 5 s while their relay is on
-LED_ON_MS = const(100)
+_LED_PERIOD_MS = const(5000)   # relay LEDs flash once every 5 s while their relay is on
+_LED_ON_MS = const(100)
 
 ABS_TMAX_DC = const(700)      # no lithium cell is operated above 70 degC
 ABS_TMIN_DC = const(-400)
@@ -303,9 +303,9 @@ class RelayLeds:
 
     def update(self, charge_on, load_on, dt_ms):
         p = self.phase_ms + dt_ms
-        while p >= LED_PERIOD_MS:
-            p -= LED_PERIOD_MS
+        while p >= _LED_PERIOD_MS:
+            p -= _LED_PERIOD_MS
         self.phase_ms = p
-        lit = p < LED_ON_MS
+        lit = p < _LED_ON_MS
         self.charge_led = charge_on and lit
         self.load_led = load_on and lit

@@ -38,12 +38,12 @@ CELL_MIN_MV = const(1000)
 CELL_MAX_MV = const(5100)
 
 # Calibration acceptance limits (a calibration outside these is refused with a message).
-GAIN_MIN_PPM = const(900000)      # gain 0.90 .. 1.10 of the nominal divider
-GAIN_MAX_PPM = const(1100000)
-OFFSET_MAX_MV = const(200)        # |offset| at 0 V
-MIN_SPAN_MV = const(500)          # the two calibration voltages at least this far apart
-POINT_MIN_MV = const(1000)        # each applied voltage inside 1.0 .. 5.5 V
-POINT_MAX_MV = const(5500)
+_GAIN_MIN_PPM = const(900000)      # gain 0.90 .. 1.10 of the nominal divider
+_GAIN_MAX_PPM = const(1100000)
+_OFFSET_MAX_MV = const(200)        # |offset| at 0 V
+_MIN_SPAN_MV = const(500)          # the two calibration voltages at least this far apart
+_POINT_MIN_MV = const(1000)        # each applied voltage inside 1.0 .. 5.5 V
+_POINT_MAX_MV = const(5500)
 
 _Q16 = const(65536)
 _MAX_PIN_UV = const(5000000)      # anything above is clamped (no ADC pin sees more than 3.6 V)
@@ -187,7 +187,7 @@ class Calibration:
         except (KeyError, TypeError, ValueError):
             return cls()
         gain = 1000000 + (delta * 1000000) // _Q16
-        if not GAIN_MIN_PPM <= gain <= GAIN_MAX_PPM or abs(offset) > OFFSET_MAX_MV * 10:
+        if not _GAIN_MIN_PPM <= gain <= _GAIN_MAX_PPM or abs(offset) > _OFFSET_MAX_MV * 10:
             return cls()
         return cls(delta, offset, True)
 
@@ -198,23 +198,23 @@ def solve_two_point(nominal1_01mv, actual1_mv, nominal2_01mv, actual2_mv):
     Raises CalibrationError with a message naming the problem: a point outside 1.0..5.5 V,
     points closer than 0.5 V, a gain outside 0.90..1.10 or an offset beyond 200 mV."""
     for mv in (actual1_mv, actual2_mv):
-        if not POINT_MIN_MV <= mv <= POINT_MAX_MV:
-            raise CalibrationError("applied voltage %d mV outside %d..%d mV" % (mv, POINT_MIN_MV, POINT_MAX_MV))
-    if abs(actual2_mv - actual1_mv) < MIN_SPAN_MV:
+        if not _POINT_MIN_MV <= mv <= _POINT_MAX_MV:
+            raise CalibrationError("applied voltage %d mV outside %d..%d mV" % (mv, _POINT_MIN_MV, _POINT_MAX_MV))
+    if abs(actual2_mv - actual1_mv) < _MIN_SPAN_MV:
         raise CalibrationError("calibration points %d and %d mV are closer than %d mV"
-                               % (actual1_mv, actual2_mv, MIN_SPAN_MV))
+                               % (actual1_mv, actual2_mv, _MIN_SPAN_MV))
     dn = nominal2_01mv - nominal1_01mv
     if dn == 0:
         raise CalibrationError("the reading did not change between the two points (is the voltage applied?)")
     gain = (actual2_mv - actual1_mv) * 10.0 / dn
     ppm = int(gain * 1000000 + 0.5)
-    if not GAIN_MIN_PPM <= ppm <= GAIN_MAX_PPM:
+    if not _GAIN_MIN_PPM <= ppm <= _GAIN_MAX_PPM:
         raise CalibrationError("gain %d.%03d is too far from 1 (allowed 0.900..1.100): wrong voltage entered "
                                "or wrong divider in the board definition" % (ppm // 1000000, (ppm % 1000000) // 1000))
     offset = actual1_mv * 10.0 - gain * nominal1_01mv
     offset_01mv = int(offset + 0.5) if offset >= 0 else -int(-offset + 0.5)
-    if abs(offset_01mv) > OFFSET_MAX_MV * 10:
-        raise CalibrationError("offset %d mV is beyond +-%d mV" % (offset_01mv // 10, OFFSET_MAX_MV))
+    if abs(offset_01mv) > _OFFSET_MAX_MV * 10:
+        raise CalibrationError("offset %d mV is beyond +-%d mV" % (offset_01mv // 10, _OFFSET_MAX_MV))
     delta = gain - 1.0
     delta_q16 = int(delta * _Q16 + 0.5) if delta >= 0 else -int(-delta * _Q16 + 0.5)
     return Calibration(delta_q16, offset_01mv, True)

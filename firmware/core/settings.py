@@ -14,7 +14,7 @@ from micropython import const
 from core import store
 
 # Chemistry codes
-UNKNOWN = const(0)
+_UNKNOWN = const(0)
 LIFEPO4 = const(1)
 LTO = const(2)
 NMC = const(3)
@@ -43,7 +43,7 @@ ABS_TMIN_DC = const(-400)
 ABS_TMIN_CHARGE_DC = const(0)     # no charging below 0 degC except LTO
 VBAL_ABOVE_VMIN_MV = const(200)   # V-balance at least this far above V-min (balancing floor)
 VBAL_BELOW_VMAX_MV = const(10)    # V-balance at least this far below V-max
-VMAX_ABOVE_VMIN_MV = const(20)
+_VMAX_ABOVE_VMIN_MV = const(20)
 COMM_TIMEOUT_MAX_MS = const(5000)  # comm_timeout_cycles x cycle_ms: relays open within 5 s
 
 # name, lowest, highest, unit (for messages). Order is the order of the app's settings list.
@@ -61,7 +61,7 @@ FIELDS = (
     ("mode", NORMAL, CRITICAL, "0 normal, 1 critical"),
     ("loop_count", 1, 4, "turns (1, 2 or 4)"),
     ("sensors", 1, 2, "current sensors"),
-    ("chemistry", UNKNOWN, NCA, "0 unknown, 1 LiFePO4, 2 LTO, 3 NMC, 4 NCA"),
+    ("chemistry", _UNKNOWN, NCA, "0 unknown, 1 LiFePO4, 2 LTO, 3 NMC, 4 NCA"),
     ("comm_timeout_cycles", 1, 10, "cycles"),
     ("cycle_ms", 500, 1000, "ms (500 or 1000)"),
 )
@@ -108,7 +108,7 @@ class Settings:
         self.mode = NORMAL
         self.loop_count = 1
         self.sensors = 2
-        self.chemistry = UNKNOWN
+        self.chemistry = _UNKNOWN
         self.comm_timeout_cycles = 3
         self.cycle_ms = 1000
         # App name and password (hash + per-board salt; empty hash = factory password).
@@ -130,7 +130,7 @@ class Settings:
 
     def is_configured(self):
         """True once a chemistry was chosen (or settings written) by the user."""
-        return self.chemistry != UNKNOWN
+        return self.chemistry != _UNKNOWN
 
     def to_dict(self):
         d = {}
@@ -181,7 +181,7 @@ def allowed_range(s, name):
         c_lo, c_hi = cell_mv_range(s.chemistry)
         chem = CHEMISTRY_NAMES[s.chemistry] if 0 <= s.chemistry < len(CHEMISTRY_NAMES) else "?"
         if name == "vmax_mv":
-            return (_max(c_lo + VMAX_ABOVE_VMIN_MV, _max(s.vbal_mv + VBAL_BELOW_VMAX_MV, s.vnom_mv)), c_hi,
+            return (_max(c_lo + _VMAX_ABOVE_VMIN_MV, _max(s.vbal_mv + VBAL_BELOW_VMAX_MV, s.vnom_mv)), c_hi,
                     unit, "%s limit; at least vbal_mv + %d and vnom_mv" % (chem, VBAL_BELOW_VMAX_MV))
         if name == "vmin_mv":
             return (c_lo, _min(s.vbal_mv - VBAL_ABOVE_VMIN_MV, s.vnom_mv), unit,

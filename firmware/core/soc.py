@@ -16,11 +16,11 @@ Every number stays a small int on the boards (|x| < 2^30; larger ints allocate t
 """
 from micropython import const
 
-SOC_FULL_C = const(10000)
+_SOC_FULL_C = const(10000)
 MAX_MA = const(1000000)
-MAX_CHUNK_MS = const(1000)
-CWS_PER_WH = const(360000)     # 0.01 W * s in one Wh
-MAS_PER_STEP_PER_AH = const(360)  # mAs in 0.01 % of 1 Ah
+_MAX_CHUNK_MS = const(1000)
+_CWS_PER_WH = const(360000)     # 0.01 W * s in one Wh
+_MAS_PER_STEP_PER_AH = const(360)  # mAs in 0.01 % of 1 Ah
 
 
 def _mul_div(a, b, hi, mid, lo):
@@ -57,7 +57,7 @@ class SocCounter:
     """Coulomb counter. ``integrate(current_ma, dt_ms)`` every cycle (+ = charging)."""
 
     def __init__(self, capacity_ah=100, soc_c=5000):
-        self.step_mas = 100 * MAS_PER_STEP_PER_AH
+        self.step_mas = 100 * _MAS_PER_STEP_PER_AH
         self.soc_c = 0
         self.acc_mas = 0
         self.sub_mams = 0
@@ -71,7 +71,7 @@ class SocCounter:
             capacity_ah = 1
         if capacity_ah > 20000:
             capacity_ah = 20000
-        self.step_mas = capacity_ah * MAS_PER_STEP_PER_AH
+        self.step_mas = capacity_ah * _MAS_PER_STEP_PER_AH
         if self.acc_mas >= self.step_mas:
             self.acc_mas = self.step_mas - 1
 
@@ -79,8 +79,8 @@ class SocCounter:
         """Recalibrate (full = 10000, empty = 0) or restore; clears the fractions."""
         if soc_c < 0:
             soc_c = 0
-        if soc_c > SOC_FULL_C:
-            soc_c = SOC_FULL_C
+        if soc_c > _SOC_FULL_C:
+            soc_c = _SOC_FULL_C
         self.soc_c = soc_c
         self.acc_mas = 0
         self.sub_mams = 0
@@ -92,7 +92,7 @@ class SocCounter:
         elif current_ma < -MAX_MA:
             current_ma = -MAX_MA
         while dt_ms > 0:
-            chunk = dt_ms if dt_ms < MAX_CHUNK_MS else MAX_CHUNK_MS
+            chunk = dt_ms if dt_ms < _MAX_CHUNK_MS else _MAX_CHUNK_MS
             dt_ms -= chunk
             t = self.sub_mams + current_ma * chunk      # |t| <= 10^9 + 999
             q = t // 1000
@@ -106,8 +106,8 @@ class SocCounter:
         if n == 0:
             return
         soc = self.soc_c + n
-        if soc >= SOC_FULL_C:
-            soc = SOC_FULL_C
+        if soc >= _SOC_FULL_C:
+            soc = _SOC_FULL_C
             self.acc_mas = 0
         elif soc < 0:
             # below empty: counted steps that actually happened still wear the pack
@@ -120,8 +120,8 @@ class SocCounter:
 
     def _count_discharge(self, steps):
         d = self.discharged_steps + steps
-        while d >= SOC_FULL_C:
-            d -= SOC_FULL_C
+        while d >= _SOC_FULL_C:
+            d -= _SOC_FULL_C
             self.cycles += 1
         self.discharged_steps = d
 
@@ -146,17 +146,17 @@ class EnergyCounter:
         ph = power_cw // 1000
         pl = power_cw - ph * 1000
         while dt_ms > 0:
-            chunk = dt_ms if dt_ms < MAX_CHUNK_MS else MAX_CHUNK_MS
+            chunk = dt_ms if dt_ms < _MAX_CHUNK_MS else _MAX_CHUNK_MS
             dt_ms -= chunk
             # power_cw * chunk / 1000 = ph * chunk + pl * chunk / 1000
             t = self.sub + pl * chunk
             q = t // 1000
             self.sub = t - q * 1000
             acc = self.acc_cws + ph * chunk + q
-            if acc >= CWS_PER_WH:
-                n = acc // CWS_PER_WH
+            if acc >= _CWS_PER_WH:
+                n = acc // _CWS_PER_WH
                 self.wh += n
-                acc -= n * CWS_PER_WH
+                acc -= n * _CWS_PER_WH
             self.acc_cws = acc
 
 

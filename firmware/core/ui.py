@@ -9,8 +9,8 @@ Button (``Button.update(raw_down, dt_ms)`` -> event):
   button down, so a slow tick makes a long press at most one tick late, never early.
 
 LED (``Led.update(dt_ms)`` -> on/off):
-  base pattern OFF, STEADY (balancing) or BLINK(period, on time: 1 s flash, the End board's 5 s
-  relay-status flash); ``pulse()`` adds one short flash (a good link frame) on top of OFF/BLINK;
+  base pattern OFF, _STEADY (balancing) or _BLINK(period, on time: 1 s flash, the End board's 5 s
+  relay-status flash); ``pulse()`` adds one short flash (a good link frame) on top of OFF/_BLINK;
   ``fast()`` overrides everything with fast flashing for a while (a confirmation).
   ``wake_in_ms()`` says when the output next changes, so the loop can sleep until then.
 No allocation in update/wake_in_ms.
@@ -22,16 +22,16 @@ PRESS = const(1)
 SHORT = const(2)
 LONG = const(3)
 
-DEBOUNCE_MS = const(30)
+_DEBOUNCE_MS = const(30)
 LONG_PRESS_MS = const(5000)    # End board: 5 s resets the BLE password (manual)
 CALIBRATE_PRESS_MS = const(3000)  # Begin board: hold until fast flash -> zero the current sensors
 
 OFF = const(0)
-STEADY = const(1)
-BLINK = const(2)
+_STEADY = const(1)
+_BLINK = const(2)
 
 FRAME_FLASH_MS = const(50)     # on-time of the flash for one good frame (1 s frames -> 1 s flash)
-FAST_HALF_MS = const(100)      # fast flash: 100 ms on, 100 ms off
+_FAST_HALF_MS = const(100)      # fast flash: 100 ms on, 100 ms off
 FAST_MS = const(2000)          # fast flash lasts 2 s
 RELAY_PERIOD_MS = const(5000)  # End board relay LEDs: one flash every 5 s while the relay is on
 RELAY_ON_MS = const(100)
@@ -39,7 +39,7 @@ IDLE_WAKE_MS = const(60000)    # "nothing will change" for wake_in_ms
 
 
 class Button:
-    def __init__(self, debounce_ms=DEBOUNCE_MS, long_ms=LONG_PRESS_MS):
+    def __init__(self, debounce_ms=_DEBOUNCE_MS, long_ms=LONG_PRESS_MS):
         self.debounce_ms = debounce_ms
         self.long_ms = long_ms
         self.reset()
@@ -101,7 +101,7 @@ class Led:
         self.phase_ms = 0
         self.pulse_left_ms = 0
         self.fast_left_ms = 0
-        self.fast_half_ms = FAST_HALF_MS
+        self.fast_half_ms = _FAST_HALF_MS
         self.fast_elapsed_ms = 0
         self.on = False
 
@@ -111,7 +111,7 @@ class Led:
         self.fast_left_ms = 0
 
     def steady(self):
-        self.mode = STEADY
+        self.mode = _STEADY
 
     def idle(self):
         """Base pattern off (pulses and fast flash still show)."""
@@ -119,18 +119,18 @@ class Led:
 
     def blink(self, period_ms=1000, on_ms=FRAME_FLASH_MS):
         """Periodic flash; restarting the same pattern keeps its phase."""
-        if self.mode != BLINK or self.period_ms != period_ms or self.blink_on_ms != on_ms:
+        if self.mode != _BLINK or self.period_ms != period_ms or self.blink_on_ms != on_ms:
             self.phase_ms = 0
-        self.mode = BLINK
+        self.mode = _BLINK
         self.period_ms = period_ms if period_ms > 0 else 1000
         self.blink_on_ms = on_ms
 
     def pulse(self, on_ms=FRAME_FLASH_MS):
         self.pulse_left_ms = on_ms
 
-    def fast(self, duration_ms=FAST_MS, half_ms=FAST_HALF_MS):
+    def fast(self, duration_ms=FAST_MS, half_ms=_FAST_HALF_MS):
         self.fast_left_ms = duration_ms
-        self.fast_half_ms = half_ms if half_ms > 0 else FAST_HALF_MS
+        self.fast_half_ms = half_ms if half_ms > 0 else _FAST_HALF_MS
         self.fast_elapsed_ms = 0
 
     @property
@@ -140,11 +140,11 @@ class Led:
     def _output(self):
         if self.fast_left_ms > 0:
             return (self.fast_elapsed_ms // self.fast_half_ms) % 2 == 0
-        if self.mode == STEADY:
+        if self.mode == _STEADY:
             return True
         if self.pulse_left_ms > 0:
             return True
-        if self.mode == BLINK:
+        if self.mode == _BLINK:
             return self.phase_ms < self.blink_on_ms
         return False
 
@@ -159,7 +159,7 @@ class Led:
             self.pulse_left_ms -= dt_ms
             if self.pulse_left_ms < 0:
                 self.pulse_left_ms = 0
-        if self.mode == BLINK:
+        if self.mode == _BLINK:
             self.phase_ms = (self.phase_ms + dt_ms) % self.period_ms
         self.on = self._output()
         return self.on
@@ -170,12 +170,12 @@ class Led:
             half = self.fast_half_ms
             to_toggle = half - self.fast_elapsed_ms % half
             return to_toggle if to_toggle < self.fast_left_ms else self.fast_left_ms
-        if self.mode == STEADY:
+        if self.mode == _STEADY:
             return IDLE_WAKE_MS
         best = IDLE_WAKE_MS
         if self.pulse_left_ms > 0:
             best = self.pulse_left_ms
-        if self.mode == BLINK:
+        if self.mode == _BLINK:
             if self.phase_ms < self.blink_on_ms:
                 edge = self.blink_on_ms - self.phase_ms
             else:

@@ -40,9 +40,9 @@ NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"   # central writes (board RX)
 NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"   # board notifies (board TX)
 COMPAT_NAME = "123\\SmartBMS"
 
-DEFAULT_MTU = const(23)
-PREFERRED_MTU = const(247)
-_MAX_PAYLOAD = const(244)          # PREFERRED_MTU - 3
+_DEFAULT_MTU = const(23)
+_PREFERRED_MTU = const(247)
+_MAX_PAYLOAD = const(244)          # _PREFERRED_MTU - 3
 _ADV_INTERVAL_US = const(250000)
 _MAX_NOTIFY_PER_POLL = const(48)   # per slot and poll: a 99-cell round at MTU 23 is ~120
 
@@ -157,7 +157,7 @@ class NusTransport:
         self._gen = [0] * max_conn            # bumped by the IRQ on connect/disconnect
         self._seen = [0] * max_conn           # generation poll() has handled
         self._session = [-1] * max_conn       # app session per slot (poll side)
-        self._payload = [DEFAULT_MTU - 3] * max_conn
+        self._payload = [_DEFAULT_MTU - 3] * max_conn
         self._rx = [_Ring(rx_size) for _ in range(max_conn)]
         self._tx = [_Ring(tx_size) for _ in range(max_conn)]
         self._writers = [_SlotWriter(r).write for r in self._tx]   # bound once
@@ -184,7 +184,7 @@ class NusTransport:
         except (ValueError, OSError):
             pass  # some ports cannot rename the GAP device after activation
         try:
-            ble.config(mtu=PREFERRED_MTU)
+            ble.config(mtu=_PREFERRED_MTU)
         except (ValueError, OSError):
             pass
         ble.irq(self._irq)
@@ -243,7 +243,7 @@ class NusTransport:
             for slot in range(self.max_conn):
                 if self._conn[slot] < 0:
                     self._conn[slot] = handle
-                    self._payload[slot] = DEFAULT_MTU - 3
+                    self._payload[slot] = _DEFAULT_MTU - 3
                     self._rx[slot].clear()
                     self._tx[slot].clear()
                     self._gen[slot] += 1

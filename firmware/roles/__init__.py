@@ -12,7 +12,7 @@ from micropython import const
 
 from core import codec, crc, frame
 
-DEFAULT_CYCLE_MS = const(1000)
+_DEFAULT_CYCLE_MS = const(1000)
 _POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
 
 # ---- time counted in frames: the one place (docs/architecture.md "Time") -------------------------
@@ -243,8 +243,8 @@ class Originator:
 
 
 def cycle_ms_of(board_def):
-    ms = getattr(board_def, "LINK_CYCLE_MS", DEFAULT_CYCLE_MS)
-    return 500 if ms == 500 else DEFAULT_CYCLE_MS
+    ms = getattr(board_def, "LINK_CYCLE_MS", _DEFAULT_CYCLE_MS)
+    return 500 if ms == 500 else _DEFAULT_CYCLE_MS
 
 
 class LinkPort:

@@ -31,10 +31,10 @@ from core.snapshot import CellStatus
 
 CAL_FILE = "/calibration.json"
 CAL_KIND = "calibration"
-CAL_VERSION = const(1)
+_CAL_VERSION = const(1)
 
-CHIP_MIN_DC = const(-400)     # plausible die temperatures
-CHIP_MAX_DC = const(1250)
+_CHIP_MIN_DC = const(-400)     # plausible die temperatures
+_CHIP_MAX_DC = const(1250)
 _TEMP_SAMPLES = const(8)
 _ONE_SHOT_FRAMES = const(2)   # WATCHDOG_RESET stays set for this many good frames
 
@@ -114,7 +114,7 @@ class CellBoard:
         hw = self.hw
         if self.has_chip_temp:
             t = hw.read_chip_temp_dc()
-            self.chip_ok = t is not None and CHIP_MIN_DC <= t <= CHIP_MAX_DC
+            self.chip_ok = t is not None and _CHIP_MIN_DC <= t <= _CHIP_MAX_DC
             self.chip_dc = t if self.chip_ok else 0
         if self.ntc is None:
             self.temp_ok = self.chip_ok
@@ -223,7 +223,7 @@ class CellBoard:
 
     # ------------------------------------------------------------------ calibration (REPL)
     def load_calibration(self):
-        values, st = store.load(self.cal_path, CAL_KIND, CAL_VERSION)
+        values, st = store.load(self.cal_path, CAL_KIND, _CAL_VERSION)
         self.channel.cal = Calibration.from_dict(values) if st == store.OK else Calibration()
         self.cal_status = st
         return self.channel.cal.calibrated
@@ -274,7 +274,7 @@ class CellBoard:
         self._update_status()
 
     def _save_calibration(self, mine):
-        values, st = store.load(self.cal_path, CAL_KIND, CAL_VERSION)
+        values, st = store.load(self.cal_path, CAL_KIND, _CAL_VERSION)
         if st != store.OK:
             values = {}
         for k in ("cell_delta_q16", "cell_offset_01mv"):
@@ -283,4 +283,4 @@ class CellBoard:
         if mine:
             for k in mine:
                 values[k] = mine[k]
-        store.save(self.cal_path, CAL_KIND, CAL_VERSION, values)
+        store.save(self.cal_path, CAL_KIND, _CAL_VERSION, values)
