@@ -4,8 +4,10 @@ The virtual pack runs the real role code on the host, where a call takes far les
 a board. ``BoardTime`` turns each call into the time the board spends in it:
 
 * ``mode "zero"`` (default): calls take no time (the idealised pack; bit-for-bit reproducible);
-* ``mode "fixed"``: costs from the scenario (``cycle_ms`` per role, ``poll_us_per_char``):
-  reproducible, for tests that need a given cost (a 9 ms ``cycle()``);
+* ``mode "fixed"``: costs from the scenario (``cycle_ms`` per role, charged to the call that
+  measures the cell - ``cycle()`` today, wherever the firmware moves that work - and
+  ``poll_us_per_char`` for the others): reproducible, for tests that need a given cost (a 9 ms
+  cycle);
 * ``mode "measured"``: the call is timed on the host (CPU time of this thread,
   ``time.thread_time_ns``, so other processes on the machine do not count; the host's garbage
   collector runs between simulation steps only) and multiplied by the board target's factor:
@@ -105,6 +107,8 @@ class BoardTime:
         return int(got[len(got) // 2] * self.factor)
 
     def cycle_cost(self, role, host_ns, key=()):
+        """Board ns of a call that did the role's cycle work (it read the cell: fixed mode
+        charges ``cycle_ms`` to whichever call measures, wherever the firmware does it)."""
         if self.mode == "fixed":
             return self.cycle_ns.get(role, 0)
         if self.mode == "measured":

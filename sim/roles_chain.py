@@ -256,6 +256,8 @@ class RolesChain:
         port = getattr(role, "port", None)
         chars0 = port.rx_chars if port is not None else 0
         w0 = self._flash_writes
+        hw = self.sim.boards[k]
+        r0 = hw.cell_reads
         t0 = tm.now_ns()
         try:
             fn()
@@ -267,7 +269,7 @@ class RolesChain:
             held = len(out._held) if out is not None else 0
             key = (k == 0, self._ev_mask[k], min(held, 1), writes)
             self._ev_mask[k] = 0
-            if kind == "cycle":
+            if (hw.cell_reads != r0) if tm.mode == "fixed" else kind == "cycle":
                 cost = tm.cycle_cost(self._role_name(k), host, key)
             else:
                 chars = (port.rx_chars - chars0) if port is not None else 0
