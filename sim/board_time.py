@@ -147,10 +147,13 @@ def calibrate(cycles=40):
         sim.close()
     ratios = [CHIP_MS_PER_CYCLE[r] * 1e6 / max(1.0, per[k]) for k, r in enumerate(("begin", "between", "end"))]
     _calibrated["rp2040"] = sum(ratios) / 3.0
+    _calibrated["per_role"] = [round(r, 1) for r in ratios]
     _calibrated["host_us_per_cycle"] = [round(p / 1000.0, 1) for p in per]
     return _calibrated["rp2040"]
 
 
 def calibration():
-    """What ``calibrate`` found (empty before it ran): factor and host µs per cycle per role."""
+    """What ``calibrate`` found (empty before it ran): the factor, the per-role factors it is the
+    mean of (their spread says how far one code path's cost may be off) and the host µs per
+    cycle per role."""
     return dict(_calibrated)

@@ -99,6 +99,8 @@ class RolesChain:
         self.time = board_time.BoardTime(sim.sc.board_time, getattr(bd, "CPU", "rp2040"), backend)
         wire_cls = BurstWire if self.time.zero else wire_mod.Wire
         self.wires = [wire_cls(self.sched, baud, line=self.lines[k]) for k in range(n - 1)]
+        for w in self.wires:
+            w.rx.interrupt_driven = backend in ("pio", "soft")   # as the board's receiver
         self.roles = [None] * n
         self.on = [True] * n
         self.broken_after = set()
@@ -108,6 +110,7 @@ class RolesChain:
         # board time (sim/board_time.py)
         self.interrupt_driven = backend in ("pio", "soft")
         self.busy_until = [0] * n      # the board's loop is inside a call until then
+        self.irq_busy = [0] * n        # an interrupt-driven receive handler runs until then
         self.stall_until = [0] * n     # a flash write: interrupts off until then
         self._stall_q = [0] * n        # receive queue length when the stall began
         self._rx_due = [False] * n     # a receive handler / loop poll is scheduled
@@ -251,7 +254,7 @@ class RolesChain:
         tm = self.time
         out = self.wires[k] if k < self.n - 1 else None
         if out is not None:
-            out.hold()
+            out.hold(tm.now_ns)
         role = self.roles[k]
         port = getattr(role, "port", None)
         chars0 = port.rx_chars if port is not None else 0
@@ -275,10 +278,15 @@ class RolesChain:
                 chars = (port.rx_chars - chars0) if port is not None else 0
                 cost = tm.poll_cost(chars, host, key)
             now = self.sched.now
-            start = max(now, self.busy_until[k]) if kind == "poll" and not self.interrupt_driven else now
+            if kind != "poll":
+                start = now
+            elif self.interrupt_driven:
+                start = max(now, self.irq_busy[k])   # one handler at a time
+            else:
+                start = max(now, self.busy_until[k])
             sent_at = start + cost
             if out is not None:
-                sent = out.release(sent_at)
+                sent = out.release(self._write_times(start, cost, t0, kind))
                 if sent > tm.tx_fifo and kind == "cycle":
                     cost += (sent - tm.tx_fifo) * out.char_ns    # blocked feeding the TX FIFO
             if writes:
@@ -287,8 +295,23 @@ class RolesChain:
                 cost += stall
             self.awake_ns[k] += cost
             end = start + cost
+            if kind == "poll" and self.interrupt_driven:
+                self.irq_busy[k] = end
             if end > self.busy_until[k]:
                 self.busy_until[k] = end
+
+    def _write_times(self, start, cost, t0, kind):
+        """When each byte written inside a call leaves: measured - at the board time of the
+        write inside the call (host time since the call began x factor); fixed - a poll's
+        bytes one per ``poll_us_per_char``, a cycle's at its end; never after the call."""
+        tm = self.time
+        if tm.mode == "measured":
+            f = tm.factor
+            return lambda i, st: start + min(cost, int((st - t0) * f))
+        if kind == "poll":
+            per = tm.poll_ns_per_char
+            return lambda i, st: start + min(cost, (i + 1) * per)
+        return start + cost
 
     def _stall_begin(self, k, at, stall):
         self.stall_until[k] = at + stall

@@ -43,11 +43,20 @@ class Scheduler:
 
 
 class WireRx:
-    """The receiving board's ``hw.link_rx``: ``read()`` -> byte, codec.FRAMING/GAP/NONE."""
+    """The receiving board's ``hw.link_rx``: ``read()`` -> byte, codec.FRAMING/GAP/NONE.
 
-    def __init__(self):
+    ``interrupt_driven`` (False by default) tells roles.LinkPort whether the board's real
+    receiver schedules its handler on arrival (PIO, soft) or is polled by the loop (UART); the
+    simulator calls the role's poll itself, the handler given to ``set_handler`` is only kept."""
+
+    def __init__(self, interrupt_driven=False):
         self.q = []
         self.head = 0
+        self.interrupt_driven = interrupt_driven
+        self.handler = None
+
+    def set_handler(self, fn):
+        self.handler = fn
 
     def read(self):
         if self.head >= len(self.q):
@@ -75,6 +84,7 @@ class Wire:
         self.gap_ns = int(gap_bits * rx_bit)   # the receiver's idle timer runs on its clock
         self.holding = False          # the sender is inside a charged call: bytes wait (release)
         self._held = []
+        self._stamp = None
         self.rx = WireRx()
         self.receiver = None          # callable run after a delivery (the board's poll)
         self.free_at = 0
@@ -86,25 +96,28 @@ class Wire:
         self._since_gap = 0
 
     # --- transmitter side (hw.link_tx) ---
-    def hold(self):
+    def hold(self, stamp=None):
         """Bytes written from now on wait for ``release`` (the board is busy in a call whose
-        board time is known only when it returns)."""
+        board time is known only when it returns); ``stamp()`` (host time) is kept with each."""
         self.holding = True
+        self._stamp = stamp
 
     def release(self, at_ns):
-        """Send the held bytes as if written at ``at_ns``; returns how many."""
+        """Send the held bytes: ``at_ns`` is one time for all, or a function (index, host
+        stamp) -> time; returns how many."""
         self.holding = False
         held = self._held
         if not held:
             return 0
         self._held = []
-        for b in held:
-            self._send(b, at_ns)
+        for i in range(len(held)):
+            b, st = held[i]
+            self._send(b, at_ns(i, st) if callable(at_ns) else at_ns)
         return len(held)
 
     def write_byte(self, b):
         if self.holding:
-            self._held.append(b)
+            self._held.append((b, self._stamp() if self._stamp is not None else 0))
             return True
         return self._send(b, self.sched.now)
 
