@@ -29,6 +29,9 @@ def test_board_time_section_with_tiny_parameters(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="today's roles run their cycle on free-running timers and "
+                   "drop the link on one bad frame; fixed by frame-clocked roles and the N-bad-frames "
+                   "tolerance of issue 12 (branch h12fw)")
 def test_one_hour_with_drifting_clocks_and_bit_errors_drops_nothing():
     """The issue's 24 h target, for one hour (make bench runs the 24 h): 0 comm drops and no
     relay opening with clocks within +-2 % and byte error rate 1e-5, ideal opto edges."""
