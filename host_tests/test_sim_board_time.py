@@ -78,3 +78,34 @@ def test_scenario_board_time_keys_are_checked():
         scenario.load({"board_time": {"cycle_ms": {"middle": 3}}})
     with pytest.raises(scenario.ScenarioError, match="board_time"):
         scenario.load({"board_time": {"speed": 3}})
+
+
+def test_a_flash_write_during_a_frame_overruns_the_pio_fifo_and_loses_the_frame(tmp_path):
+    """RP2040: an erase runs with interrupts off; the PIO RX FIFO keeps 8 characters."""
+    from core import store
+    bt = dict(NINE_MS, flash_erase_ms=45)
+    sc = scenario.load({"pack": {"cells": 4, "soc_pct": 50}, "duration_s": 6, "board": "pico",
+                        "link": {"phase_ms": {"2": 500}}, "board_time": bt})
+    sim = engine.Simulation(sc, seed=1)
+    chain = sim.fw.chain
+    end = chain.roles[3]
+    good = []
+    orig = end.port.on_event
+
+    def spy(ev):
+        from core import frame
+        if ev == frame.EV_B:
+            good.append((chain.sched.now // 1000000000, end.port.fw.a_result == frame.OK and
+                         end.port.fw.b_result == frame.OK))
+        orig(ev)
+    end.port.on_event = spy
+
+    def save(_arg):
+        chain._call(1, lambda: store.save(str(tmp_path / "state.json"), "x", 1, {"a": 1}), "cycle")
+    chain.sched.at(3 * 1000000000 + 10000000, save)     # 10 ms into the frame of second 3
+    for _ in range(6):
+        sim.step()
+    sim.close()
+    assert chain.rx_overruns[1] > 20                       # ~45 characters arrived, 8 kept
+    by_s = dict(good)
+    assert by_s[2] and not by_s[3] and by_s[4]             # only that frame is lost
