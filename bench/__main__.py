@@ -81,10 +81,11 @@ def summary_rows(res):
             add("board speed %s cells: V-max on a 1 C ramp -> charge relay open" % n,
                 "median %s ms, worst %s ms (link never up in %s of %s)" % (
                     r["median_ms"], r["worst_ms"], r["relay_never_closed"], r["trials"]))
-        for role, r in sorted((_get(bt, "awake", "roles") or {}).items()):
-            add("board speed %s: awake / est. current" % role,
-                "%.1f %% / %s mA (123SmartBMS ~%s mA)" % (100.0 * r["awake_fraction"], r.get("est_ma"),
-                                                         _get(bt, "awake", "smartbms123_ma")))
+        for key in ("awake", "awake_esp32"):
+            for role, r in sorted((_get(bt, key, "roles") or {}).items()):
+                add("board speed %s %s: awake / est. current" % (_get(bt, key, "board"), role),
+                    "%.1f %% / %s mA (123SmartBMS ~%s mA)" % (100.0 * r["awake_fraction"], r.get("est_ma"),
+                                                             _get(bt, key, "smartbms123_ma")))
         for d in bt.get("drops") or []:
             add("%g h, clocks +-2 %%, BER 1e-5%s" % (d["hours"], "" if d["opto"] else ", ideal opto"),
                 "%s comm drops, %s relay openings, relays closed %.1f %% of the time" % (

@@ -213,11 +213,13 @@ def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2):
           ["cells", "median ms", "worst ms", "trials", "missed", "link never up"],
           [[n, r["median_ms"], r["worst_ms"], r["trials"], r["missed"], r["relay_never_closed"]]
            for n, r in list(ramp.items()) + [("16, zero board time", res["ramp_zero_board_time_16"])]])
-    res["awake"] = aw = awake()
-    table("awake per role at board speed (16 cells, %s)" % aw["board"],
-          ["role", "in calls", "wakes/s", "awake", "est. mA", "123SmartBMS mA"],
-          [[r, v["calls_fraction"], v["wakes_per_s"], v["awake_fraction"], v.get("est_ma"), SMARTBMS_MA]
-           for r, v in aw["roles"].items()])
+    res["awake"] = awake()
+    res["awake_esp32"] = awake(board="esp32_devkitc")
+    for aw in (res["awake"], res["awake_esp32"]):
+        table("awake per role at board speed (16 cells, %s)" % aw["board"],
+              ["role", "in calls", "wakes/s", "awake", "est. mA", "123SmartBMS mA"],
+              [[r, v["calls_fraction"], v["wakes_per_s"], v["awake_fraction"], v.get("est_ma"), SMARTBMS_MA]
+               for r, v in aw["roles"].items()])
     h = DROP_HOURS if hours is None else hours
     jobs = [(h, DROP_CELLS, 1, True), (h, DROP_CELLS, 1, False)]
     if workers > 1:
