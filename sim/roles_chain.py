@@ -80,6 +80,11 @@ class BurstWire(wire_mod.Wire):
 
 
 class RolesChain:
+    """The pack's boards on the virtual wire. Today's roles: each board's ``tick`` + ``cycle``
+    on its own timer, ``poll`` when characters arrive. Frame-clocked roles (``cycle_due()``,
+    issue 12): every board driven as hal/loop.py drives it (``loop_mode``): wake-ups at the
+    role's ``wake_in_ms()``, each one poll + tick + the cycle when due; characters still start
+    the receive handler of an interrupt-driven receiver when they arrive."""
     link = "wire"
 
     def __init__(self, sim):
@@ -118,6 +123,11 @@ class RolesChain:
         self.host_calls = None
         self.rx_overruns = [0] * n     # characters lost in a full receive FIFO during a stall
         self.awake_ns = [0] * n        # board time spent in role calls
+        self.loop_mode = False
+        self._gen = [0] * n            # loop mode: a board's wake-up chain (new one per restart)
+        self._last_tick = [0] * n
+        self._last_cycle = [0] * n
+        self._next_cycle = [0] * n
         self._flash_writes = 0
         self._ev_mask = [0] * n        # link events raised inside the current call
         self._gc_off = False
@@ -167,11 +177,83 @@ class RolesChain:
         s = 12345 + 7919 * self.sim.seed if self.sim.sc.link.get("clock_spread_pct") else 12345
         for k in range(self.n):
             self._make(k)
+        # frame-clocked firmware (a role with cycle_due()): every board is driven as hal/loop.py
+        # drives it - wake-ups; otherwise the cycle runs on each board's timer (below)
+        self.loop_mode = any(hasattr(r, "cycle_due") for r in self.roles)
+        for k in range(self.n):
             s = (s * 1103515245 + 12345) & 0x7FFFFFFF
             phase = 0 if k == 0 else 1000 + s % self.cycle_ns
             if (k + 1) in self.phase_ms:
                 phase = int(self.phase_ms[k + 1] * 1e6)
-            self.sched.at(phase, self._cycle, k)
+            if self.loop_mode:
+                self._loop_start(k, phase)
+            else:
+                self.sched.at(phase, self._cycle, k)
+
+    # --- loop mode: the board loop of hal/loop.py in virtual time -----------------------------
+    def _local_ms(self, k, t_ns):
+        """Board k's own ms clock at scheduler time t_ns."""
+        return int(t_ns * self.rates[k]) // 1000000
+
+    def _loop_start(self, k, phase):
+        self._gen[k] += 1
+        self._last_tick[k] = self._last_cycle[k] = self._local_ms(k, phase)
+        self._next_cycle[k] = self._last_cycle[k]
+        self.sched.at(phase, self._wake, (k, self._gen[k]))
+
+    def _wake(self, arg):
+        """One wake-up of board k's loop: poll, tick, the cycle when due (a frame-clocked role:
+        ``cycle_due()``; else every cycle_ms of its own clock), then sleep until the role's
+        ``wake_in_ms()`` (else LOOP_POLL_MS) or the next timed cycle, at most MAX_SLEEP_MS."""
+        from hal import loop as hal_loop
+        k, gen = arg
+        if gen != self._gen[k] or not self.on[k] or self.roles[k] is None:
+            return
+        role = self.roles[k]
+        now = self.sched.now
+        if now < self.busy_until[k]:
+            self.sched.at(self.busy_until[k], self._wake, arg)
+            return
+        local = self._local_ms(k, now)
+        dt_tick = local - self._last_tick[k]
+        self._last_tick[k] = local
+        due = getattr(role, "cycle_due", None)
+        state = [False]
+
+        def run():
+            poll = getattr(role, "poll", None)
+            if poll is not None:
+                poll()
+            tick = getattr(role, "tick", None)
+            if tick is not None:
+                tick(dt_tick)
+            if due is not None:
+                go = due()
+            else:
+                go = local - self._next_cycle[k] >= 0
+                if go:
+                    cyc = getattr(role, "cycle_ms", self.sim.cycle_ms)
+                    late = local - self._next_cycle[k]
+                    self._next_cycle[k] = (local if late >= cyc else self._next_cycle[k]) + cyc
+            if go:
+                state[0] = True
+                dt = local - self._last_cycle[k]
+                self._last_cycle[k] = local
+                role.cycle(dt)
+        if self.time.zero:
+            run()
+        else:
+            self._call(k, run, "cycle")
+        if state[0] and self.host_calls is not None:
+            self.host_calls[k] += 1
+        w = getattr(role, "wake_in_ms", None)
+        wait = w() if w is not None else getattr(self._bd, "LOOP_POLL_MS", hal_loop.DEFAULT_POLL_MS)
+        if due is None:
+            to_cycle = self._next_cycle[k] - self._local_ms(k, now)
+            wait = min(wait, to_cycle)
+        wait = min(max(wait, 1), hal_loop.MAX_SLEEP_MS)
+        at = max(now, self.busy_until[k]) + int(wait * 1e6 / self.rates[k])
+        self.sched.at(at, self._wake, arg)
 
     def _make(self, k):
         from roles import begin, between, end
@@ -205,6 +287,8 @@ class RolesChain:
         drain = _drain(role)
 
         def on_chars():
+            if self.loop_mode and not self.interrupt_driven:
+                return                  # a polled receiver: the board's loop wake-ups read it
             if self.time.zero:
                 if self.host_ns is None:
                     drain()
@@ -407,6 +491,8 @@ class RolesChain:
             if k < self.n - 1:
                 self.wires[k].broken = (k + 1) in self.broken_after
             self._make(k)
+            if self.loop_mode:
+                self._loop_start(k, self.sched.now)
 
     def reset(self, k, cause="watchdog"):
         """Board k restarts at once (a watchdog reset): every output to its safe level first,
@@ -422,6 +508,8 @@ class RolesChain:
         self.roles[k] = None
         hw.cause = cause
         self._make(k)
+        if self.loop_mode:
+            self._loop_start(k, self.sched.now)
 
     def link_break(self, position, broken):
         (self.broken_after.add if broken else self.broken_after.discard)(position)
