@@ -240,10 +240,14 @@ class RolesChain:
                 dt = local - self._last_cycle[k]
                 self._last_cycle[k] = local
                 role.cycle(dt)
-        if self.time.zero:
-            run()
-        else:
+        if not self.time.zero:
             self._call(k, run, "cycle")
+        elif self.host_ns is not None:           # calibration: host time of every wake-up
+            t0 = self.time.now_ns()
+            run()
+            self.host_ns[k] += self.time.now_ns() - t0
+        else:
+            run()
         if state[0] and self.host_calls is not None:
             self.host_calls[k] += 1
         w = getattr(role, "wake_in_ms", None)
