@@ -109,6 +109,56 @@ def _drops_args(a):
     return drops(*a)
 
 
+def loop_step_ms(factor, board="pico", steps=2000):
+    """Board ms of one hal/loop.py Loop.step() itself (its ticks, checks and sleep call; the
+    role's calls are charged apart): the real Loop around a role whose calls do nothing, on a
+    clock whose sleep returns at once, host CPU time x factor."""
+    from hal import loop as hal_loop
+    from sim.engine import load_board_def
+
+    class Clock:
+        ms = 0
+
+        def ticks_ms(self):
+            return self.ms
+
+        def ticks_us(self):
+            return self.ms * 1000
+
+        def ticks_diff(self, a, b):
+            return a - b
+
+        def ticks_add(self, a, b):
+            return a + b
+
+        def sleep_ms(self, ms):
+            self.ms += ms
+
+    class Idle:
+        cycle_ms = 1000
+
+        def poll(self):
+            return 0
+
+        def tick(self, dt):
+            pass
+
+        def cycle(self, dt):
+            pass
+
+        def wake_in_ms(self):
+            return 5
+
+    class Hw:
+        def feed_watchdog(self):
+            pass
+    lp = hal_loop.Loop(Idle(), load_board_def(board), Hw(), None, Clock())
+    t0 = board_time.BoardTime.now_ns()
+    for _ in range(steps):
+        lp.step()
+    return (board_time.BoardTime.now_ns() - t0) / steps * factor / 1e6
+
+
 def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico"):
     """Board time awake per role in a 1 s period, and the estimated current."""
     from hal import loop as hal_loop
@@ -119,34 +169,45 @@ def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico"):
     bd = sim.board_def
     roles = list(chain.roles)
     t0 = [0] * cells
+    w0 = [0] * cells
 
     def mark(s, rec):
         if s.t_ms == 5000:             # boot and first frames left out
             t0[:] = list(chain.awake_ns)
+            w0[:] = list(chain.wakes)
     sim.run(on_second=mark)
     span_s = (seconds - 5)
     cpu = getattr(bd, "CPU", "rp2040")
+    loop_ms = loop_step_ms(chain.time.factor, board)
     ma = POWER_MA.get(cpu)
     out = {}
     for name, idx in (("begin", [0]), ("between", list(range(1, cells - 1))), ("end", [cells - 1])):
         calls = [(chain.awake_ns[k] - t0[k]) / (span_s * 1e9) for k in idx]
         role = roles[idx[0]]
-        # how often the real loop wakes this role (hal/loop.py's rules)
-        poll_ms = getattr(role, "poll_ms", getattr(bd, "LOOP_POLL_MS", hal_loop.DEFAULT_POLL_MS))
-        w = getattr(role, "wake_in_ms", None)
-        wake_ms = min(poll_ms, w() if w is not None else hal_loop.MAX_SLEEP_MS)
-        wakes = 1000.0 / max(1, wake_ms)
-        wake_frac = wakes * WAKE_MS * board_time.TARGET_VS_RP2040.get(cpu, 1.0) / 1000.0
+        if chain.loop_mode:
+            # the virtual pack ran this role's loop wake-up by wake-up: count them
+            wakes = statistics.median([(chain.wakes[k] - w0[k]) / span_s for k in idx])
+        else:
+            # the roles' cycles ran on timers: how often hal/loop.py would wake this role
+            poll_ms = getattr(role, "poll_ms", getattr(bd, "LOOP_POLL_MS", hal_loop.DEFAULT_POLL_MS))
+            w = getattr(role, "wake_in_ms", None)
+            wake_ms = min(poll_ms, w() if w is not None else hal_loop.MAX_SLEEP_MS)
+            wakes = 1000.0 / max(1, wake_ms)
+        # each wake-up's own cost: in loop mode the role's calls are charged already, only the
+        # loop's own step is added; with timer-driven roles an idle wake-up as measured on the chip
+        wake_ms = loop_ms if chain.loop_mode else WAKE_MS * board_time.TARGET_VS_RP2040.get(cpu, 1.0)
+        wake_frac = wakes * wake_ms / 1000.0
         frac = min(1.0, statistics.median(calls) + wake_frac)
         lightsleep = bool(getattr(bd, "LIGHTSLEEP", False) and getattr(role, "sleep_ok", False))
         row = {"calls_fraction": round(statistics.median(calls), 4), "calls_fraction_max": round(max(calls), 4),
-               "wakes_per_s": round(wakes, 1), "awake_fraction": round(frac, 4), "lightsleep": lightsleep}
+               "wakes_per_s": round(wakes, 1), "wake_ms": round(wake_ms, 3), "awake_fraction": round(frac, 4),
+               "lightsleep": lightsleep}
         if ma is not None:
             idle = ma[2] if lightsleep else ma[1]
             row["est_ma"] = round(frac * ma[0] + (1.0 - frac) * idle, 2)
         out[name] = row
     return {"board": board, "cpu": cpu, "cells": cells, "seconds": span_s, "roles": out,
-            "smartbms123_ma": SMARTBMS_MA, "wake_ms": round(WAKE_MS, 3)}
+            "smartbms123_ma": SMARTBMS_MA, "loop_mode": chain.loop_mode, "loop_step_ms": round(loop_ms, 3)}
 
 
 def drops(hours=DROP_HOURS, cells=DROP_CELLS, seed=1, opto=True):

@@ -124,6 +124,7 @@ class RolesChain:
         self.rx_overruns = [0] * n     # characters lost in a full receive FIFO during a stall
         self.awake_ns = [0] * n        # board time spent in role calls
         self.loop_mode = False
+        self.wakes = [0] * n           # loop mode: wake-ups of each board's loop
         self._gen = [0] * n            # loop mode: a board's wake-up chain (new one per restart)
         self._last_tick = [0] * n
         self._last_cycle = [0] * n
@@ -214,6 +215,7 @@ class RolesChain:
         if now < self.busy_until[k]:
             self.sched.at(self.busy_until[k], self._wake, arg)
             return
+        self.wakes[k] += 1
         local = self._local_ms(k, now)
         dt_tick = local - self._last_tick[k]
         self._last_tick[k] = local
