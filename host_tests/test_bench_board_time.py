@@ -13,8 +13,14 @@ def test_board_time_section_with_tiny_parameters(monkeypatch):
     bt = res["board_time"]
     assert bt["calibration"]["factor"] > 1 and len(bt["calibration"]["per_role"]) == 3
     r = bt["ramp"]["16"]
-    assert r["trials"] == 1 and r["missed"] == 0 and r["relay_never_closed"] == 0
-    assert 0 < r["median_ms"] <= r["worst_ms"] < 15000
+    # at board speed today's link does not always come up (docs/benchmarks.md): a trial is
+    # either timed or counted as such, never lost
+    assert r["trials"] == 1 and r["missed"] == 0
+    assert (r["median_ms"] is None) == (r["relay_never_closed"] == 1)
+    if r["median_ms"] is not None:
+        assert 0 < r["median_ms"] <= r["worst_ms"] < 15000
+    z = bt["ramp_zero_board_time_16"]               # calls taking no time: always timed
+    assert z["relay_never_closed"] == 0 and 0 < z["median_ms"] < 15000
     roles = bt["awake"]["roles"]
     for role in ("begin", "between", "end"):
         a = roles[role]

@@ -33,6 +33,8 @@ class BurstWire(wire_mod.Wire):
         start = now + self.proc_ns
         if start < self.free_at:
             start = self.free_at
+        if self.fifo is not None:
+            self._starts_q.append(start)
         end = start + self.char_ns
         self.free_at = end
         self.bits_busy += 10
@@ -106,6 +108,8 @@ class RolesChain:
         self.wires = [wire_cls(self.sched, baud, line=self.lines[k]) for k in range(n - 1)]
         for w in self.wires:
             w.rx.interrupt_driven = backend in ("pio", "soft")   # as the board's receiver
+            if not self.time.zero:
+                w.fifo = self.time.tx_fifo      # write_byte refuses when the FIFO is full
         self.roles = [None] * n
         self.on = [True] * n
         self.broken_after = set()

@@ -82,6 +82,8 @@ class Wire:
         self.char_ns = int(codec.BITS_PER_CHAR * tx_bit)
         self.proc_ns = proc_bits * self.bit_ns
         self.gap_ns = int(gap_bits * rx_bit)   # the receiver's idle timer runs on its clock
+        self.fifo = None              # transmitter FIFO depth for write_byte (None: unlimited)
+        self._starts_q = []           # start times of characters not yet on the line (fifo)
         self.holding = False          # the sender is inside a charged call: bytes wait (release)
         self._held = []
         self._stamp = None
@@ -116,15 +118,35 @@ class Wire:
         return len(held)
 
     def write_byte(self, b):
+        """One character; False (dropped) when a transmitter FIFO of ``fifo`` characters is
+        full, as PioTx.write_byte does."""
+        if self.fifo is not None and self._queued() >= self.fifo:
+            return False
+        return self._put(b)
+
+    def _put(self, b):
         if self.holding:
             self._held.append((b, self._stamp() if self._stamp is not None else 0))
             return True
         return self._send(b, self.sched.now)
 
+    def _queued(self):
+        """Characters written that have not started on the line yet (held ones included)."""
+        q = self._starts_q
+        now = self.sched.now
+        i = 0
+        while i < len(q) and q[i] <= now:
+            i += 1
+        if i:
+            del q[:i]
+        return len(q) + len(self._held)
+
     def _send(self, b, now):
         start = now + self.proc_ns
         if start < self.free_at:
             start = self.free_at
+        if self.fifo is not None:
+            self._starts_q.append(start)
         end = start + self.char_ns
         self.free_at = end
         self.bits_busy += codec.BITS_PER_CHAR
@@ -134,8 +156,9 @@ class Wire:
         return True
 
     def write(self, buf, n):
+        """A burst: blocks until every character is in (PioTx.write), so none is dropped."""
         for i in range(n):
-            self.write_byte(buf[i])
+            self._put(buf[i])
 
     def pending(self):
         return 1 if (self._held or self.free_at > self.sched.now) else 0
