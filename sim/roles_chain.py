@@ -247,7 +247,7 @@ class RolesChain:
                 self._last_cycle[k] = local
                 role.cycle(dt)
         if not self.time.zero:
-            self._call(k, run, "cycle")
+            self._call(k, run, "cycle", lambda: state[0])
         elif self.host_ns is not None:           # calibration: host time of every wake-up
             t0 = self.time.now_ns()
             run()
@@ -343,8 +343,9 @@ class RolesChain:
         if rx.head < len(rx.q):       # more arrived meanwhile
             self.wires[k - 1].receiver()
 
-    def _call(self, k, fn, kind):
-        """Run fn() as board k, charge its board time; bytes it sends leave when it is done."""
+    def _call(self, k, fn, kind, extra=None):
+        """Run fn() as board k, charge its board time; bytes it sends leave at their time inside
+        it. ``extra()`` (after the call) adds to the kind of call for the measured costs."""
         tm = self.time
         out = self.wires[k] if k < self.n - 1 else None
         if out is not None:
@@ -364,7 +365,8 @@ class RolesChain:
                 self.host_ns[k] += host
             writes = self._flash_writes - w0
             held = len(out._held) if out is not None else 0
-            key = (k == 0, self._ev_mask[k], min(held, 1), writes)
+            key = (k == 0, self._ev_mask[k], min(held, 1), writes, hw.cell_reads != r0,
+                   extra() if extra is not None else None)
             self._ev_mask[k] = 0
             if (hw.cell_reads != r0) if tm.mode == "fixed" else kind == "cycle":
                 cost = tm.cycle_cost(self._role_name(k), host, key)
