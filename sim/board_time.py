@@ -13,7 +13,10 @@ a board. ``BoardTime`` turns each call into the time the board spends in it:
   collector runs between simulation steps only) and multiplied by the board target's factor:
   board time per host time. Calls are grouped by kind (role, cycle or poll, characters handled,
   link events raised, bytes sent, flash writes); a kind costs the median of its first
-  ``SAMPLES`` timings, so host jitter is not charged as board time. The factor is ``factor`` from the scenario,
+  ``SAMPLES`` timings, so host jitter is not charged as board time. With the calibrated factor
+  a fixed piece of firmware work (``reference_ns``) is timed at calibration and again every
+  REFRESH_S simulated seconds; host times are scaled by the change, so other load on a shared
+  machine does not change the board costs. The factor is ``factor`` from the scenario,
   else calibrated once per process (``calibrate``): the host's time per cycle of each role on a
   three-board chain, against the same figure measured on the chip (``CHIP_MS_PER_CYCLE``). Not
   bit-for-bit reproducible (host timing varies by a few per cent); the bench records the factor
@@ -42,6 +45,7 @@ RX_FIFO_CHARS = {"pio": 8, "uart": 128, "soft": 0}  # RP2040 joined PIO RX FIFO;
 TX_FIFO_CHARS = {"pio": 8, "uart": 512, "soft": 512}
 IRQ_LATENCY_US = 50       # micropython.schedule hand-off at board speed (estimate)
 
+REFRESH_S = 10            # measured mode: re-time the reference work this often (simulated s)
 SAMPLES = 9               # host timings per kind of call behind its median cost
 _KEYS = ("mode", "factor", "cycle_ms", "poll_us_per_char", "irq_latency_us", "flash_erase_ms",
          "loop_poll_ms")
@@ -87,7 +91,9 @@ class BoardTime:
         self.factor = cfg.get("factor")
         if self.mode == "measured" and self.factor is None:
             self.factor = calibrate() * TARGET_VS_RP2040.get(cpu, 1.0)
+        self.calibrated = self.mode == "measured" and cfg.get("factor") is None
         self.factor = float(self.factor or 0.0)
+        self.scale = 1.0          # host speed now vs at calibration (reference_ns), measured mode
         self._samples = {}
 
     @staticmethod
@@ -102,9 +108,22 @@ class BoardTime:
         if got is None:
             got = self._samples[key] = []
         if len(got) < SAMPLES:
-            got.append(host_ns)
+            got.append(host_ns * self.scale)
             got.sort()
         return int(got[len(got) // 2] * self.factor)
+
+    def refresh(self):
+        """Measured mode with the calibrated factor: time the reference work again; the host
+        times of later calls are scaled by how much faster or slower the host is now than at
+        calibration (other load on a shared machine), so the board costs stay put."""
+        ref = _calibrated.get("reference_ns")
+        if self.calibrated and ref:
+            self.scale = ref / reference_ns()
+
+    @property
+    def effective_factor(self):
+        """Board ns per host ns right now."""
+        return self.factor * self.scale
 
     def cycle_cost(self, role, host_ns, key=()):
         """Board ns of a call that did the role's cycle work (it read the cell: fixed mode
@@ -121,6 +140,26 @@ class BoardTime:
         if self.mode == "measured":
             return self._measured(("poll", chars) + key, host_ns)
         return 0
+
+
+def _reference_work():
+    from core import frame
+    buf = bytearray(frame.MAX_FRAME)
+    n = frame.build_empty(buf, 16, 1, 0, 0, 1)
+    fw = frame.Forwarder()
+    t0 = time.thread_time_ns()
+    for _ in range(4):
+        fw.gap()
+        for i in range(n):
+            fw.byte(buf[i])
+    return time.thread_time_ns() - t0
+
+
+def reference_ns(repeat=5):
+    """Host CPU ns of a fixed piece of firmware work (a 16-cell frame through core.frame's
+    Forwarder, 4 times), the median of ``repeat`` runs: how fast the host is just now."""
+    got = sorted(_reference_work() for _ in range(repeat))
+    return got[len(got) // 2]
 
 
 def calibrate(cycles=40):
@@ -145,6 +184,7 @@ def calibrate(cycles=40):
         per = [chain.host_ns[k] / max(1, chain.host_calls[k]) for k in range(3)]
     finally:
         sim.close()
+    _calibrated["reference_ns"] = reference_ns()
     ratios = [CHIP_MS_PER_CYCLE[r] * 1e6 / max(1.0, per[k]) for k, r in enumerate(("begin", "between", "end"))]
     _calibrated["rp2040"] = sum(ratios) / 3.0
     _calibrated["per_role"] = [round(r, 1) for r in ratios]

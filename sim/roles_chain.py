@@ -136,6 +136,7 @@ class RolesChain:
         self._flash_writes = 0
         self._ev_mask = [0] * n        # link events raised inside the current call
         self._gc_off = False
+        self._refresh_ns = 0
         self._patch_store()
 
     # --- the wire for each hop ---
@@ -402,7 +403,7 @@ class RolesChain:
         bytes one per ``poll_us_per_char``, a cycle's at its end; never after the call."""
         tm = self.time
         if tm.mode == "measured":
-            f = tm.factor
+            f = tm.effective_factor
             return lambda i, st: start + min(cost, int((st - t0) * f))
         if kind == "poll":
             per = tm.poll_ns_per_char
@@ -476,6 +477,9 @@ class RolesChain:
             if gc.isenabled():
                 gc.disable()
                 self._gc_off = True
+            if self.sched.now >= self._refresh_ns:
+                self._refresh_ns = self.sched.now + board_time.REFRESH_S * 1000000000
+                self.time.refresh()
             self.sched.run_until(self.sched.now + dt_ms * 1000000)
             gc.collect(0)
             return
