@@ -84,6 +84,21 @@ def summary_rows(res):
             add("SoC from an unknown start, without recalibration",
                 "max on last day %s %%, under 3 %% from day %s" % (
                     _get(unk, "no_recal", "last_day_max_error_pct"), _get(unk, "no_recal", "settled_at_day")))
+    bt = _get(res, "board_time")
+    if bt:
+        for n, r in sorted((bt.get("ramp") or {}).items(), key=lambda x: int(x[0])):
+            add("board speed %s cells: V-max on a 1 C ramp -> charge relay open" % n,
+                "median %s ms, worst %s ms (link never up in %s of %s)" % (
+                    r["median_ms"], r["worst_ms"], r["relay_never_closed"], r["trials"]))
+        for key in ("awake", "awake_esp32"):
+            for role, r in sorted((_get(bt, key, "roles") or {}).items()):
+                add("board speed %s %s: awake / est. current" % (_get(bt, key, "board"), role),
+                    "%.1f %% / %s mA (123SmartBMS ~%s mA)" % (100.0 * r["awake_fraction"], r.get("est_ma"),
+                                                             _get(bt, key, "smartbms123_ma")))
+        for d in bt.get("drops") or []:
+            add("%g h, clocks +-2 %%, BER 1e-5%s" % (d["hours"], "" if d["opto"] else ", ideal opto"),
+                "%s comm drops, %s relay openings, relays closed %.1f %% of the time" % (
+                    d["comm_drops"], d["relay_openings"], 100.0 * d["relays_closed_fraction"]))
     bal = _get(res, "balance")
     if bal:
         add("top-of-charge spread after %s cycles" % bal.get("days"),

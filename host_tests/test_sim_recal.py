@@ -35,11 +35,12 @@ def test_full_recalibrates_and_empty_does_not_chatter(tmp_path):
         assert set(r["alarms"]) <= {"comm_lost", "soc_not_calibrated"}, (r["t"], r["alarms"])
     assert states[0]["soc_est"] == 50.0 and not states[0]["soc_calibrated"]
 
-    # a balancing cell always reads at or above V-balance. The End board's snapshot carries the
-    # reading the other boards took in the previous cycle (the one their balance decision used),
-    # and the End board's own cell from this cycle.
+    # a balancing cell always reads at or above V-balance. Frame-clocked boards (issue 12)
+    # measure just before the frame that carries the reading and decide balancing on it, so the
+    # End board's snapshot of this second carries the reading behind each Between/End board's
+    # balance state; the Begin board decides on the reading it sends in its next frame.
     for r, nxt in zip(states, states[1:], strict=False):
-        seen = nxt["v_meas"][:-1] + r["v_meas"][-1:]
+        seen = nxt["v_meas"][:1] + r["v_meas"][1:]
         for i, (on, v) in enumerate(zip(r["balancing"], seen, strict=True)):
             assert not on or v is None or v >= vbal, (r["t"], i, v)
 

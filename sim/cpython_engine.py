@@ -71,4 +71,4 @@ class CpythonFirmware:
         }
 
     def close(self):
-        pass
+        self.chain.close()

@@ -92,6 +92,7 @@ class BoardHw:
         self.led_on_ms = 0
         self.button = False
         self.watchdog_feeds = 0
+        self.cell_reads = 0
         self.cause = "power"
         self.link_tx = None
         self.link_rx = None
@@ -103,6 +104,7 @@ class BoardHw:
         return self._noise[self._ni]
 
     def read_cell_uv(self):
+        self.cell_reads += 1         # board time (sim/board_time.py): the call that measures
         if self.faults.stuck_adc_uv is not None:
             return self.faults.stuck_adc_uv
         v = self.faults.frozen_v

@@ -13,12 +13,14 @@ FAULT_KINDS = ("board_power_loss", "watchdog_reset", "link_break", "stuck_adc", 
                "fast_ageing", "hot_cell", "sensor_unplugged", "frozen_adc", "current_stuck",
                "low_range_stuck")
 _TOP = ("name", "description", "duration_s", "pack", "settings", "mode", "loop_count", "sensors",
-        "balance_mv", "wiring", "charger", "load", "faults", "events", "cycle_ms", "board")
+        "balance_mv", "wiring", "charger", "load", "faults", "events", "cycle_ms", "board",
+        "link", "board_time")
 _PACK = ("cells", "chemistry", "capacity_ah", "capacity_spread_pct", "soc_pct", "soc_spread_pct",
          "ambient_c", "cell_soc_pct", "r0_mohm", "r1_mohm", "tau_s", "balance_ohm")
 _CHARGER = ("max_a", "bulk_mv_per_cell", "profile", "schedule", "sunrise_h", "sunset_h", "day_s")
 _LOAD = ("profile", "a", "evening_a", "csv", "schedule", "day_s")
 _FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor", "a")
+_LINK = ("polarity", "opto", "opto_on_us", "opto_off_us", "clock_spread_pct", "byte_error_rate", "phase_ms")
 _EVENT = ("t", "settings", "button", "hold_s", "note")
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
@@ -90,6 +92,20 @@ class Scenario:
         self.balance_mv = d.get("balance_mv")   # None = the V-balance setting rounded to 100 mV
         self.cycle_ms = int(d.get("cycle_ms", 1000))
         self.board = d.get("board", "pico")
+        self.link = dict(d.get("link", {}))
+        _keys(self.link, _LINK, "link")
+        if self.link.get("polarity", "ideal") not in ("ideal", "board"):
+            raise ScenarioError("link.polarity must be ideal or board")
+        for k in ("opto_on_us", "opto_off_us", "clock_spread_pct", "byte_error_rate"):
+            v = self.link.get(k, 0)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ScenarioError("link.%s must be a number >= 0, not %r" % (k, v))
+        if self.link.get("byte_error_rate", 0) >= 1:
+            raise ScenarioError("link.byte_error_rate must be < 1")
+        if not isinstance(self.link.get("phase_ms", {}), dict):
+            raise ScenarioError("link.phase_ms must map board numbers to ms")
+        from sim import board_time
+        self.board_time = board_time.check(d.get("board_time", {}))
         self.charger = dict(d.get("charger", {"max_a": 10}))
         _keys(self.charger, _CHARGER, "charger")
         self.load = dict(d.get("load", {"a": 0}))

@@ -8,7 +8,9 @@ the alarm bits and relay states with the previous cycle and records every change
     kind RELAY                 code = CHARGE_OFF, CHARGE_ON, LOAD_OFF or LOAD_ON
 
 each with the brain's uptime (s), the lowest and highest cell (mV), the battery current (mA,
-+ = charging), SoC (0.01 %) and the chain's break position. Kept in RAM: a restart starts a new
++ = charging), SoC (0.01 %) and the chain's break position (a comm_lost entry's follows the
+chain's report while the alarm lasts: End blames its own input until the board behind the break
+reports). Kept in RAM: a restart starts a new
 log (the boot itself is the first entry's context: uptime counts from it). Read with the app
 protocol's ``EV?`` (docs/ble-protocol.md), ``cellchain events`` and the dashboard.
 """
@@ -26,7 +28,8 @@ CHARGE_ON = const(1)
 LOAD_OFF = const(2)
 LOAD_ON = const(3)
 RELAY_NAMES = ("charge_off", "charge_on", "load_off", "load_on")
-_ALARM_BITS = const(16)
+_ALARM_BITS = const(17)    # core/alarms.py uses bits 0..16
+_COMM_LOST_BIT = const(5)  # alarms.COMM_LOST = 0x0020
 
 
 class EventLog:
@@ -46,6 +49,7 @@ class EventLog:
         self._alarms = 0
         self._charge = False
         self._load = False
+        self._lost_slot = -1    # slot of the comm_lost entry while that alarm lasts
 
     def update(self, snap, brain):
         """Record what changed since the previous cycle (allocation-free)."""
@@ -53,10 +57,18 @@ class EventLog:
         charge = bool(brain.charge_allowed)
         load = bool(brain.load_allowed)
         changed = mask ^ self._alarms
+        lost = self._lost_slot
+        if lost >= 0 and not changed & (1 << _COMM_LOST_BIT):
+            # the break position follows the chain's report while comm_lost lasts: End blames
+            # its own input first, the board behind the break reports a frame later
+            self.break_pos[lost] = brain.break_position
         if changed:
             for bit in range(_ALARM_BITS):
                 if changed & (1 << bit):
-                    self._add(snap, brain, ALARM_ON if mask & (1 << bit) else ALARM_OFF, bit)
+                    on = mask & (1 << bit)
+                    if bit == _COMM_LOST_BIT:
+                        self._lost_slot = self._next if on else -1
+                    self._add(snap, brain, ALARM_ON if on else ALARM_OFF, bit)
             self._alarms = mask
         if charge != self._charge:
             self._add(snap, brain, RELAY, CHARGE_ON if charge else CHARGE_OFF)
@@ -67,6 +79,8 @@ class EventLog:
 
     def _add(self, snap, brain, kind, code):
         i = self._next
+        if i == self._lost_slot and not (kind == ALARM_ON and code == _COMM_LOST_BIT):
+            self._lost_slot = -1            # the ring wrapped over the open comm_lost entry
         self.t_s[i] = brain.uptime_s
         self.kind[i] = kind
         self.code[i] = code

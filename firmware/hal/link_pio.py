@@ -38,8 +38,8 @@ if TYPE_CHECKING:
     from rp2 import irq, rel, out, pull, nop, mov, isr, invert, null, wrap_target, wrap  # noqa: F401
 
 _FIFO_MAX = const(8)      # joined FIFO depth
-_TX_CYCLES_PER_BIT = const(8)
-_RX_CYCLES_PER_BIT = const(16)
+TX_CYCLES_PER_BIT = const(8)
+RX_CYCLES_PER_BIT = const(16)
 
 
 def _tx_normal():
@@ -144,7 +144,7 @@ class PioTx:
         pin.value(0 if invert else 1)
         prog = program(rp2, "tx_inverted" if invert else "tx_normal")
         self._xor = 0xFF if invert else 0
-        self.sm = rp2.StateMachine(sm_id, prog, freq=_TX_CYCLES_PER_BIT * baud, sideset_base=pin,
+        self.sm = rp2.StateMachine(sm_id, prog, freq=TX_CYCLES_PER_BIT * baud, sideset_base=pin,
                                    out_base=pin)
         self.sm.active(1)
 
@@ -185,7 +185,7 @@ class PioRx:
         self._handler = None
         self.framing_errors = 0
         self._irq_ref = self._irq      # bound method made once
-        self.sm = rp2.StateMachine(sm_id, prog, freq=_RX_CYCLES_PER_BIT * baud, in_base=pin,
+        self.sm = rp2.StateMachine(sm_id, prog, freq=RX_CYCLES_PER_BIT * baud, in_base=pin,
                                    jmp_pin=pin)
         self.sm.irq(self._irq_ref)     # soft IRQ: MicroPython schedules the call
         self.sm.active(1)

@@ -48,6 +48,38 @@ def test_changes_are_recorded_with_their_values():
     assert events.KIND_NAMES[log.kind[i]] == "cleared" and events.code_name(log.kind[i], log.code[i]) == "over_voltage"
 
 
+def test_every_alarm_bit_is_logged_and_comm_lost_follows_the_break_report():
+    """The highest alarm bit (BALANCE_SWITCH_INVALID, 0x10000) is logged too; a comm_lost entry
+    takes the break position the chain settles on while the alarm lasts (End blames its own
+    input first, the board behind the break reports a frame later), not after it cleared."""
+    log = events.EventLog(slots=4)
+    b, s = Brain(), Snap()
+    b.alarms = A.BALANCE_SWITCH_INVALID
+    log.update(s, b)
+    assert events.code_name(log.kind[log.index(0)], log.code[log.index(0)]) == "balance_switch_invalid"
+    b.alarms |= A.COMM_LOST
+    b.break_position = 4
+    log.update(s, b)
+    lost = log.index(log.count - 1)
+    assert events.code_name(log.kind[lost], log.code[lost]) == "comm_lost" and log.break_pos[lost] == 4
+    b.break_position = 3
+    log.update(s, b)
+    assert log.break_pos[lost] == 3
+    b.alarms &= ~A.COMM_LOST
+    log.update(s, b)
+    b.break_position = 0
+    log.update(s, b)
+    assert log.break_pos[lost] == 3
+    for t in range(6):                           # the ring wraps over an open comm_lost entry
+        b.alarms = A.COMM_LOST if t == 0 else b.alarms
+        b.charge_allowed = not b.charge_allowed
+        log.update(s, b)
+    b.break_position = 7
+    log.update(s, b)
+    assert 7 not in [log.break_pos[log.index(n)] for n in range(log.count)
+                     if events.code_name(log.kind[log.index(n)], log.code[log.index(n)]) != "comm_lost"]
+
+
 def test_the_ring_keeps_the_newest_entries():
     log = events.EventLog(slots=4)
     b, s = Brain(), Snap()

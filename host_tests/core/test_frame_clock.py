@@ -384,7 +384,7 @@ def test_end_keeps_waking_for_its_app_transports_between_frames():
 
     for services, most in ((None, 1000), (Services(), SERVICE_POLL_MS)):
         hw = FakeHw(SW)
-        hw.link_rx = IrqRx()             # arrival interrupts: no 1 ms polling for the link
+        hw.link_rx = IrqRx(interrupt_driven=True)   # arrival interrupts: no 1 ms polling
         e = end.End(hw, Def, PackCell(3300, 250), None, services, 3)
         e.cycle(1000)
         w = e.wake_in_ms()

@@ -1,0 +1,111 @@
+"""Board time in the virtual pack (sim/board_time.py, sim/roles_chain.py): role calls cost what
+they cost on the board, a busy polled board stops forwarding, a blocked PIO feed keeps Begin
+awake, measured costs come from a calibrated factor."""
+import pytest
+
+from sim import paths  # noqa: F401
+from sim import board_time, engine, scenario
+
+NINE_MS = {"mode": "fixed", "cycle_ms": {"between": 9}, "poll_us_per_char": 50}
+
+
+def _run(board, bt, phase_ms, seconds=20, cells=4):
+    sc = scenario.load({"pack": {"cells": cells, "soc_pct": 50}, "duration_s": seconds, "board": board,
+                        "link": {"phase_ms": {"2": phase_ms}}, "board_time": bt})
+    sim = engine.Simulation(sc, seed=1)
+    recs = []
+    sim.run(on_second=lambda s, r: recs.append(r))
+    return sim, recs
+
+
+def test_polled_receiver_and_a_9ms_cycle_inside_the_frame_keep_the_link():
+    """Failed before issue 12: the Between ran its cycle on its own timer, which could fall inside
+    the frame window, and a polled receiver stopped forwarding for longer than the 30-bit gap.
+    Frame-clocked roles run the cycle right after the frame has passed."""
+    # board 2 (a Between on an ESP32: UART, polled) measures 20 ms after Begin sent the frame,
+    # while the frame is still passing it
+    sim, recs = _run("esp32_devkitc", NINE_MS, 20)
+    assert all(r["comm_ok"] for r in recs[3:])
+    assert all(r["charge_allowed"] for r in recs[3:])
+
+
+def test_the_same_cycle_outside_the_frame_window_keeps_the_link():
+    sim, recs = _run("esp32_devkitc", NINE_MS, 500)
+    assert all(r["comm_ok"] for r in recs[3:])
+
+
+def test_interrupt_driven_receiver_forwards_while_the_cycle_runs():
+    # on an RP2040 the PIO receiver's handler is scheduled and runs inside the cycle
+    sim, recs = _run("pico", NINE_MS, 20)
+    assert all(r["comm_ok"] for r in recs[3:])
+
+
+def test_fixed_costs_are_charged_and_the_pio_feed_does_not_block_begin():
+    sim, recs = _run("pico", NINE_MS, 500, seconds=10)
+    chain = sim.fw.chain
+    per_s = [a / 10e6 for a in chain.awake_ns]        # ms awake per second
+    assert 9.0 <= per_s[1] <= 13.0                     # 9 ms cycle + 50 us per character
+    frame_chars = chain.wires[0].chars / 10
+    blocked = (frame_chars - 8) * chain.wires[0].char_ns / 1e6
+    # Begin feeds its PIO FIFO (8 characters) as it frees up without blocking its loop (issue 12:
+    # before, originate waited ~`blocked` ms a frame with the FIFO full and the LED never lit)
+    assert blocked > 40 and per_s[0] < blocked / 10
+
+
+def test_zero_board_time_is_the_default():
+    sc = scenario.load({"pack": {"cells": 3}, "duration_s": 3})
+    sim = engine.Simulation(sc)
+    try:
+        assert sim.fw.chain.time.zero
+    finally:
+        sim.close()
+
+
+def test_measured_mode_uses_a_calibrated_factor():
+    factor = board_time.calibrate()
+    assert 5 < factor < 5000                           # RP2040 MicroPython vs this host
+    cal = board_time.calibration()
+    assert len(cal["host_us_per_cycle"]) == 3
+    sim, recs = _run("pico", {"mode": "measured"}, 500, seconds=6)
+    assert sim.fw.chain.time.factor == pytest.approx(factor)
+    assert all(a > 0 for a in sim.fw.chain.awake_ns)
+
+
+def test_scenario_board_time_keys_are_checked():
+    with pytest.raises(scenario.ScenarioError, match="board_time"):
+        scenario.load({"board_time": {"mode": "slow"}})
+    with pytest.raises(scenario.ScenarioError, match="board_time"):
+        scenario.load({"board_time": {"cycle_ms": {"middle": 3}}})
+    with pytest.raises(scenario.ScenarioError, match="board_time"):
+        scenario.load({"board_time": {"speed": 3}})
+
+
+def test_a_flash_write_during_a_frame_overruns_the_pio_fifo_and_loses_the_frame(tmp_path):
+    """RP2040: an erase runs with interrupts off; the PIO RX FIFO keeps 8 characters."""
+    from core import store
+    bt = dict(NINE_MS, flash_erase_ms=45)
+    sc = scenario.load({"pack": {"cells": 4, "soc_pct": 50}, "duration_s": 6, "board": "pico",
+                        "link": {"phase_ms": {"2": 500}}, "board_time": bt})
+    sim = engine.Simulation(sc, seed=1)
+    chain = sim.fw.chain
+    end = chain.roles[3]
+    good = []
+    orig = end.port.on_event
+
+    def spy(ev):
+        from core import frame
+        if ev == frame.EV_B:
+            good.append((chain.sched.now // 1000000000, end.port.fw.a_result == frame.OK and
+                         end.port.fw.b_result == frame.OK))
+        orig(ev)
+    end.port.on_event = spy
+
+    def save(_arg):
+        chain._call(1, lambda: store.save(str(tmp_path / "state.json"), "x", 1, {"a": 1}), "cycle")
+    chain.sched.at(3 * 1000000000 + 10000000, save)     # 10 ms into the frame of second 3
+    for _ in range(6):
+        sim.step()
+    sim.close()
+    assert chain.rx_overruns[1] > 20                       # ~45 characters arrived, 8 kept
+    by_s = dict(good)
+    assert by_s[2] and not by_s[3] and by_s[4]             # only that frame is lost
