@@ -340,7 +340,13 @@ class RolesChain:
             self.sched.at(self.stall_until[k], self._rx_run, k)
             return
         rx = self.wires[k - 1].rx
-        self._call(k, _drain(role), "poll")
+        # one call, as on the board: the receiver's scheduled handler is the port's poll (it
+        # drains what has arrived, re-checking once if it was called meanwhile), a polled
+        # receiver is read by the loop's role.poll() once per wake-up; what is left (more than
+        # a poll takes, or arrived since) gets its own handler / the next wake-up below
+        port = getattr(role, "port", None)
+        fn = port.poll if self.interrupt_driven and port is not None else role.poll
+        self._call(k, fn, "poll")
         if rx.head < len(rx.q):       # more arrived meanwhile
             self.wires[k - 1].receiver()
 

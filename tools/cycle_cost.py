@@ -14,6 +14,9 @@ Times, with time.ticks_us and the real role objects on allocation-free fake hard
   between_start_us    the next wake-up's poll(): Forwarder.originate and the first 8 characters
   between_pump_us     one later wake-up's poll() handing the next 8 characters (with CRCs)
   between_poll_us     Between.poll() for one forwarded 16-cell frame (118 characters)
+  between_char_us     Between.poll() with one character waiting (a handler per character, as
+                      on a board): the median character of the frame, the slowest one and its
+                      offset, and the frame start / section-A end / section-B end characters
   end_cycle_us_N      End.cycle() at N cells with the real pack brain and services
 Board time is roughly Unix-port time x 300 on an RP2040 at 125 MHz (docs/cell-board.md).
 Prints one JSON line.
@@ -146,6 +149,47 @@ def _frame(cells, count=1):
     return buf, n
 
 
+class OneRx(Rx):
+    """Hands one character per poll() (as the receiver's interrupt does on a board)."""
+
+    def read(self):
+        if self.gate:
+            self.gate = False
+            return Rx.read(self)
+        return codec.NONE
+
+
+def per_char_us(role, rx, buf, n, frames=None):
+    """Between.poll() with one character available each time (a scheduled handler per
+    character on the board): median over the frame's characters, the slowest one and where
+    it is (EV_START at 0, section A ends at 34, section B at n - 1), over REPEATS frames."""
+    frames = frames or max(5, REPEATS // 10)
+    one = OneRx()
+    role.port.rx = one
+    per = [[] for _ in range(n)]
+    for _ in range(frames):
+        one.load(buf, n)
+        for i in range(n):
+            one.gate = True
+            t0 = time.ticks_us()
+            role.poll()
+            per[i].append(time.ticks_diff(time.ticks_us(), t0))
+        one.gate = True
+        role.poll()                  # the gap after the frame
+    med = []
+    for ts in per:
+        ts.sort()
+        med.append(ts[len(ts) // 2])
+    order = sorted(med)
+    worst = 0
+    for i in range(n):
+        if med[i] > med[worst]:
+            worst = i
+    role.port.rx = rx
+    return {"between_char_us": order[n // 2], "between_char_worst_us": med[worst],
+            "between_char_worst_at": worst, "between_char_at_start_a_b_us": [med[0], med[frame.A_LEN - 1], med[n - 1]]}
+
+
 def main():
     import os
     res = {}
@@ -180,6 +224,7 @@ def main():
             pass
 
     res["between_poll_us"] = per_call_us(forward)
+    res.update(per_char_us(role, hw.link_rx, buf, n16))
 
     def after_frame():
         forward()

@@ -41,6 +41,8 @@ from core import crc as _crc
 from core import options as _options
 from core.snapshot import CellStatus
 
+_TABLE = _crc.TABLE   # the CRC table, looked up per byte (inlined crc16_update: no call per byte)
+
 SYNC = const(0xC5)
 _MAX_W = const(32)
 SLOT_LEN = const(5)
@@ -238,6 +240,7 @@ class Forwarder:
         self.w = 1
         self.length = frame_len(1)
         self._slot = -1
+        self._det_at = MAX_FRAME            # offset of our detail slot (none: past any frame)
         self._bad = False
         self._cut = False                   # the line went idle inside this frame (padded here)
         self._brk_mine = False              # we wrote BRK (our section-A input failed)
@@ -347,7 +350,9 @@ class Forwarder:
                         self.report_cut = False
                 elif i == _O_WIN:
                     s = self.pos - b
-                    self._slot = s if 0 <= s < self.w else -1
+                    if 0 <= s < self.w:
+                        self._slot = s
+                        self._det_at = O_DETAIL + SLOT_LEN * s
             elif i == O_FAULT:
                 # our position is known (COUNT has passed) and this byte has not gone on yet:
                 # the first board whose own voltage is not data names itself
@@ -388,8 +393,10 @@ class Forwarder:
                     self._carry = s >> 8
                 else:
                     o = b | self._own_flags
-            self._cin = _crc.crc16_update(self._cin, b)
-            self._cout = _crc.crc16_update(self._cout, o)
+            c = self._cin
+            self._cin = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ b) & 0xFF]
+            c = self._cout
+            self._cout = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ o) & 0xFF]
         elif i < A_LEN:
             if i == O_CRC_A:
                 self._rec = b
@@ -419,12 +426,13 @@ class Forwarder:
                         o = self.good_pos if self.good_pos else self.pos
                         self._brk_mine = True
                 else:
-                    k = i - O_DETAIL
-                    j = k // SLOT_LEN
-                    if j == self._slot:
-                        o = self._det[k - SLOT_LEN * j]
-                self._cin = _crc.crc16_update(self._cin, b)
-                self._cout = _crc.crc16_update(self._cout, o)
+                    k = i - self._det_at    # our detail slot: no division per byte
+                    if 0 <= k < SLOT_LEN:
+                        o = self._det[k]
+                c = self._cin
+                self._cin = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ b) & 0xFF]
+                c = self._cout
+                self._cout = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ o) & 0xFF]
             elif i == n - 2:
                 self._rec = b
                 o = self._cout >> 8

@@ -295,14 +295,23 @@ class LinkPort:
             self._busy = True
 
     def _drain(self, rx):
+        """Up to _POLL_MAX characters from rx through the Forwarder; returns how many."""
         fw = self.fw
         tx = self.tx
         n = 0
         while n < _POLL_MAX:
             ev = rx.read()
-            if ev == codec.NONE:
-                break
             n += 1
+            if ev >= 0:             # a data character: the per-character path, no lookups
+                o = fw.byte(ev)
+                if o >= 0 and tx is not None:
+                    tx.write_byte(o)
+                if fw.event:
+                    self.on_event(fw.event)
+                continue
+            if ev == codec.NONE:
+                n -= 1
+                break
             if ev == codec.GAP:
                 if fw.gap():
                     self.cut_frames += 1

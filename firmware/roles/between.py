@@ -63,12 +63,10 @@ class Between:
                 self.seq = out[frame.O_SEQ]
                 self.clock.period_ms = frame.cadence_ms(out[frame.O_FLAGS])
         elif ev == frame.EV_B:
-            good = fw.a_result == frame.OK and fw.b_result == frame.OK
-            self.clock.frame_passed(good)
-            if good:
-                self.vbal_mv = options.balance_mv(self.switches)
-                self.cell.frame_seen()
-            if self._own_due:
+            # runs between two received characters: only note the frame; the balance voltage
+            # and the LED flash follow in the cycle, which the loop runs right after the frame
+            self.clock.frame_passed(fw.a_result == frame.OK and fw.b_result == frame.OK)
+            if self._own_due:       # measured while the frame passed (cycle ran inside it)
                 self._set_own()
 
     def _set_own(self):
@@ -85,7 +83,9 @@ class Between:
         """One frame slot: right after a frame passed, or on the fallback timer."""
         cell = self.cell
         clock = self.clock
-        clock.slot()
+        if clock.slot():            # a good frame passed since the last cycle
+            self.vbal_mv = options.balance_mv(self.switches)
+            cell.frame_seen()
         if not self._fresh:
             cell.measure(dt_ms)
         self._fresh = False
@@ -124,7 +124,7 @@ class Between:
 
     def poll(self):
         o = self.origin
-        if o.busy():
+        if o.queued or o.i < o.n:   # o.busy(), without a call per received character
             o.pump()
         return self.port.poll()
 

@@ -232,6 +232,33 @@ def test_cycles_follow_the_frames_and_the_cadence_comes_from_begin():
         assert p.end.position == 3 and p.between.position == 2 and p.begin.position == 1
 
 
+def test_between_section_end_handler_leaves_the_frame_work_to_the_cycle():
+    """The handler of a frame's last character runs between two received characters (at board
+    speed every ms there is a character time, issue 12): it only notes the frame; the LED flash
+    and the balance voltage follow in the cycle the loop runs right after the frame."""
+    p = Pack()
+    for _ in range(3):
+        p.frame()
+    cell = p.cells[1]
+    seen = cell.frames
+    cell.vbal_mv = 0
+    for r in (p.begin, p.between, p.end):
+        r.tick(p.period)
+    p.begin.cycle(p.period)
+    p.begin.poll()
+    q = p.rx[1].q
+    for b in p.sent[0]:
+        q.append(b)
+    del p.sent[0][:]
+    q.append(codec.GAP)
+    p.between.poll()                        # the whole frame, section ends included
+    assert p.between.fw.frames == 4 and len(p.sent[1]) > 0
+    assert cell.frames == seen              # nothing of the frame work in the byte path
+    assert p.between.cycle_due()            # ... it is the cycle's, due right now
+    p.between.cycle(p.period)
+    assert cell.frames == seen + 1 and cell.vbal_mv == 3400 and cell.link_ok
+
+
 def test_isolated_corrupted_frame_is_not_a_comm_loss_and_costs_one_frame():
     p = Pack()
     for _ in range(4):
