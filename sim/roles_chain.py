@@ -447,8 +447,7 @@ class RolesChain:
                 t0 = self.time.now_ns()
             role.tick(self.sim.cycle_ms)
             role.cycle(self.sim.cycle_ms)
-            if k > 0:
-                role.poll()
+            role.poll()             # Begin: the frame its cycle built goes out from poll()
             if self.host_ns is not None:
                 self.host_ns[k] += self.time.now_ns() - t0
                 self.host_calls[k] += 1
@@ -468,6 +467,8 @@ class RolesChain:
         def run():
             role.tick(ms)
             role.cycle(ms)
+            if k == 0:
+                role.poll()         # the frame the cycle built starts from poll()
         self._call(k, run, "cycle")
         if self.host_calls is not None:
             self.host_calls[k] += 1

@@ -328,8 +328,7 @@ class Chain:
         self.boards[k].cycle(self.cycle_ms)
         if k == 0:
             self.frame_start_ns[self.begin.seq] = self.sched.now
-        if k > 0:
-            self.boards[k].poll()
+        self.boards[k].poll()          # Begin: its frame goes out from its poll()
 
     def remove(self, k):
         """Board k stops working: sends nothing, forwards nothing."""

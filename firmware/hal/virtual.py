@@ -322,8 +322,7 @@ class Pack:
         role = self.roles[k]
         role.tick(self.cycle_ms)
         role.cycle(self.cycle_ms)
-        if k > 0:
-            role.poll()
+        role.poll()             # Begin: the frame its cycle built goes out from poll()
 
     def power(self, k, on):
         if on == self.on[k]:

@@ -2,7 +2,8 @@
 its own cell (position 1) and originates one frame per cycle (docs/link-protocol.md). Its
 free-running cycle is the chain's clock: the period travels in every frame (FLAGS cadence
 bits) and the other boards run their cycles on the frames. The frame goes out through a
-non-blocking ``Originator``: ``poll()`` keeps the transmitter fed between wake-ups."""
+non-blocking ``Originator``: the cycle only builds it, ``poll()`` at the following wake-ups
+hands it to the transmitter."""
 from core import frame, options
 from roles import Originator, cycle_ms_of
 
@@ -48,7 +49,7 @@ class Begin:
                 "tx_skipped": self.tx_skipped}
 
     def originate(self):
-        """Build this cycle's frame and start sending it (the loop's poll() continues)."""
+        """Build this cycle's frame; the loop's poll() sends it, from the next wake-up on."""
         if self.origin.busy():
             self.tx_skipped += 1      # the last frame is still going out: the period is too short
             return 0
@@ -63,7 +64,11 @@ class Begin:
         p = self.pair
         n = frame.build_empty(self.buf, w, self.seq, sw, 0, win, p.s1_ma, p.s1_flags, p.s2_ma,
                               p.s2_flags, self.cycle_ms, False)
-        self.origin.start(n)
+        # started by the next poll() (the next wake-up, 1 ms on), not here: the first characters
+        # must not wait in the transmitter FIFO (8 on a PIO) behind the rest of this long cycle
+        # and the loop's work after it - past 8 characters + the 30-bit gap every receiver
+        # would cut the frame (docs/link-protocol.md "Originated frames")
+        self.origin.queue(n)
         self.frames_sent += 1
         return n
 

@@ -328,6 +328,7 @@ def test_cell_measured_just_before_the_frame_that_carries_it():
     assert p.period - MEASURE_LEAD_MS - 20 <= cell.measures[0] <= p.period - MEASURE_LEAD_MS
     n = len(cell.measures)
     p.begin.cycle(p.period)
+    p.begin.poll()
     p._hand_on(1, p.between)
     assert len(cell.measures) == n                # the cycle after the frame does not measure again
 
@@ -374,6 +375,79 @@ def test_originator_feeds_the_transmitter_between_wake_ups():
     tx.shift(8)
     assert tx.wire == expect and o.sent == 1
     assert wakeups >= (n - 8) // 3
+
+
+class LineTx:
+    """A PIO-like transmitter in virtual time (``now[0]``, µs): 8 characters of FIFO, then the
+    line at 9600 baud; remembers when each character went onto the line."""
+    CHAR_US = 1042
+    GAP_US = 3125           # 30 bit times idle: every receiver ends (cuts) the frame
+
+    def __init__(self, now, depth=8):
+        self.now = now
+        self.depth = depth
+        self.free_at = 0
+        self.starts = []
+        self.data = []
+
+    def write_byte(self, b):
+        t = self.now[0]
+        waiting = 0
+        for s in self.starts:
+            if s > t:
+                waiting += 1
+        if waiting >= self.depth:
+            return False
+        start = t if t > self.free_at else self.free_at
+        self.free_at = start + self.CHAR_US
+        self.starts.append(start)
+        self.data.append(b)
+        return True
+
+    def longest_idle_us(self):
+        st = self.starts
+        return max([st[i + 1] - st[i] - self.CHAR_US for i in range(len(st) - 1)] + [0])
+
+
+def test_begin_frame_has_no_gap_whatever_the_cycle_costs_after_building_it():
+    """Begin's cycle builds the frame but hands the transmitter nothing: the frame leaves from
+    the following 1 ms wake-ups. Had the cycle started it, 8 characters in the FIFO would cover
+    only 8 ms of whatever the wake-up still does after that (here 12 ms: the LED, the loop's
+    own work, a garbage collection); the line would then idle for more than 30 bit times and
+    every receiver would cut the frame (three such in a row: comm lost, relays open - the
+    drop the 1 h board-time bench found)."""
+    now = [0]
+
+    class SlowAfterFrameCell(PackCell):
+        def frame_seen(self):
+            PackCell.frame_seen(self)
+            now[0] += 12000
+
+    class Def:
+        LINK_CYCLE_MS = 1000
+
+    hw = FakeHw(SW)
+    hw.link_tx = tx = LineTx(now)
+    role = begin.Begin(hw, Def, SlowAfterFrameCell(3300, 250), FakePair(-4200, 123456))
+    for k in range(3):
+        now[0] = k * 1000000
+        del tx.starts[:]
+        del tx.data[:]
+        tx.free_at = 0
+        role.cycle(1000)
+        assert tx.data == []                      # the cycle itself sends nothing
+        while role.wake_in_ms() == 1:             # busy: the loop wakes every 1 ms
+            now[0] += 1000
+            role.poll()
+        assert tx.longest_idle_us() < LineTx.GAP_US, tx.longest_idle_us()
+        rx = frame.Forwarder()
+        rx.set_own(3310, 250, 0)
+        rx.gap()
+        for b in tx.data:
+            rx.byte(b)
+        assert rx.a_result == frame.OK and rx.b_result == frame.OK
+        assert len(tx.data) == frame.frame_len(frame.window_size(4))
+    assert role.tx_skipped == 0
 
 
 def test_originator_allocates_nothing():
