@@ -20,7 +20,7 @@ named by section A's FAULT_AT) or a cell count outside the switch range switch b
 same cycle. The lowest/highest cell voltage and
 temperature are the worse of the per-cell detail and the section-A aggregates (updated in every
 frame), so limits act within one frame at any chain length; V-max / V-min trip on
-``core.relays.LIMIT_SAMPLES`` consecutive (unfiltered) samples. A sensor fault never disables the
+``core.relays.LIMIT_SAMPLES`` (1) unfiltered sample (the cell board's burst debounces). A sensor fault never disables the
 protection it feeds: an untrusted temperature counts as too hot and too cold for both relays
 (TEMP_SENSOR_FAULT), a cell reading that does not follow the pack's current steps as an untrusted
 voltage (CELL_NOT_FOLLOWING + VOLT_SENSOR_FAULT), a current sensor without data freezes the SoC

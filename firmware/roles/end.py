@@ -15,7 +15,7 @@ from micropython import const
 from core import alarms as _alarms
 from core import frame
 from core.snapshot import CellStatus, PackSnapshot
-from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, measure_before_frame
+from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, link_baud_of, measure_before_frame
 
 _AGE_MAX = const(255)
 _NO_BALANCING = _alarms.UNDER_VOLTAGE | _alarms.BALANCE_SWITCH_INVALID  # End cell: no balancing
@@ -32,7 +32,7 @@ class End:
         self._services_poll = outputs is not None and hasattr(outputs, "poll")
         self.clock = FrameClock(cycle_ms_of(board_def), comm_timeout_cycles)
         self.snap = snapshot if snapshot is not None else PackSnapshot()
-        self.port = LinkPort(hw.link_rx, None, self._on_event)
+        self.port = LinkPort(hw.link_rx, None, self._on_event, link_baud_of(board_def))
         self.fw = self.port.fw
         self.quiet = comm_timeout_cycles    # slots in which no frame reached our input intact
         self.own_position = 0               # this board's position, learnt from good frames
