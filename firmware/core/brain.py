@@ -174,6 +174,13 @@ class PackBrain:
             self.alarms |= A.SETTINGS_INVALID
 
     # --- per cycle ---------------------------------------------------------------------------
+    def vmax_in_section_a(self, max_mv, max_mv_cell):
+        """True when section A's highest cell (CRC-checked, mid-frame) is at or over V-max:
+        the End opens the charge relay at once, before the rest of the frame (the detail)
+        has arrived; ``update`` after the frame trips on the same value (``LIMIT_SAMPLES``
+        = 1), so the relay is not closed again. No allocation (the receiver's handler)."""
+        return (self._ok and max_mv_cell != 0 and self._lim.vmax_mv <= max_mv <= CELL_MAX_MV)
+
     def update(self, snap, dt_ms):
         """One cycle: ``snap`` is the current ``core.snapshot.PackSnapshot``, ``dt_ms`` the real
         time since the previous call. Allocation-free."""

@@ -28,6 +28,7 @@ class End:
         self.cell = cell
         self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.brain = brain
+        self._vmax_in_a = getattr(brain, "vmax_in_section_a", None)   # bound once (handler)
         self.outputs = outputs          # optional: outputs.update(snap, brain, dt_ms) each cycle
         self._services_poll = outputs is not None and hasattr(outputs, "poll")
         self.clock = FrameClock(cycle_ms_of(board_def), comm_timeout_cycles)
@@ -105,6 +106,9 @@ class End:
                 frame.apply_a(out, snap)
                 snap.valid = True
                 self.clock.period_ms = frame.cadence_ms(out[frame.O_FLAGS])
+                fast = self._vmax_in_a
+                if fast is not None and fast(snap.max_mv, snap.max_mv_cell):
+                    self.hw.set_charge_relay(False)   # V-max: now, not after the detail (issue 12)
                 if out[frame.O_FLAGS] & frame.F_LOST:
                     self.broken = True         # chain broken: relays off now, not next cycle
                     snap.comm_ok = False
