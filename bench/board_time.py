@@ -58,7 +58,8 @@ def _ramp_scenario(n, bt=None):
 
 
 def ramp_trial(n, seed, timeout_s=15.0, board_time_cfg=None):
-    """One trial: ms from the crossing to the charge relay opening (None: not within timeout;
+    """One trial: ms from the crossing to the charge relay opening (0: it opened before the true
+    cell crossed, on a reading within the ADC noise of V-max; None: not within timeout;
     NOT_CLOSED: the relay had not closed before the event - the link was not up)."""
     rng = random.Random(seed * 7919 + n * 31)
     settle = reaction.SETTLE_S.get(n, 8.0 + n / 16.0)
@@ -86,7 +87,9 @@ def ramp_trial(n, seed, timeout_s=15.0, board_time_cfg=None):
             reaction._advance(sim, reaction.FINE_MS)
             if t_cross_ns is None and float(p.v_true[cell]) >= vmax:
                 t_cross_ns = t0 * 1000000
-            if t_cross_ns is not None and clock.off_ns["charge"] is not None:
+            if clock.off_ns["charge"] is not None:
+                if t_cross_ns is None:
+                    return 0.0     # opened on a reading at V-max before the true cell got there
                 return max(0, clock.off_ns["charge"] - t_cross_ns) / 1e6
         return None
     finally:

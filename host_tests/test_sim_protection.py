@@ -78,8 +78,9 @@ def test_frozen_noisy_cell_reading_is_flagged(tmp_path, eng):
 @pytest.mark.parametrize("eng", ENGINES)
 def test_limits_act_within_a_frame_plus_debounce_on_a_1c_ramp(tmp_path, eng):
     """Item 5: V-max and V-min on a 1 C ramp (no step to skip a filter): the relay is open at
-    most LIMIT_SAMPLES cycles after the first second the TRUE cell is past the limit by more
-    than the cell ADC's noise (2 mV). With the smoothing filter in the path it was 3-4 s."""
+    most LIMIT_SAMPLES (1) cycles after the first second the TRUE cell is past the limit by
+    more than the cell ADC's noise (2 mV): the first frame that carries it. With the smoothing
+    filter in the path it was 3-4 s."""
     header, at = _run(tmp_path, "protect_limit_ramp", eng)
     s = header["settings"]
     vmax, vmin = s["vmax_mv"] / 1000.0, s["vmin_mv"] / 1000.0

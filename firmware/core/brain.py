@@ -20,7 +20,7 @@ named by section A's FAULT_AT) or a cell count outside the switch range switch b
 same cycle. The lowest/highest cell voltage and
 temperature are the worse of the per-cell detail and the section-A aggregates (updated in every
 frame), so limits act within one frame at any chain length; V-max / V-min trip on
-``core.relays.LIMIT_SAMPLES`` consecutive (unfiltered) samples. A sensor fault never disables the
+``core.relays.LIMIT_SAMPLES`` (1) unfiltered sample (the cell board's burst debounces). A sensor fault never disables the
 protection it feeds: an untrusted temperature counts as too hot and too cold for both relays
 (TEMP_SENSOR_FAULT), a cell reading that does not follow the pack's current steps as an untrusted
 voltage (CELL_NOT_FOLLOWING + VOLT_SENSOR_FAULT), a current sensor without data freezes the SoC
@@ -174,6 +174,13 @@ class PackBrain:
             self.alarms |= A.SETTINGS_INVALID
 
     # --- per cycle ---------------------------------------------------------------------------
+    def vmax_in_section_a(self, max_mv, max_mv_cell):
+        """True when section A's highest cell (CRC-checked, mid-frame) is at or over V-max:
+        the End opens the charge relay at once, before the rest of the frame (the detail)
+        has arrived; ``update`` after the frame trips on the same value (``LIMIT_SAMPLES``
+        = 1), so the relay is not closed again. No allocation (the receiver's handler)."""
+        return (self._ok and max_mv_cell != 0 and self._lim.vmax_mv <= max_mv <= CELL_MAX_MV)
+
     def update(self, snap, dt_ms):
         """One cycle: ``snap`` is the current ``core.snapshot.PackSnapshot``, ``dt_ms`` the real
         time since the previous call. Allocation-free."""

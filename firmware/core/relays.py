@@ -27,10 +27,14 @@ the cells recovering above V-min once the load is off never re-close it, only ch
 into the pack does. Critical mode keeps the manual's table (no SoC condition): with the combined
 wiring the charger runs only while the load relay is closed too, so an SoC latch could never clear.
 Timing (beyond the manual): no communication and invalid settings switch off in the same cycle.
-V-max and V-min act on the unfiltered cell readings (the cell boards send the trimmed mean of
-each burst, no smoothing filter) with a count-based debounce: ``LIMIT_SAMPLES`` (2) consecutive
-samples at or beyond the limit open the relay, i.e. within one frame plus one cycle (2 s at the
-1 s cycle) of the first reading over the limit. Temperature and "full" need ``TRIP_SAMPLES``
+V-max and V-min act on the unfiltered cell readings (no smoothing filter) with a count-based
+debounce that lives in the cell board's measurement burst: the value a board sends is the
+trimmed mean of a burst of ADC reads (16 reads, the 4 lowest and 4 highest dropped,
+core.sampling.Oversampler), so up to 4 wild reads of a burst never move it, and a corrupted
+frame is caught by the link's CRCs. So ``LIMIT_SAMPLES`` (1) sample at or beyond the limit opens
+the relay: the first frame that carries the crossing trips it (issue 12: at most one frame
+period plus the link latency after the cell crosses; two samples in the pack brain made it two
+frame periods). Temperature and "full" need ``TRIP_SAMPLES``
 consecutive samples; switching on needs ``ENABLE_SAMPLES`` consecutive samples with every
 on-condition true, and after a voltage or temperature trip the relay stays off at least
 ``RETRY_MS``. Missing data never switches a relay on: no valid temperature in the chain, or a
@@ -58,7 +62,7 @@ from core import settings as _settings
 TRIP_SAMPLES = const(3)
 ENABLE_SAMPLES = const(3)
 RETRY_MS = const(30000)
-LIMIT_SAMPLES = const(2)          # consecutive samples beyond V-max / V-min before a trip
+LIMIT_SAMPLES = const(1)          # samples beyond V-max / V-min before a trip (the burst debounces)
 RESTART_DWELL_MS = const(300000)  # after a V-max / V-min trip: back inside the hysteresis this long
 _LED_PERIOD_MS = const(5000)   # relay LEDs flash once every 5 s while their relay is on
 _LED_ON_MS = const(100)

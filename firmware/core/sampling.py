@@ -11,8 +11,9 @@ Pipeline per measurement (one call of ``CellChannel.begin()``, N ``add(pin_uv)``
    diagnostics; the value the link carries, which the balancer and the pack brain's V-max /
    V-min checks use, is
    ``fast_mv``, the same pipeline without the filter (the trimmed mean of this burst): on a
-   steadily moving cell the filter lags 3-4 cycles (the pack brain debounces by a count of
-   consecutive samples instead, core.relays.LIMIT_SAMPLES).
+   steadily moving cell the filter lags 3-4 cycles. The trimmed mean is also the limit
+   checks' count-based debounce: up to ``trim`` wild reads at either end of a burst never move
+   it, so the pack brain trips on the first sample over a limit (core.relays.LIMIT_SAMPLES).
 3. Nominal divider: pin µV -> cell voltage in 0.1 mV with the board definition's
    ``CELL_DIVIDER_NUM / CELL_DIVIDER_DEN``.
 4. ``Calibration``: cell_01mv = nominal + nominal * delta_q16 / 65536 + offset_01mv, i.e. a gain

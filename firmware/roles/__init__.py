@@ -13,6 +13,7 @@ from micropython import const
 from core import codec, crc, frame
 
 _DEFAULT_CYCLE_MS = const(1000)
+_DEFAULT_BAUD = const(9600)
 _POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
 
 # ---- time counted in frames: the one place (docs/architecture.md "Time") -------------------------
@@ -144,7 +145,9 @@ def frame_wake_ms(role):
     timer, the measurement before the next frame - whichever comes first; every FRAME_POLL_MS
     while a frame is due or passing (the cycle then runs within FRAME_POLL_MS of its end).
     Between frames the board sleeps (wake-ups bounded: a few per frame period plus the
-    window's, instead of one every 5 ms day and night)."""
+    window's, instead of one every 5 ms day and night). With an interrupt-driven receiver
+    (PIO, soft) the window's wake-ups start when the frame is due and, while it passes, when
+    it should have ended: its characters are handled by the receiver's handler."""
     w = role.cell_wake               # the cell's bound wake_in_ms, made once (None: no hint)
     ms = w() if w is not None else 1000
     c = role.clock
@@ -156,7 +159,23 @@ def frame_wake_ms(role):
         if m < ms:
             ms = m
     if ms > FRAME_POLL_MS and c.in_window():
-        ms = FRAME_POLL_MS
+        w = FRAME_POLL_MS
+        port = role.port
+        if port.interrupt_driven:
+            # characters are forwarded by the receiver's handler, not by these wake-ups: sleep
+            # until the frame is due, or until the frame that is passing should have passed
+            # (its length is known from section A; a faster sender: 1/32 margin), then look in
+            # every FRAME_POLL_MS (a cut frame's gap, a late frame)
+            if c.started:
+                fw = port.fw
+                q = (fw.length - fw.i) * port.char_us
+                q = (q - (q >> 5)) // 1000
+            else:
+                q = c.period_ms - c.since_start_ms
+            if q > w:
+                w = q
+        if w < ms:
+            ms = w
     return ms
 
 
@@ -247,11 +266,16 @@ def cycle_ms_of(board_def):
     return 500 if ms == 500 else _DEFAULT_CYCLE_MS
 
 
+def link_baud_of(board_def):
+    return getattr(board_def, "LINK_BAUD", _DEFAULT_BAUD)
+
+
 class LinkPort:
     """Receiver -> Forwarder -> (optional) transmitter, character by character."""
 
-    def __init__(self, rx, tx, on_event):
+    def __init__(self, rx, tx, on_event, baud=_DEFAULT_BAUD):
         self.rx = rx
+        self.char_us = 10000000 // baud   # one character (start, 8 data, stop) on the link
         self.tx = tx
         self.fw = frame.Forwarder()
         self.on_event = on_event        # bound method of the role, called with the event code

@@ -8,7 +8,8 @@ frame period and, after LOST_AFTER_FRAMES slots without a frame start, originate
 slot."""
 from core import frame, options
 from core.snapshot import CellStatus
-from roles import COMM_TIMEOUT_FRAMES, FrameClock, LinkPort, Originator, cycle_ms_of, frame_wake_ms, measure_before_frame
+from roles import (COMM_TIMEOUT_FRAMES, FrameClock, LinkPort, Originator, cycle_ms_of, frame_wake_ms, link_baud_of,
+                   measure_before_frame)
 
 
 class Between:
@@ -19,7 +20,7 @@ class Between:
         self.tx = hw.link_tx
         self.cycle_ms = cycle_ms_of(board_def)
         self.clock = FrameClock(self.cycle_ms, comm_timeout_frames)
-        self.port = LinkPort(hw.link_rx, hw.link_tx, self._on_event)
+        self.port = LinkPort(hw.link_rx, hw.link_tx, self._on_event, link_baud_of(board_def))
         self.fw = self.port.fw
         self.origin = Originator(self.fw, hw.link_tx)
         self.lost = False

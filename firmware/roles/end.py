@@ -15,7 +15,7 @@ from micropython import const
 from core import alarms as _alarms
 from core import frame
 from core.snapshot import CellStatus, PackSnapshot
-from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, measure_before_frame
+from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, link_baud_of, measure_before_frame
 
 _AGE_MAX = const(255)
 _NO_BALANCING = _alarms.UNDER_VOLTAGE | _alarms.BALANCE_SWITCH_INVALID  # End cell: no balancing
@@ -28,11 +28,12 @@ class End:
         self.cell = cell
         self.cell_wake = getattr(cell, "wake_in_ms", None)   # bound once: no allocation per wake-up
         self.brain = brain
+        self._vmax_in_a = getattr(brain, "vmax_in_section_a", None)   # bound once (handler)
         self.outputs = outputs          # optional: outputs.update(snap, brain, dt_ms) each cycle
         self._services_poll = outputs is not None and hasattr(outputs, "poll")
         self.clock = FrameClock(cycle_ms_of(board_def), comm_timeout_cycles)
         self.snap = snapshot if snapshot is not None else PackSnapshot()
-        self.port = LinkPort(hw.link_rx, None, self._on_event)
+        self.port = LinkPort(hw.link_rx, None, self._on_event, link_baud_of(board_def))
         self.fw = self.port.fw
         self.quiet = comm_timeout_cycles    # slots in which no frame reached our input intact
         self.own_position = 0               # this board's position, learnt from good frames
@@ -105,6 +106,9 @@ class End:
                 frame.apply_a(out, snap)
                 snap.valid = True
                 self.clock.period_ms = frame.cadence_ms(out[frame.O_FLAGS])
+                fast = self._vmax_in_a
+                if fast is not None and fast(snap.max_mv, snap.max_mv_cell):
+                    self.hw.set_charge_relay(False)   # V-max: now, not after the detail (issue 12)
                 if out[frame.O_FLAGS] & frame.F_LOST:
                     self.broken = True         # chain broken: relays off now, not next cycle
                     snap.comm_ok = False

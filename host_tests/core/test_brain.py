@@ -987,3 +987,18 @@ def test_frozen_check_waits_for_fresh_detail_on_long_chains():
         flagged = _long_chain(b, PackSnapshot(), 120, ages=True, n=n, period=period, frozen=n // 2)
         assert flagged is not None and flagged <= 9 * 2 * FROZEN_STRIKES + period + 2, (n, flagged)
         assert not b.charge_allowed and not b.load_allowed
+
+
+def test_section_a_vmax_says_open_the_charge_relay_mid_frame():
+    """Issue 12: the End opens the charge relay when section A (CRC-checked) arrives with a
+    cell at V-max, before the detail; the update after the frame trips on the same value, so
+    the relay is not closed again. An empty aggregate or an implausible value is not data."""
+    b, snap = big_pack()
+    vmax = b._lim.vmax_mv
+    assert not b.vmax_in_section_a(vmax - 1, 200)
+    assert not b.vmax_in_section_a(vmax, 0)               # no board contributed
+    assert not b.vmax_in_section_a(6000, 200)             # above CELL_MAX_MV: not a cell
+    assert b.vmax_in_section_a(vmax, 200)
+    snap.max_mv, snap.max_mv_cell = vmax, 200
+    b.update(snap, 1000)
+    assert not b.charge_allowed                           # the same frame's update agrees

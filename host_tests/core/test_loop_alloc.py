@@ -235,9 +235,9 @@ def test_begin_loop_runs_with_the_heap_locked():
 
 
 def test_between_sleeps_between_frames_and_cycles_right_after_each():
-    """Interrupt-driven receiver: the loop wakes every FRAME_POLL_MS only while a frame is
-    due or passing, else at the next measurement / LED edge; the cycle runs within
-    FRAME_POLL_MS of the frame's end."""
+    """Interrupt-driven receiver: the loop wakes when a frame is due, when it should have
+    passed and then every FRAME_POLL_MS until it has, else at the next measurement / LED
+    edge; the cycle runs within FRAME_POLL_MS of the frame's end."""
     from roles import FRAME_POLL_MS
     hw = Hw(NO_DATA)
     hw.link_rx = IrqRingRx()
@@ -267,8 +267,9 @@ def test_between_sleeps_between_frames_and_cycles_right_after_each():
     assert len(cycle_at) - c0 == 10                       # one cycle per frame, no fallback
     for k in range(c0, len(cycle_at)):
         assert 0 <= cycle_at[k] - ends[k] <= FRAME_POLL_MS, (cycle_at[k], ends[k])
-    # the window: 40 ms before the frame + its 118 characters + gap, at 5 ms; a few others
-    assert wakeups_per_s <= 50, wakeups_per_s
+    # the receiver's handler forwards the characters: the loop wakes when the frame is due
+    # and when it should have passed (not every 5 ms of the window: 35/s), a few others
+    assert wakeups_per_s <= 8, wakeups_per_s
     assert role.port.fw.frames >= 12 and role.originated == 0 and role.link_ok
 
 

@@ -175,9 +175,7 @@ def test_hold_off_after_voltage_trip():
     lim = limits(settings.CRITICAL)
     assert lim.restart_hyst_mv == 74 and lim.restart_hyst_mv_min == 58
     r = both_on(lim)
-    step(r, lim, 1, max_mv=3700)
-    assert r.charge_on                                  # one sample: debounce
-    step(r, lim, 1, max_mv=3700)
+    step(r, lim, 1, max_mv=3700)                        # the first sample at V-max trips
     assert not r.charge_on and r.vmax_hold and r.latch_changed
     step(r, lim, 10 * RETRY_MS // 1000, max_mv=3690)    # relaxed below V-max: no chatter
     assert not r.charge_on
@@ -197,13 +195,14 @@ def test_hold_off_after_voltage_trip():
     assert r.load_on and not r.vmin_hold
 
 
-def test_limit_debounce_needs_consecutive_samples():
+def test_an_isolated_sample_over_a_limit_trips_and_latches():
+    """No second sample in the pack brain (the burst debounced it): an isolated reading at
+    V-max / V-min opens the relay and the latch holds it open when the next one is fine."""
     lim = limits()
     r = both_on(lim)
-    for _ in range(20):                                  # alternating: never two in a row
-        step(r, lim, 1, max_mv=3700, min_mv=2900)
-        step(r, lim, 1)
-    assert r.charge_on and r.load_on and not r.vmax_hold and not r.vmin_hold
+    step(r, lim, 1, max_mv=3700, min_mv=2900)
+    step(r, lim, 20)
+    assert not r.charge_on and not r.load_on and r.vmax_hold and r.vmin_hold
 
 
 def test_latches_round_trip_and_deep_discharge():
@@ -351,3 +350,19 @@ def test_empty_limits_follow_discharge_restart():
     assert not r.load_on and not r.empty
     step(r, lim, RESTART_DWELL_MS // 1000 + ENABLE_SAMPLES, min_mv=3000, soc_c=0)
     assert r.load_on
+
+
+def test_vmax_trips_on_the_first_sample_that_carries_it():
+    """Issue 12: the debounce lives in the cell board's burst (core.sampling), so the frame
+    that carries a crossing opens the relay; the sample before, 1 mV under, does not."""
+    assert LIMIT_SAMPLES == 1
+    for mode in (settings.NORMAL, settings.CRITICAL):
+        lim = limits(mode)
+        r = both_on(lim)
+        step(r, lim, 1, max_mv=lim.vmax_mv - 1, min_mv=3300)
+        assert r.charge_on, mode
+        step(r, lim, 1, max_mv=lim.vmax_mv, min_mv=3300)
+        assert not r.charge_on and r.vmax_hold, mode
+        r = both_on(lim)
+        step(r, lim, 1, min_mv=lim.vmin_mv)
+        assert not r.load_on and r.vmin_hold, mode

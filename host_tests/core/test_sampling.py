@@ -286,3 +286,23 @@ def test_fast_value_follows_a_ramp_without_filter_lag():
             worst_filtered = max(worst_filtered, abs(ch.cell_mv - cell_uv // 1000))
     assert worst_fast <= 1, worst_fast
     assert worst_filtered >= 10                   # the lag this path no longer has
+
+
+def test_wild_reads_in_a_burst_never_move_the_limit_value():
+    """The limit checks' debounce (issue 12, core.relays.LIMIT_SAMPLES = 1): up to ``trim``
+    wild reads at either end of a burst (ADC glitches, a spike to the rail) leave ``fast_mv``,
+    the value V-max / V-min act on, where the good reads put it; ``trim + 1`` of them do not."""
+    for wild in (1, 4):
+        for spike_uv in (3200000, 100000):        # near the ADC's top / bottom
+            ch = CellChannel(2, 1, samples=16, trim=4, filter_shift=2)
+            ch.begin()
+            for j in range(16):
+                ch.add(spike_uv if j < wild else 1650000 + (j % 3) * 100)
+            ch.finish()
+            assert ch.ok and abs(ch.fast_mv - 3300) <= 1, (wild, spike_uv, ch.fast_mv)
+    ch = CellChannel(2, 1, samples=16, trim=4, filter_shift=2)
+    ch.begin()
+    for j in range(16):
+        ch.add(2000000 if j < 5 else 1650000)      # 5 reads at 4.0 V: more than the trim
+    ch.finish()
+    assert ch.fast_mv > 3300
