@@ -266,6 +266,18 @@ for (const b of document.querySelectorAll("button.cmd")) {
 // ---- history -----------------------------------------------------------------------------
 const COLOURS = ["#4a78c2", "#c2492a", "#1b7f2a", "#e08a00", "#7b3fb0", "#00838f", "#ad1457", "#5d4037"];
 
+// One series as a polyline (null = a gap); returns the points drawn.
+function strokeSeries(g, t, values, x, y) {
+  let pen = false, drawn = 0;
+  values.forEach((v, i) => {
+    if (v === null) { pen = false; return; }
+    if (pen) g.lineTo(x(t[i]), y(v)); else { g.moveTo(x(t[i]), y(v)); pen = true; }
+    drawn++;
+  });
+  g.stroke();
+  return drawn;
+}
+
 function drawChart(canvas, t, series) {
   // series: [{name, values, colour, unit}], each on its own vertical scale (labelled)
   const g = canvas.getContext("2d"), W = canvas.width, H = canvas.height, L = 8, R = 8, T = 18, B = 18;
@@ -282,13 +294,7 @@ function drawChart(canvas, t, series) {
     if (hi - lo < 1e-9) { lo -= 0.5; hi += 0.5; }
     const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
     g.strokeStyle = s.colour; g.lineWidth = 1.2; g.beginPath();
-    let pen = false;
-    s.values.forEach((v, i) => {
-      if (v === null) { pen = false; return; }
-      if (pen) g.lineTo(x(t[i]), y(v)); else { g.moveTo(x(t[i]), y(v)); pen = true; }
-      drawn++;
-    });
-    g.stroke();
+    drawn += strokeSeries(g, t, s.values, x, y);
     if (s.legend !== false) {
       const label = s.name + " " + lo.toFixed(s.digits) + ".." + hi.toFixed(s.digits) + " " + s.unit;
       g.fillStyle = s.colour; g.fillText(label, legendX, 12); legendX += g.measureText(label).width + 14;
@@ -317,13 +323,7 @@ function drawCells(canvas, t, cells) {
   let drawn = 0;
   for (const s of series) {
     g.strokeStyle = s.colour; g.lineWidth = 1; g.beginPath();
-    let pen = false;
-    s.values.forEach((v, i) => {
-      if (v === null) { pen = false; return; }
-      if (pen) g.lineTo(x(t[i]), y(v)); else { g.moveTo(x(t[i]), y(v)); pen = true; }
-      drawn++;
-    });
-    g.stroke();
+    drawn += strokeSeries(g, t, s.values, x, y);
   }
   g.fillStyle = "#555"; g.font = "11px sans-serif";
   g.fillText(series.length + " cells " + lo.toFixed(3) + ".." + hi.toFixed(3) + " V", L, 12);
