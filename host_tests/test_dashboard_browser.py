@@ -134,6 +134,7 @@ def test_chain_view_shows_where_the_link_is_broken(tmp_path, browser):
         assert lost == ["B", "2"]
         assert len(browser.find_elements("css selector", "#chain .wire.broken")) == 1
         assert "comm lost" in _text(browser, "alarms") and "current sensor" not in _text(browser, "alarms")
+        assert _text(browser, "pack-v") == "--" and _text(browser, "power") == "--"   # not a part-sum
         wait_for(lambda: "comm lost (break at 3)" in _text(browser, "board-events"), what="the board's event log")
         if SCREENSHOTS:
             save_screenshot(browser, "dashboard-chain-broken.png")

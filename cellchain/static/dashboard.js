@@ -99,9 +99,12 @@ async function readAndRender() {
   const s = snap.status, set = state.settings || {};
   $("soc").textContent = fmt(s.soc_c, 100, 1, "%");
   $("soc-cal").textContent = s.soc_cal ? "" : "not calibrated";
-  $("pack-v").textContent = fmt(s.pack_mv, 1000, 2, "V");
+  // during a comm loss the End board's pack voltage is the sum of the cells still heard: not the
+  // pack's (the extended output sends N = 0 and BLE "X" there), so none is shown
+  const packMv = s.comm ? s.pack_mv : null;
+  $("pack-v").textContent = fmt(packMv, 1000, 2, "V");
   $("current").textContent = fmt(s.current_ma, 1000, 2, "A");
-  const w = (s.pack_mv !== null && s.current_ma !== null) ? s.pack_mv * s.current_ma / 1e6 : null;
+  const w = (packMv !== null && s.current_ma !== null) ? packMv * s.current_ma / 1e6 : null;
   $("power").textContent = w === null ? "--" : w.toFixed(0) + " W";
   $("energy-stored").textContent = s.stored_wh === null ? "--" : s.stored_wh + " Wh";
   $("energy-io").textContent = "in " + s.in_wh + " Wh, out " + s.out_wh + " Wh";
