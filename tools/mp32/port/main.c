@@ -1,6 +1,7 @@
-// 32-bit measurement port for tools/role_heap.py (cellchain): runs one script with a 64 kB...
-// 2 MB GC heap; every imported file (.mpy or .py) is read once into memory outside the GC heap
-// and loaded in place (MP_READER_IS_ROM), as MicroPython loads modules from a ROMFS partition.
+// 32-bit measurement port for tools/role_heap.py (cellchain): runs one script (argv[1], the rest
+// in sys.argv) with a 2 MB GC heap; every imported file (.mpy or .py) is read once into memory
+// outside the GC heap and loaded in place (MP_READER_IS_ROM), as MicroPython loads modules from a
+// ROMFS partition (MICROPY_LOADER=copy: copied into the heap, as from a filesystem).
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdbool.h>
