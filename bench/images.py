@@ -69,8 +69,10 @@ def role_heap(folder, role, data_dir, romfs, binary=None):
     """tools/role_heap.py's figures for one built image (None when it fails). ``binary``: a
     tools/mp32 build (run with --in-place) instead of the .venv's Unix port."""
     flags = ["--in-place"] if binary else (["--romfs"] if romfs else [])
-    args = [binary or MPY, os.path.join(ROOT, "tools", "role_heap.py"), folder, role, data_dir] + flags
-    res = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    # run inside the image folder: module file names ("./core/frame.mpy", strings in the heap) as
+    # short as a board's ("/rom/core/frame.mpy"), whatever the temporary folder is called
+    args = [binary or MPY, os.path.join(ROOT, "tools", "role_heap.py"), ".", role, os.path.abspath(data_dir)] + flags
+    res = subprocess.run(args, cwd=folder, capture_output=True, text=True, timeout=120)
     try:
         d = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
