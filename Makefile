@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 MPY    := $(VENV)/bin/micropython
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench clean
+.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench clean mp32
 
 help:
 	@echo "cellchain make targets:"
@@ -13,6 +13,7 @@ help:
 	@echo "  make typecheck    mypy over firmware/ and board_defs/ against rp2 and esp32 stubs"
 	@echo "  make lint         ruff"
 	@echo "  make images       build every (board, role) image with mpy-cross into build/"
+	@echo "  make mp32         a 32-bit MicroPython core build for the heap figures (tools/mp32, needs gcc-multilib)"
 	@echo "  make bench        measure link, reaction, memory, CPU, accuracy -> bench/results.json"
 	@echo "  ./flash.sh ROLE BOARD [PORT] [--dry-run]   flash one board"
 
@@ -37,6 +38,9 @@ typecheck: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check firmware board_defs host_tests tools sim bench cellchain
+
+mp32: $(STAMP)
+	tools/mp32/build.sh
 
 images: $(STAMP)
 	$(PY) tools/build_images.py

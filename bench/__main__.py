@@ -31,6 +31,11 @@ def _get(d, *path):
     return d
 
 
+def _heap_verdict(check, bits):
+    b = check["romfs%s_bytes" % bits]
+    return "-" if b is None else "%.1f kB %s" % (b / 1000.0, "ok" if check["romfs%s_ok" % bits] else "FAIL")
+
+
 def summary_rows(res):
     """(figure, value) pairs of the headline figures present in a results dict."""
     rows = []
@@ -69,9 +74,14 @@ def summary_rows(res):
         for r in ("begin", "between", "end"):
             h = per.get(r, {}).get("heap") or {}
             if h.get("plain") and h.get("romfs"):
-                heaps.append("%s %.1f / %.1f kB" % (r, h["plain"]["heap_bytes"] / 1000.0, h["romfs"]["heap_bytes"] / 1000.0))
+                heaps.append("%s %.1f / %.1f kB%s" % (r, h["plain"]["heap_bytes"] / 1000.0, h["romfs"]["heap_bytes"] / 1000.0,
+                                                    " / %.1f kB" % (h["romfs32"]["heap_bytes"] / 1000.0)
+                                                    if h.get("romfs32") else ""))
         if heaps:
-            add("heap at boot %s (plain / romfs, 64-bit)" % target, ", ".join(heaps))
+            add("heap at boot %s (plain / romfs, 64-bit / romfs 32-bit)" % target, ", ".join(heaps))
+    for target, c in sorted((_get(res, "images_end_heap_target") or {}).items()):
+        add("End heap at boot <= 90 KiB %s (romfs 32-bit / 64-bit upper bound)" % target,
+            "%s / %s" % (_heap_verdict(c, "32"), _heap_verdict(c, "64")))
     soc = _get(res, "soc")
     if soc:
         add("SoC error with recalibration", "max %s %%, RMS %s %%" % (soc.get("max_error_pct"), soc.get("rms_error_pct")))

@@ -25,13 +25,27 @@ not heap, and the firmware mounts it before anything runs. Bytecode then runs in
 ROM; what is still counted is what the loader builds in RAM (function/raw-code objects, interned
 names, module dicts, classes). Every firmware module must come from /rom (``rom_modules`` =
 ``modules``), otherwise the run stops with an error.
+
+    tools/mp32/build/micropython32 tools/role_heap.py build/pico_w/end end --in-place
+
+``--in-place``: for the 32-bit measurement build of tools/mp32 (``make -C tools/mp32``, the
+MicroPython core compiled with -m32, no VfsRom): that binary loads every module file in place,
+outside the heap, as a board loads them from a ROMFS partition, so the plain image folder gives
+the romfs figure (reported with ``romfs`` true, ``loader`` "in-place"). ``word_bits`` says
+whether the figure is a 32-bit or a 64-bit one.
 """
 import gc
-import json
 import sys
 
+try:
+    import json
+except ImportError:  # the tools/mp32 build has no extmod: its stand-ins
+    sys.path.insert(0, (sys.argv[0].rsplit("/", 1)[0] if "/" in sys.argv[0] else ".") + "/mp32/shims")
+    import json
+
 _ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
-ROMFS = "--romfs" in sys.argv[1:]
+IN_PLACE = "--in-place" in sys.argv[1:]
+ROMFS = "--romfs" in sys.argv[1:] or IN_PLACE
 IMAGE = _ARGS[0]
 ROLE = _ARGS[1]
 DATA = _ARGS[2] if len(_ARGS) > 2 else "/tmp/cellchain-heap"
@@ -154,7 +168,7 @@ def _mount_romfs():
 
 def main():
     sys.path.insert(0, IMAGE)
-    rom = _mount_romfs() if ROMFS else None
+    rom = _mount_romfs() if ROMFS and not IN_PLACE else None
     _mkdir(DATA)
     hw = Hw(DATA)
     ble = FakeBle()
@@ -171,6 +185,14 @@ def main():
     for name in ("bluetooth",):
         if name not in sys.modules:
             sys.modules[name] = _Module
+    if IN_PLACE:
+        # what a board has built in and the tools/mp32 build lacks: its stand-ins, loaded before
+        # the baseline, so a firmware import of them costs nothing (as on the board)
+        for name in ("os", "binascii", "hashlib"):
+            try:
+                __import__(name)
+            except ImportError:
+                pass
     before_mods = set(sys.modules)
     gc.collect()
     base = gc.mem_alloc()
@@ -204,12 +226,17 @@ def main():
     gc.collect()
     heap = gc.mem_alloc() - base
     mods = sorted(m for m in sys.modules if m not in before_mods)
-    from_rom = [m for m in mods if getattr(sys.modules[m], "__file__", "").startswith(ROM + "/")]
+    if IN_PLACE:
+        from_rom = [m for m in mods if m != "board"]
+    else:
+        from_rom = [m for m in mods if getattr(sys.modules[m], "__file__", "").startswith(ROM + "/")]
     if ROMFS:
         missed = [m for m in mods if m not in from_rom and m != "board"]
         if missed:
             raise SystemExit("role_heap: not imported from %s: %s" % (ROM, " ".join(missed)))
-    print(json.dumps({"role": ROLE, "image": IMAGE, "romfs": ROMFS, "rom_bytes": len(rom) if rom else 0,
+    loader = "in-place" if IN_PLACE else ("vfsrom" if ROMFS else "plain")
+    print(json.dumps({"role": ROLE, "image": IMAGE, "romfs": ROMFS, "loader": loader,
+                      "word_bits": 32 if sys.maxsize < 2 ** 32 else 64, "rom_bytes": len(rom) if rom else 0,
                       "rom_modules": len(from_rom), "heap_bytes": heap, "import_bytes": imports,
                       "objects_bytes": heap - imports, "free_bytes": gc.mem_free(),
                       "modules": len(mods), "module_names": mods, "role_type": type(role).__name__}))

@@ -47,7 +47,6 @@ class End:
         self._fresh = False
         # set by make() on a real board: roles/end_app.EndServices and what it carries
         self.services = None
-        self.app = None
         self.settings = None
         self.safe()
         # measure now: the first frame we complete (before our first cycle) carries our real
@@ -72,6 +71,12 @@ class End:
     @comm_timeout_cycles.setter
     def comm_timeout_cycles(self, n):
         self.clock.timeout_frames = n
+
+    @property
+    def app(self):
+        """The app protocol (end_app.EndServices.app: built at its first use), None without services."""
+        services = self.services
+        return None if services is None else services.app
 
     @property
     def missed(self):
@@ -270,7 +275,6 @@ def make(hw, board_def, cell=None, brain=None, outputs=None, comm_timeout_cycles
         role.cycle_ms = board_cycle_ms
     if services is not None:
         services.role = role
-        role.app = services.app
         role.services = services
         role.settings = services.settings
     return role

@@ -7,18 +7,23 @@ settings, apply_setting, set_password_hash, select_preset, set_mode, zero_curren
 firmware_version) and the End role's ``outputs`` (``update(snap, brain, dt_ms)`` once a cycle).
 Radio, USB and app faults stay here: every call into the transports is guarded, so a BLE stack
 error is logged and counted but never reaches the relays, which the brain alone decides.
+
+The app protocol (core.app_protocol, core.password: a fifth of the End's heap) is imported and
+built at its first use - a client connecting, USB, the 5 s button - not at boot (issue 12, End
+heap). That first use may fail for lack of memory: it runs on a transport path only (guarded,
+counted in ``transport_errors``), never on the relay path.
 """
 from micropython import const
 
 from core import settings as cs
 from core import store
-from core.app_protocol import AppProtocol
 from core.events import EventLog
 from core.extout import ExtOutSender
 from core.ratelimit import WriteBudget
 from core.version import FIRMWARE_VERSION
 
 _TRANSPORT_ERRORS_MAX = const(0x3FFFFFFF)
+_IDLE_MS_MAX = const(0x3FFFFFFF)
 # Settings writes to flash (settings, preset, mode, password): 20 at once, then one per minute.
 # A write that changes nothing is answered OK without touching flash and costs nothing.
 SETTINGS_WRITE_BURST = const(20)
@@ -37,7 +42,10 @@ class EndServices:
         self.settings_path = settings_path
         self.firmware_version = FIRMWARE_VERSION
         self.events = EventLog()    # alarm/relay changes with values, read by EV?
-        self.app = AppProtocol(self, lockout_path=lockout_path)
+        self.lockout_path = lockout_path
+        self._app = None            # core.app_protocol.AppProtocol, built by ``app`` when needed
+        self._app_idle_ms = 0       # time passed before it was built (its lockout counts it)
+        self.transport_app = AppOnDemand(self)   # what BLE serves: builds the app at a connection
         self.write_budget = WriteBudget(SETTINGS_WRITE_BURST, SETTINGS_WRITE_REFILL_MS)
         self.ble = getattr(hw, "ble", None)
         tx = getattr(hw, "extout_tx", None)
@@ -58,7 +66,19 @@ class EndServices:
         s = self.settings
         ble = self.ble
         if ble is not None:
-            ble.start(self.app, s.name, s.name == "123\\SmartBMS")
+            ble.start(self.transport_app, s.name, s.name == "123\\SmartBMS")
+
+    @property
+    def app(self):
+        """The app protocol (core.app_protocol.AppProtocol), imported and built at the first
+        call. Allocates then (a MemoryError reaches the caller: transports and the button only)."""
+        app = self._app
+        if app is None:
+            from core.app_protocol import AppProtocol
+            app = AppProtocol(self, lockout_path=self.lockout_path)
+            app.tick(self._app_idle_ms)   # a lock loaded from flash has been running since boot
+            self._app = app
+        return app
 
     def _guard(self, fn):
         try:
@@ -83,10 +103,14 @@ class EndServices:
                 self.extout_started = True
             if self.extout_started:
                 self.extout.cycle(dt_ms, snap, brain, self.settings)
-        app = self.app
-        app.tick(dt_ms)
+        app = self._app
+        if app is not None:
+            app.tick(dt_ms)
+        elif self._app_idle_ms < _IDLE_MS_MAX and dt_ms > 0:
+            self._app_idle_ms += dt_ms
         self.write_budget.tick(dt_ms)
-        app.stream_round()
+        if app is not None:
+            app.stream_round()
         if brain is not None and brain.should_save:
             if save_brain_state(brain):
                 self.saves += 1
@@ -96,10 +120,19 @@ class EndServices:
     def button_long_press(self):
         """Manual: hold the End board button 5 s -> password back to 1234, every session
         dropped, Bluetooth reconfigured."""
-        self.app.reset_password()
+        self._guard(self._reset_password)
         if self.ble is not None:
             self._guard(self.ble.disconnect_all)
             self._guard(self._start_ble)
+
+    def _reset_password(self):
+        try:
+            app = self.app
+        except MemoryError:
+            # no room for the protocol: the factory password still comes back
+            self.set_password_hash(self.settings.pw_salt, "")
+            raise
+        app.reset_password()
 
     # ---- controller for core.app_protocol ------------------------------------------------------
     def _write_allowed(self):
@@ -170,6 +203,28 @@ class EndServices:
         if self.brain.zero_current():
             return None
         return "zero calibration refused: a sensor gives no data or current is flowing"
+
+
+class AppOnDemand:
+    """The transports' view of ``services.app`` (open, close, feed, pull_lines): the protocol is
+    built when the first client opens a session (a BLE connection), not when the radio starts."""
+
+    def __init__(self, services):
+        self._services = services
+
+    def open(self, write, pull=False):
+        return self._services.app.open(write, pull)
+
+    def close(self, slot):
+        app = self._services._app
+        if app is not None:
+            app.close(slot)
+
+    def feed(self, data, n=-1, slot=0):
+        self._services.app.feed(data, n, slot)
+
+    def pull_lines(self, slot, room):
+        return self._services.app.pull_lines(slot, room)
 
 
 def save_brain_state(brain):

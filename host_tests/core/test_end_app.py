@@ -275,3 +275,61 @@ def test_password_lockout_survives_a_reboot():
     assert say(role2, out2, b"PW1234!", slot2) == b"NA\r"   # still locked
     role2.services.update(role2.snap, role2.brain, password.GLOBAL_LOCK_MS)
     assert say(role2, out2, b"PW1234!", slot2) == b"OK\r"
+
+
+def test_app_protocol_is_built_at_its_first_use():
+    d = tmpdir()
+    ble = Ble()
+    role = end.make(Hw(d, ble), Board(), cell=Cell())
+    services = role.services
+    assert ble.started == 1 and services._app is None      # advertising, no protocol yet
+    services.update(role.snap, role.brain, 1000)           # cycles run without it
+    assert services._app is None
+    out = Out()
+    slot = services.transport_app.open(out, True)          # what a BLE connection does
+    assert services._app is not None and role.app is services._app
+    services.transport_app.feed(b"F?\r", -1, slot)
+    assert out.data.startswith(b"F:") and out.data.endswith(b"OK\r")
+    services.transport_app.close(slot)
+    assert not role.app.logged_in(slot)
+
+
+def test_a_lock_built_late_has_run_since_boot():
+    from core import password
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    for _ in range(password.GLOBAL_FREE_FAILURES + 1):
+        role.app.close(slot)
+        slot = role.app.open(out)
+        say(role, out, b"PW9999!", slot)
+    role2 = end.make(Hw(d), Board(), cell=Cell())          # reboot; nobody connects for 30 s
+    for _ in range(password.GLOBAL_LOCK_MS // 1000):
+        role2.services.update(role2.snap, role2.brain, 1000)
+    assert role2.services._app is None
+    out2 = Out()
+    slot2 = role2.app.open(out2)                            # the lock loaded now has expired
+    assert say(role2, out2, b"PW1234!", slot2) == b"OK\r"
+
+
+class _NoRoomForTheApp:
+    def __init__(self, *a, **k):
+        raise MemoryError("no room")
+
+
+class _FakeAppModule:
+    AppProtocol = _NoRoomForTheApp
+
+
+def test_button_resets_the_password_even_without_room_for_the_app():
+    import sys
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    say(role, out, b"PW1234!", slot)
+    assert say(role, out, b"PC:1234:987654!", slot) == b"OK\r" and role.settings.pw_hash != ""
+    role2 = end.make(Hw(d), Board(), cell=Cell())           # reboot, app not built yet
+    real = sys.modules["core.app_protocol"]
+    sys.modules["core.app_protocol"] = _FakeAppModule
+    try:
+        role2.services.button_long_press()
+    finally:
+        sys.modules["core.app_protocol"] = real
+    assert role2.settings.pw_hash == "" and role2.services.transport_errors == 1
+    assert role2.hw.charge is not None                      # the relays were never left undecided
