@@ -395,13 +395,19 @@ class OptoStage:
         return out
 
 
-def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56):
+PIO_STOP = (9.375, 9.5, 9.75)   # hal/link_pio.py RX: stop bit at 9.375 bits, a second look at 9.5,
+#                                 then waiting again from 9.75 bits (Line's ``stop_at``)
+
+
+def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56, again=None):
     """What a receiver sampling at the middle of each bit makes of a line: ``edges`` [(ns, level)]
     of the receiver's logic level (after its own inversion), ``level0`` before the first edge.
     The start is level-triggered (RP2040 PIO ``wait 0 pin``): the first time the line is space
     (0) once the receiver is ready; data bits at 1.5 .. 8.5 bits, the stop bit at ``stop_at``
     bits; ready for the next start ``ready_at`` bits after the start. A stop bit at space gives
-    codec.FRAMING and the receiver waits for mark first. Returns the list of values."""
+    codec.FRAMING and the receiver waits for mark first; ``again`` (stop_ns, ready) gives a stop bit
+    still at space a second look at ``stop`` bits, then ready at ``ready`` bits (the RP2040 PIO
+    program, hal/link_pio.py). Returns the list of values."""
     out = []
     n = len(edges)
     i = 0            # edges[:i] are at or before the time looked at
@@ -439,10 +445,14 @@ def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56):
             j, lv = level_at(ts + int((k + 1.5) * bit_ns), j, lv)
             v |= lv << k
         j, lv = level_at(ts + int(stop_at * bit_ns), j, lv)
+        ready = ready_at
+        if lv != 1 and again is not None:
+            j, lv = level_at(ts + int(again[0] * bit_ns), j, lv)
+            ready = again[1]
         i, level = j, lv
         if lv == 1:
             out.append(v)
-            t = ts + int(ready_at * bit_ns)
+            t = ts + int(ready * bit_ns)
         else:
             out.append(codec.FRAMING)
             t2, i, level = first_at(ts + int(stop_at * bit_ns), 1, i, level)
@@ -509,7 +519,9 @@ class Line:
         self.polarity = polarity
         self.tx_invert = bool(tx_invert) if polarity else False
         self.rx_invert = bool(rx_invert) if polarity else False
-        self.stop_at = stop_at
+        # stop_at: the stop-bit sample in bits, or (first, second look, ready after it)
+        self.stop_at, self.again = (stop_at[0], (stop_at[1], stop_at[2])) if isinstance(stop_at, tuple) \
+            else (stop_at, None)
         self.dice = ErrorDice(byte_error_rate, seed)
         self.errors = 0
         self.table = [self._lone(b) for b in range(256)]
@@ -541,7 +553,8 @@ class Line:
 
     def decode(self, chars):
         """Values the receiver gets for a burst [(start_ns, byte)], bit by bit."""
-        return uart_decode(self.rx_edges(chars), self.rx_level(1), self.rx_bit_ns, self.stop_at)
+        return uart_decode(self.rx_edges(chars), self.rx_level(1), self.rx_bit_ns, self.stop_at,
+                           again=self.again)
 
     def _lone(self, b):
         got = self.decode([(0, b)])
