@@ -395,8 +395,8 @@ class OptoStage:
         return out
 
 
-PIO_STOP = (9.375, 9.5, 9.75)   # hal/link_pio.py RX: stop bit at 9.375 bits, a second look at 9.5,
-#                                 then waiting again from 9.75 bits (Line's ``stop_at``)
+PIO_STOP = (9.25, 9.4375, 9.625, 9.875)   # hal/link_pio.py RX: the stop bit at 9.25 bits, ready
+#      for the next start from 9.44; a second look at 9.625, then ready from 9.88 (Line's stop_at)
 
 
 def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56, again=None):
@@ -405,7 +405,7 @@ def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56, again=None):
     The start is level-triggered (RP2040 PIO ``wait 0 pin``): the first time the line is space
     (0) once the receiver is ready; data bits at 1.5 .. 8.5 bits, the stop bit at ``stop_at``
     bits; ready for the next start ``ready_at`` bits after the start. A stop bit at space gives
-    codec.FRAMING and the receiver waits for mark first; ``again`` (stop_ns, ready) gives a stop bit
+    codec.FRAMING and the receiver waits for mark first; ``again`` (stop, ready) gives a stop bit
     still at space a second look at ``stop`` bits, then ready at ``ready`` bits (the RP2040 PIO
     program, hal/link_pio.py). Returns the list of values."""
     out = []
@@ -519,15 +519,18 @@ class Line:
         self.polarity = polarity
         self.tx_invert = bool(tx_invert) if polarity else False
         self.rx_invert = bool(rx_invert) if polarity else False
-        # stop_at: the stop-bit sample in bits, or (first, second look, ready after it)
-        self.stop_at, self.again = (stop_at[0], (stop_at[1], stop_at[2])) if isinstance(stop_at, tuple) \
-            else (stop_at, None)
+        # stop_at: the stop-bit sample in bits (ready 9.56 bits after the start), or PIO_STOP's
+        # (stop, ready, second look, ready after it)
+        if isinstance(stop_at, tuple):
+            self.stop_at, self.ready_at, self.again = stop_at[0], stop_at[1], (stop_at[2], stop_at[3])
+        else:
+            self.stop_at, self.ready_at, self.again = stop_at, 9.56, None
         self.dice = ErrorDice(byte_error_rate, seed)
         self.errors = 0
         self.table = [self._lone(b) for b in range(256)]
         matched = self.rx_level(1) == 1
         # the next start edge (10 sender bits later, delayed alike) must find the receiver ready
-        self.clean = matched and 10 * self.tx_bit_ns > 9.56 * self.rx_bit_ns and \
+        self.clean = matched and 10 * self.tx_bit_ns > self.ready_at * self.rx_bit_ns and \
             all(self.table[b] == b for b in range(256))
 
     def rx_level(self, logic):
@@ -554,7 +557,7 @@ class Line:
     def decode(self, chars):
         """Values the receiver gets for a burst [(start_ns, byte)], bit by bit."""
         return uart_decode(self.rx_edges(chars), self.rx_level(1), self.rx_bit_ns, self.stop_at,
-                           again=self.again)
+                           self.ready_at, self.again)
 
     def _lone(self, b):
         got = self.decode([(0, b)])
