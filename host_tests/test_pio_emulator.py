@@ -208,6 +208,30 @@ def test_the_rx_program_make_rx_picks_reads_the_documented_wiring():
     assert _tx_to_rx(data, tx_inv, rx_inv, 1.0, OptoStage()) == list(data)
 
 
+@pytest.mark.parametrize("scale", [0.96, 0.975, 1.0, 1.035, 1.05])
+def test_opto_slow_rising_edge_and_a_fast_receiver(scale):
+    """The PC817's rising edge into the stop bit comes ~20 us (0.19 bit) late: a receiver 2.5 %
+    or more faster than its sender (scale < 1: the sender slower) sampled it at 9.375 bits before
+    it got there (framing errors on every character ending in a 0 bit, before issue 12's earlier
+    first sample at 9.25 bits and second look at 9.625). The documented wiring (docs/wiring.md:
+    LINK_OUT inverted, the opto, rx_normal), back to back, from a receiver 4 % faster than its
+    sender to a sender 5 % faster: two boards each within +-2 %."""
+    data = bytes([0x00, 0x01, 0x7F, 0x00, 0x80, 0x00, 0x55, 0x00])
+    assert _tx_to_rx(data, True, False, scale, OptoStage(), phase_ns=1700) == list(data)
+
+
+def test_rx_inverted_program_gets_the_second_look_too():
+    """rx_inverted (for a line whose mark is low) takes its second look at the stop bit as well:
+    a stop bit that turns up between 9.25 and 9.625 bits is a character, not a framing error."""
+    bit = 1e9 / BAUD
+    t0 = 100000
+    # 0x00: start and data bits high (space here), the stop bit (low) only from 9.44 bits
+    late = [(t0, 1), (t0 + int(9.5 * bit), 0)]
+    assert run_rx(True, late, 1e9 / (16 * BAUD), 0, t0 + 2000000) == [0x00]
+    never = [(t0, 1), (t0 + int(9.7 * bit), 0)]  # still space at 9.5 bits: a framing error
+    assert run_rx(True, never, 1e9 / (16 * BAUD), 0, t0 + 2000000) == [codec.FRAMING]
+
+
 def test_rx_program_loses_back_to_back_characters_from_a_sender_7_percent_fast():
     """The emulator is not lenient: beyond the +-3.5 % the programs are built for, bytes go."""
     data = bytes([0x00, 0x00, 0x00, 0x00, 0x00, 0x00])

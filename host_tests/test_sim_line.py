@@ -5,7 +5,7 @@ import pytest
 
 from sim import paths  # noqa: F401
 from sim import engine, link_probe, scenario
-from sim.wire import Line, OptoStage, uart_decode
+from sim.wire import PIO_STOP, Line, OptoStage, uart_decode
 from board_defs import esp32_devkitc, esp32c3_devkitm, pico, pico_w
 from core import codec, frame
 
@@ -64,6 +64,26 @@ def test_clock_skew_between_two_boards(tx_clock, rx_clock, every_byte):
     assert (line.decode(_burst(line, data)) == list(data)) is every_byte
 
 
+@pytest.mark.parametrize("tx_clock,rx_clock", [(1.0, 1.025), (0.98, 1.02), (1.02, 0.98), (1.05, 1.0)])
+def test_pio_receiver_and_sender_two_percent_off_each_through_the_opto(tx_clock, rx_clock):
+    """The PIO program's early stop-bit sample (9.25 bits, ready again at 9.44) and second look
+    (9.625) carry every byte value back to back behind the PC817's slow rising edge with two
+    boards each 2 % off in opposite directions (4.1 % apart) and a sender 5 % fast; one look at
+    9.375 bits did not once the receiver was 2.5 % faster than its sender."""
+    data = bytes(range(256))
+    line = Line(9600, True, False, OptoStage(), tx_clock, rx_clock, stop_at=PIO_STOP)
+    assert line.clean and line.decode(_burst(line, data)) == list(data)
+    once = Line(9600, True, False, OptoStage(), tx_clock, rx_clock, stop_at=9.375)
+    if rx_clock / tx_clock >= 1.025:              # the receiver faster: the late rising edge
+        assert once.decode(_burst(once, data)) != list(data)
+
+
+def test_pio_receiver_loses_bytes_beyond_what_the_program_is_built_for():
+    for tx_clock, rx_clock in ((1.0, 1.05), (1.06, 1.0)):
+        line = Line(9600, True, False, OptoStage(), tx_clock, rx_clock, stop_at=PIO_STOP)
+        assert line.decode(_burst(line, bytes(range(256)))) != list(range(256))
+
+
 def test_byte_error_rate_is_kept_and_reproducible():
     def hits(seed):
         line = Line(9600, byte_error_rate=0.01, seed=seed)
@@ -87,7 +107,7 @@ def test_link_probe_reads_the_polarity_from_the_real_hal():
 def test_documented_wiring_carries_a_frame_between_every_pair_of_boards(sender, receiver):
     tx_inv = link_probe.link_polarity(sender)[0]
     rx_inv = link_probe.link_polarity(receiver)[1]
-    stop_at = 9.375 if receiver.LINK_BACKEND == "pio" else 9.5
+    stop_at = PIO_STOP if receiver.LINK_BACKEND == "pio" else 9.5
     line = Line(9600, tx_inv, rx_inv, OptoStage(), stop_at=stop_at)
     data = _frame_bytes()
     assert line.decode(_burst(line, data)) == list(data)

@@ -151,7 +151,7 @@ class RolesChain:
         opto = None
         if lk.get("opto", True):
             opto = wire_mod.OptoStage(int(lk.get("opto_on_us", 4) * 1000), int(lk.get("opto_off_us", 20) * 1000))
-        stop_at = 9.375 if backend == "pio" else 9.5
+        stop_at = wire_mod.PIO_STOP if backend == "pio" else 9.5
         ber = float(lk.get("byte_error_rate", 0.0))
         cache = {}
         lines = []

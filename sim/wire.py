@@ -395,13 +395,19 @@ class OptoStage:
         return out
 
 
-def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56):
+PIO_STOP = (9.25, 9.4375, 9.625, 9.875)   # hal/link_pio.py RX: the stop bit at 9.25 bits, ready
+#      for the next start from 9.44; a second look at 9.625, then ready from 9.88 (Line's stop_at)
+
+
+def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56, again=None):
     """What a receiver sampling at the middle of each bit makes of a line: ``edges`` [(ns, level)]
     of the receiver's logic level (after its own inversion), ``level0`` before the first edge.
     The start is level-triggered (RP2040 PIO ``wait 0 pin``): the first time the line is space
     (0) once the receiver is ready; data bits at 1.5 .. 8.5 bits, the stop bit at ``stop_at``
     bits; ready for the next start ``ready_at`` bits after the start. A stop bit at space gives
-    codec.FRAMING and the receiver waits for mark first. Returns the list of values."""
+    codec.FRAMING and the receiver waits for mark first; ``again`` (stop, ready) gives a stop bit
+    still at space a second look at ``stop`` bits, then ready at ``ready`` bits (the RP2040 PIO
+    program, hal/link_pio.py). Returns the list of values."""
     out = []
     n = len(edges)
     i = 0            # edges[:i] are at or before the time looked at
@@ -439,10 +445,14 @@ def uart_decode(edges, level0, bit_ns, stop_at=9.5, ready_at=9.56):
             j, lv = level_at(ts + int((k + 1.5) * bit_ns), j, lv)
             v |= lv << k
         j, lv = level_at(ts + int(stop_at * bit_ns), j, lv)
+        ready = ready_at
+        if lv != 1 and again is not None:
+            j, lv = level_at(ts + int(again[0] * bit_ns), j, lv)
+            ready = again[1]
         i, level = j, lv
         if lv == 1:
             out.append(v)
-            t = ts + int(ready_at * bit_ns)
+            t = ts + int(ready * bit_ns)
         else:
             out.append(codec.FRAMING)
             t2, i, level = first_at(ts + int(stop_at * bit_ns), 1, i, level)
@@ -509,13 +519,18 @@ class Line:
         self.polarity = polarity
         self.tx_invert = bool(tx_invert) if polarity else False
         self.rx_invert = bool(rx_invert) if polarity else False
-        self.stop_at = stop_at
+        # stop_at: the stop-bit sample in bits (ready 9.56 bits after the start), or PIO_STOP's
+        # (stop, ready, second look, ready after it)
+        if isinstance(stop_at, tuple):
+            self.stop_at, self.ready_at, self.again = stop_at[0], stop_at[1], (stop_at[2], stop_at[3])
+        else:
+            self.stop_at, self.ready_at, self.again = stop_at, 9.56, None
         self.dice = ErrorDice(byte_error_rate, seed)
         self.errors = 0
         self.table = [self._lone(b) for b in range(256)]
         matched = self.rx_level(1) == 1
         # the next start edge (10 sender bits later, delayed alike) must find the receiver ready
-        self.clean = matched and 10 * self.tx_bit_ns > 9.56 * self.rx_bit_ns and \
+        self.clean = matched and 10 * self.tx_bit_ns > self.ready_at * self.rx_bit_ns and \
             all(self.table[b] == b for b in range(256))
 
     def rx_level(self, logic):
@@ -541,7 +556,8 @@ class Line:
 
     def decode(self, chars):
         """Values the receiver gets for a burst [(start_ns, byte)], bit by bit."""
-        return uart_decode(self.rx_edges(chars), self.rx_level(1), self.rx_bit_ns, self.stop_at)
+        return uart_decode(self.rx_edges(chars), self.rx_level(1), self.rx_bit_ns, self.stop_at,
+                           self.ready_at, self.again)
 
     def _lone(self, b):
         got = self.decode([(0, b)])

@@ -30,6 +30,7 @@ class Between:
         self.window = 0
         self.originated = 0
         self._own_due = True
+        self._prev_full = False     # the last frame slot had a whole good frame
         self._fresh = False         # measured (in tick) for the frame that passed since
         self.safe()
         # measure now: the first frame we forward (before our first cycle) carries our real
@@ -66,7 +67,12 @@ class Between:
         elif ev == frame.EV_B:
             # runs between two received characters: only note the frame; the balance voltage
             # and the LED flash follow in the cycle, which the loop runs right after the frame
-            self.clock.frame_passed(fw.a_result == frame.OK and fw.b_result == frame.OK)
+            # (a good section A with a failed section B right after a whole good frame counts,
+            # as on the End board: an isolated error in the detail costs no frame)
+            a_ok = fw.a_result == frame.OK
+            full = a_ok and fw.b_result == frame.OK
+            self.clock.frame_passed(full or (a_ok and self._prev_full))
+            self._prev_full = full
             if self._own_due:       # measured while the frame passed (cycle ran inside it)
                 self._set_own()
 
@@ -87,6 +93,8 @@ class Between:
         if clock.slot():            # a good frame passed since the last cycle
             self.vbal_mv = options.balance_mv(self.switches)
             cell.frame_seen()
+        else:
+            self._prev_full = False
         if not self._fresh:
             cell.measure(dt_ms)
         self._fresh = False

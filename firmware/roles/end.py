@@ -3,7 +3,9 @@ position, assembles core.snapshot.PackSnapshot and runs the pack brain and the r
 
 comm_ok (PackSnapshot) is True while fewer than ``comm_timeout_cycles`` (N, counted in frames)
 consecutive frame slots went by without a good frame (both sections good, no BRK, originated by
-the Begin board; a LOST_AT report of an earlier frame's damage does not make a frame bad); a
+the Begin board; a LOST_AT report of an earlier frame's damage does not make a frame bad; a frame
+whose section A checked good but whose section B failed counts too when the slot before had a
+whole good frame: the relays act on section A's aggregates, which are fresh in it); a
 frame originated by a board whose upstream went silent makes it False at once. Without a
 brain the relays stay off.
 
@@ -43,6 +45,7 @@ class End:
         self.complete_frames = 0
         self._complete = False
         self._a_ok = False
+        self._prev_full = False         # the last frame slot had a whole good frame
         self._own_due = True
         self._fresh = False
         # set by make() on a real board: roles/end_app.EndServices and what it carries
@@ -120,6 +123,7 @@ class End:
                     self.hw.set_charge_relay(False)
                     self.hw.set_load_relay(False)
         elif ev == frame.EV_B:
+            full = False
             if fw.b_result == frame.BAD:
                 self._own_bad = True
             if fw.b_result == frame.OK:
@@ -135,6 +139,14 @@ class End:
                     # so one corrupted byte costs one frame, not two
                     self._complete = True
                     self.broken = False
+                    full = True
+            elif self._a_ok and self._prev_full and not out[frame.O_FLAGS] & frame.F_LOST:
+                # section A (every aggregate the relays act on) checked good and only the
+                # detail failed, right after a whole good frame: this frame counts for comm_ok
+                # (issue 12: byte errors land in section B twice as often as in A); a second
+                # one in a row does not, nor one after a missing or bad frame
+                self._complete = True
+            self._prev_full = full
             self.clock.frame_passed(self._complete)
             self._a_ok = False
             if self._own_due:
@@ -157,6 +169,8 @@ class End:
         if clock.slot():
             self.complete_frames += 1
             self.own_position = snap.cell_count
+        else:
+            self._prev_full = False
         self._complete = False
         if not self._fresh:
             cell.measure(dt_ms)

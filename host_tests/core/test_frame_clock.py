@@ -272,7 +272,48 @@ def test_isolated_corrupted_frame_is_not_a_comm_loss_and_costs_one_frame():
         assert p.end.snap.comm_ok, i              # relays would stay closed
         p.frame()                                 # the report (LOST_AT / BRK) of the damage ...
         assert p.end.snap.comm_ok and p.end.missed == 0, i   # ... rides on a frame that counts
-    assert p.end.complete_frames == done + 4      # exactly one frame lost per corrupted byte
+    # a byte in section A costs exactly one frame; an isolated one in section B (i >= 35) none:
+    # section A (every aggregate the relays act on) checked good in that frame
+    assert p.end.complete_frames == done + 6
+
+
+def test_isolated_section_b_error_costs_no_frame_and_keeps_the_old_detail():
+    p = Pack()
+    for _ in range(4):
+        p.frame()
+    done = p.end.complete_frames
+    p.cells[1].cell_mv = 3390                     # the Between's cell rises ...
+    p.frame()
+    kept = list(p.end.snap.cell_mv[:4])
+    p.cells[1].cell_mv = 3395
+    p.corrupt = (2, frame.O_DETAIL + 1, 0x40)     # ... and a frame's detail is damaged
+    p.frame()
+    p.corrupt = None
+    assert p.end.snap.comm_ok and p.end.missed == 0
+    assert p.end.complete_frames == done + 2
+    assert p.end.snap.max_mv == 3395              # section A carried the new maximum
+    assert list(p.end.snap.cell_mv[:4]) == kept   # the damaged detail was not applied
+    p.frame()
+    assert 3395 in list(p.end.snap.cell_mv[:4])
+
+
+def test_consecutive_section_b_errors_count_as_missed_frames():
+    p = Pack()
+    for _ in range(4):
+        p.frame()
+    done = p.end.complete_frames
+    for k in range(COMM_TIMEOUT_FRAMES + 2):
+        p.corrupt = (2, frame.O_DETAIL + 2, 0x01)
+        p.frame()
+        # the first failed B still counts; every one after it is a missed frame
+        assert p.end.missed == k, k
+        assert p.end.snap.comm_ok == (k < COMM_TIMEOUT_FRAMES), k
+    assert p.end.complete_frames == done + 1
+    p.corrupt = None
+    p.frame()
+    p.frame()
+    assert p.end.snap.comm_ok and p.end.missed == 0
+    assert p.between.link_ok
 
 
 def test_comm_lost_after_n_consecutive_bad_frames():
