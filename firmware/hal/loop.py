@@ -227,29 +227,31 @@ class Loop:
         st = self.stats
         st.sleeps += 1
         if light >= SLEEP_MIN_MS:
-            if self._light(light):
+            r = self._light(light)
+            if r < 0:
                 self._wake_us = time.ticks_us()
                 return
-            r = getattr(self.sleeper, "retry_ms", wait)   # declined: how soon it may say yes
-            if r < wait:
+            if r < wait:                # declined: how soon it may say yes
                 wait = r
         time.sleep_ms(wait)
         self._wake_us = time.ticks_us()
 
     def _light(self, ms):
-        """Light-sleep ms through the sleeper; False when it declined or raised (counted)."""
+        """Light-sleep ms through the sleeper: -1 when it slept, else the ms to idle at most
+        before asking again (declined: its retry_ms; raised - counted: MAX_SLEEP_MS)."""
         st = self.stats
+        sl = self.sleeper
         try:
-            if not self.sleeper.sleep(ms):
-                return False
+            if not sl.sleep(ms):
+                return getattr(sl, "retry_ms", MAX_SLEEP_MS)
         except Exception:   # fail safe: no output touched, the loop idles in time.sleep_ms
             st.sleep_errors += 1
             if st.sleep_errors >= SLEEP_ERRORS_MAX:
                 self._budget = None
-            return False
+            return MAX_SLEEP_MS
         st.light_sleeps += 1
         self._light_acc += ms
-        return True
+        return -1
 
     def run(self, max_cycles=0):
         """Loop forever (or until max_cycles cycles ran, for tests and benchmarks)."""
