@@ -102,9 +102,10 @@ def summary_rows(res):
                     r["median_ms"], r["worst_ms"], r["relay_never_closed"], r["trials"]))
         for key in ("awake", "awake_esp32"):
             for role, r in sorted((_get(bt, key, "roles") or {}).items()):
-                add("board speed %s %s: awake / est. current" % (_get(bt, key, "board"), role),
-                    "%.1f %% / %s mA (123SmartBMS ~%s mA)" % (100.0 * r["awake_fraction"], r.get("est_ma"),
-                                                             _get(bt, key, "smartbms123_ma")))
+                add("board speed %s %s: awake / light sleep / est. current" % (_get(bt, key, "board"), role),
+                    "%.1f %% / %.1f %% / %s mA (123SmartBMS ~%s mA)" % (
+                        100.0 * r["awake_fraction"], 100.0 * r.get("asleep_fraction", 0.0), r.get("est_ma"),
+                        _get(bt, key, "smartbms123_ma")))
         for d in bt.get("drops") or []:
             add("%g h, clocks +-2 %%, BER 1e-5%s" % (d["hours"], "" if d["opto"] else ", ideal opto"),
                 "%s comm drops, %s relay openings, relays closed %.1f %% of the time" % (

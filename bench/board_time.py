@@ -10,8 +10,10 @@ host CPU time of every role call x the calibrated RP2040 factor) - docs/benchmar
   terminal voltage >= V-max; until the End board's ``set_charge_relay(False)``.
 * ``awake``: board time per second in role calls on a 16-cell pack, per role, plus the loop's
   wake-ups (how often hal/loop.py would wake: the role's ``poll_ms`` / ``wake_in_ms`` or the
-  loop's default, each costing WAKE_MS at board speed, from issue 12's RP2040 measurement); an
-  estimated current per role from it (POWER_MA) beside the 123\\SmartBMS's ~1.9 mA per board.
+  loop's default, each costing WAKE_MS at board speed, from issue 12's RP2040 measurement) and
+  the wake-ups out of light sleep; the share of the second in light sleep (hal/sleep.py, as
+  the virtual pack models it); an estimated current per role from the three (POWER_MA) beside
+  the 123\\SmartBMS's ~1.9 mA per board.
 * ``drops``: comm drops and relay openings over ``DROP_HOURS`` of virtual time (environment
   CELLCHAIN_BENCH_DROP_HOURS, default 24) on a 16-cell pack: every board's clock off by a random
   amount within +-2 %, byte error rate 1e-5, the PC817 opto stage in every hop; again with an
@@ -41,7 +43,8 @@ WAKE_MS = 107.0 / 200.0   # issue 12: the 5 ms wake-ups of an idle RP2040 board 
 # currents per target, mA: (running, idle in time.sleep_ms, machine.lightsleep) - docs/benchmarks.md
 POWER_MA = {
     "rp2040": (20.0, 20.0, 1.5),   # Pico board: MicroPython at 125 MHz ~20 mA (WFE idle saves
-    #                                little); lightsleep 1.5 mA (MicroPython rp2 lightsleep commit)
+    #                                little); lightsleep 1.5 mA (MicroPython rp2 lightsleep commit;
+    #                                micropython/micropython#8832: 0.99 mA measured at VSYS 5 V)
     "esp32": (30.0, 30.0, 0.8),    # ESP32 datasheet v3.5 table 6: modem-sleep 240 MHz 30-68 mA
     #                                (CPU on, radio off; low end used), light-sleep 0.8 mA
 }
@@ -162,22 +165,29 @@ def loop_step_ms(factor, board="pico", steps=2000):
     return (board_time.BoardTime.now_ns() - t0) / steps * factor / 1e6
 
 
-def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico"):
-    """Board time awake per role in a 1 s period, and the estimated current."""
+def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True):
+    """Board time awake per role in a 1 s period, the share in light sleep (when the board
+    definition allows it and ``light_sleep``), and the estimated current."""
     from hal import loop as hal_loop
     sc = scenario_mod.load({"pack": {"cells": cells, "soc_pct": 50}, "mode": "critical", "duration_s": seconds,
-                            "board": board, "board_time": BOARD_TIME})
+                            "board": board, "board_time": BOARD_TIME, "link": {"light_sleep": light_sleep}})
     sim = Simulation(sc, seed=1)
     chain = sim.fw.chain
     bd = sim.board_def
     roles = list(chain.roles)
     t0 = [0] * cells
     w0 = [0] * cells
+    a0 = [0] * cells
+    l0 = [0] * cells
+    c0 = [0] * cells
 
     def mark(s, rec):
         if s.t_ms == 5000:             # boot and first frames left out
             t0[:] = list(chain.awake_ns)
             w0[:] = list(chain.wakes)
+            a0[:] = list(chain.asleep_ns)
+            l0[:] = list(chain.light_sleeps)
+            c0[:] = list(chain.sleep_wake_ns)
     sim.run(on_second=mark)
     span_s = (seconds - 5)
     cpu = getattr(bd, "CPU", "rp2040")
@@ -200,17 +210,23 @@ def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico"):
         # loop's own step is added; with timer-driven roles an idle wake-up as measured on the chip
         wake_ms = loop_ms if chain.loop_mode else WAKE_MS * board_time.TARGET_VS_RP2040.get(cpu, 1.0)
         wake_frac = wakes * wake_ms / 1000.0
-        frac = min(1.0, statistics.median(calls) + wake_frac)
-        lightsleep = bool(getattr(bd, "LIGHTSLEEP", False) and getattr(role, "sleep_ok", False))
+        # light sleep (hal/sleep.py): its share of the second, and the wake-ups out of it
+        asleep = statistics.median([(chain.asleep_ns[k] - a0[k]) / (span_s * 1e9) for k in idx])
+        light_wakes = statistics.median([(chain.light_sleeps[k] - l0[k]) / span_s for k in idx])
+        wake_cost = statistics.median([(chain.sleep_wake_ns[k] - c0[k]) / (span_s * 1e9) for k in idx])
+        frac = min(1.0, statistics.median(calls) + wake_frac + wake_cost)
+        idle_frac = max(0.0, 1.0 - frac - asleep)
         row = {"calls_fraction": round(statistics.median(calls), 4), "calls_fraction_max": round(max(calls), 4),
                "wakes_per_s": round(wakes, 1), "wake_ms": round(wake_ms, 3), "awake_fraction": round(frac, 4),
-               "lightsleep": lightsleep}
+               "asleep_fraction": round(asleep, 4), "idle_fraction": round(idle_frac, 4),
+               "light_sleeps_per_s": round(light_wakes, 1)}
         if ma is not None:
-            idle = ma[2] if lightsleep else ma[1]
-            row["est_ma"] = round(frac * ma[0] + (1.0 - frac) * idle, 2)
+            row["est_ma"] = round(frac * ma[0] + idle_frac * ma[1] + asleep * ma[2], 2)
         out[name] = row
     return {"board": board, "cpu": cpu, "cells": cells, "seconds": span_s, "roles": out,
-            "smartbms123_ma": SMARTBMS_MA, "loop_mode": chain.loop_mode, "loop_step_ms": round(loop_ms, 3)}
+            "smartbms123_ma": SMARTBMS_MA, "loop_mode": chain.loop_mode, "loop_step_ms": round(loop_ms, 3),
+            "light_sleep": chain.light_sleep, "wake_up_ms": getattr(bd, "SLEEP_WAKE_MS", None),
+            "lost_asleep": sum(chain.lost_asleep)}
 
 
 def drops(hours=DROP_HOURS, cells=DROP_CELLS, seed=1, opto=True):
@@ -279,10 +295,13 @@ def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2):
            for n, r in list(ramp.items()) + [("16, zero board time", res["ramp_zero_board_time_16"])]])
     res["awake"] = awake()
     res["awake_esp32"] = awake(board="esp32_devkitc")
-    for aw in (res["awake"], res["awake_esp32"]):
-        table("awake per role at board speed (16 cells, %s)" % aw["board"],
-              ["role", "in calls", "wakes/s", "awake", "est. mA", "123SmartBMS mA"],
-              [[r, v["calls_fraction"], v["wakes_per_s"], v["awake_fraction"], v.get("est_ma"), SMARTBMS_MA]
+    res["awake_no_sleep"] = awake(light_sleep=False)
+    for aw in (res["awake"], res["awake_esp32"], res["awake_no_sleep"]):
+        table("awake per role at board speed (16 cells, %s, light sleep %s)"
+              % (aw["board"], "on" if aw["light_sleep"] else "off"),
+              ["role", "in calls", "wakes/s", "awake", "asleep", "light sleeps/s", "est. mA", "123SmartBMS mA"],
+              [[r, v["calls_fraction"], v["wakes_per_s"], v["awake_fraction"], v["asleep_fraction"],
+                v["light_sleeps_per_s"], v.get("est_ma"), SMARTBMS_MA]
                for r, v in aw["roles"].items()])
     h = DROP_HOURS if hours is None else hours
     jobs = [(h, DROP_CELLS, 1, True), (h, DROP_CELLS, 1, False)]

@@ -48,6 +48,10 @@ LINK_BAUD = 9600
 LINK_INVERT = True
 LINK_BACKEND = "uart"          # UART peripheral: ESP32 pin interrupts are too slow for bit timing
 LINK_UART_ID = 2
+LIGHT_SLEEP = True             # Begin / Between between frames (hal/sleep.py); End: BLE on, never
+LIGHT_SLEEP_WAKE_ON_LINK = True   # esp32.wake_on_ext0 on LINK_IN (GPIO27 = RTC_GPIO17): an early
+#                                frame's start bit wakes the board (its first characters are lost)
+SLEEP_WAKE_MS = 2              # light sleep -> running (estimate)
 
 LED_PIN = 23                   # the DevKitC has no user LED: external LED + resistor to GND
 BUTTON_PIN = 4                 # external button to GND (the BOOT button is strapping pin 0)

@@ -38,6 +38,8 @@ LINK_BAUD = 9600
 LINK_INVERT = True
 LINK_BACKEND = "uart"
 LINK_UART_ID = 1
+LIGHT_SLEEP = True             # between frames, timer wake only (the C3 has no ext0 wake-up)
+SLEEP_WAKE_MS = 2              # light sleep -> running (estimate)
 
 LED_PIN = 5                    # external LED + resistor to GND (GPIO8 is the strapping RGB LED)
 BUTTON_PIN = 1                 # external button to GND

@@ -41,6 +41,9 @@ LINK_BACKEND = "pio"           # PIO state machines: exact bit timing without in
 LINK_UART_ID = None
 LINK_PIO_SM_TX = 0             # state machine ids used by the link (0..7)
 LINK_PIO_SM_RX = 1
+LIGHT_SLEEP = True             # machine.lightsleep between frames (hal/sleep.py): PIO, PWM stop,
+#                                the board is deaf; only with the balance output off or full on
+SLEEP_WAKE_MS = 2              # light sleep -> running (estimate: PLL relock, clock set-up)
 
 LED_PIN = 25                   # the Pico's green on-board LED
 BUTTON_PIN = 14                # push button to GND, internal pull-up

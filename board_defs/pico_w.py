@@ -38,6 +38,8 @@ LINK_BACKEND = "pio"
 LINK_UART_ID = None
 LINK_PIO_SM_TX = 0
 LINK_PIO_SM_RX = 1
+LIGHT_SLEEP = True             # Begin / Between between frames (hal/sleep.py); End: BLE on, never
+SLEEP_WAKE_MS = 2              # light sleep -> running (estimate)
 
 LED_PIN = "LED"                # on-board LED behind the CYW43439
 BUTTON_PIN = 14

@@ -26,6 +26,15 @@ def test_board_time_section_with_tiny_parameters(monkeypatch):
         a = roles[role]
         assert 0 < a["calls_fraction"] <= a["awake_fraction"] <= 1
         assert a["wakes_per_s"] > 0 and a["est_ma"] > 0
+        assert abs(a["awake_fraction"] + a["asleep_fraction"] + a["idle_fraction"] - 1) < 1e-3
+    # light sleep between frames (pico): Begin and the Betweens sleep, End (app transports) not;
+    # the same pack without it draws the running current all the time
+    assert bt["awake"]["light_sleep"] and not bt["awake_no_sleep"]["light_sleep"]
+    assert roles["between"]["asleep_fraction"] > 0.5 and roles["begin"]["asleep_fraction"] > 0.5
+    assert roles["between"]["light_sleeps_per_s"] >= 1 and roles["end"]["asleep_fraction"] == 0
+    off = bt["awake_no_sleep"]["roles"]
+    assert roles["between"]["est_ma"] < off["between"]["est_ma"] / 2
+    assert all(off[r]["asleep_fraction"] == 0 for r in off)
     assert [d["opto"] for d in bt["drops"]] == [True, False]
     for d in bt["drops"]:
         assert d["hours"] == 0.002 and len(d["clock_ppm"]) == 16

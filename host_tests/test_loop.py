@@ -465,3 +465,127 @@ def test_diag_shows_a_real_roles_position_and_receive_counters(monkeypatch, tmp_
     for needle in ("chain position: 3", "good_frames=1", "framing_errors=1", "rx_chars=%d" % (n + 3),
                    "period_ms=1000", "originated=0"):
         assert needle in out, (needle, out)
+
+
+# --- light sleep (issue 12 item 6) ---------------------------------------------------------------
+class SleepRole:
+    """A frame-clocked-looking role that may light-sleep ``budget`` ms at every wake-up."""
+    cycle_ms = 1000
+
+    def __init__(self, budget=600):
+        self.budget = budget
+        self.cycles = 0
+
+    def cycle_due(self):
+        return False
+
+    def cycle(self, dt):
+        self.cycles += 1
+
+    def wake_in_ms(self):
+        return 1000
+
+    def sleep_budget_ms(self, wake_ms):
+        return self.budget - wake_ms
+
+
+class RelayHw(Hw):
+    def __init__(self):
+        Hw.__init__(self)
+        self.relay_calls = 0
+        self.duty_permille = 0
+
+    def set_charge_relay(self, on):
+        self.relay_calls += 1
+
+    set_load_relay = set_charge_relay
+
+
+def _sleep_loop(sleeper, role=None, bd=None):
+    clock = Clock()
+    m = Machine(clock)
+    hw = RelayHw()
+    role = role or SleepRole()
+    bd = bd or types.SimpleNamespace(WDT_TIMEOUT_MS=5000)
+    return Loop(role, bd, hw, m, clock, sleeper), clock, m, hw, role
+
+
+def test_the_loop_light_sleeps_the_roles_budget_through_hal_sleep():
+    from hal import sleep as hal_sleep
+    clock = Clock()
+    m = Machine(clock)
+    m.freq = lambda f=None: 125000000
+    hw = RelayHw()
+    hw.link_tx = types.SimpleNamespace(pending=lambda: 0)
+    bd = types.SimpleNamespace(CPU="rp2040", LIGHT_SLEEP=True, SLEEP_WAKE_MS=2, WDT_TIMEOUT_MS=5000)
+    sl = hal_sleep.make(bd, hw, m)
+    lp = Loop(SleepRole(600), bd, hw, m, clock, sl)
+    for _ in range(5):
+        lp.step()
+    assert m.light_ms == 5 * 598 and lp.stats.light_sleeps == 5 and sl.sleeps == 5
+    assert getattr(clock, "slept_ms", 0) == 0
+    # a partial PWM duty on the balance output: declined, time.sleep_ms instead
+    hw.duty_permille = 500
+    lp.step()
+    assert m.light_ms == 5 * 598 and sl.declined == 1 and clock.slept_ms > 0
+    hw.duty_permille = 1000        # full on is a steady level: sleeps again
+    lp.step()
+    assert lp.stats.light_sleeps == 6
+
+
+def test_no_light_sleep_without_board_permission_or_with_the_radio_on():
+    from hal import sleep as hal_sleep
+    m = Machine(Clock())
+    m.freq = lambda f=None: 125000000
+    hw = RelayHw()
+    assert hal_sleep.make(types.SimpleNamespace(CPU="rp2040"), hw, m) is None
+    hw.ble = object()
+    assert hal_sleep.make(types.SimpleNamespace(CPU="rp2040", LIGHT_SLEEP=True), hw, m) is None
+
+
+def test_a_short_budget_idles_in_sleep_ms():
+    class Sleeper:
+        wake_ms = 2
+        retry_ms = 0
+        calls = 0
+
+        def sleep(self, ms):
+            self.calls += 1
+            return True
+    sl = Sleeper()
+    lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(loop_mod.SLEEP_MIN_MS + 1))
+    lp.step()
+    assert sl.calls == 0 and clock.slept_ms > 0
+
+
+def test_a_sleep_error_falls_back_to_sleep_ms_is_counted_and_never_touches_an_output():
+    class Broken:
+        wake_ms = 2
+        retry_ms = 0
+        calls = 0
+
+        def sleep(self, ms):
+            self.calls += 1
+            raise OSError(5, "lightsleep failed")
+    sl = Broken()
+    lp, clock, m, hw, role = _sleep_loop(sl)
+    for _ in range(20):
+        lp.step()
+    assert lp.stats.sleep_errors == loop_mod.SLEEP_ERRORS_MAX == sl.calls    # then it stops trying
+    assert lp.stats.light_sleeps == 0 and clock.slept_ms >= 20 * 900
+    assert hw.relay_calls == 0 and hw.safe_calls == 0
+
+
+def test_light_sleep_stays_under_the_watchdog_timeout():
+    class Sleeper:
+        wake_ms = 2
+        retry_ms = 0
+        asked = []
+
+        def sleep(self, ms):
+            self.asked.append(ms)
+            return True
+    sl = Sleeper()
+    lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(5000), types.SimpleNamespace(WDT_TIMEOUT_MS=2000))
+    lp.step()
+    assert sl.asked == [500]

@@ -100,6 +100,8 @@ class RolesChain:
         spread = float(lk.get("clock_spread_pct", 0.0)) / 100.0
         rng = np.random.default_rng(sim.seed * 7 + 11)
         self.rates = [1.0 + float(rng.uniform(-spread, spread)) if spread else 1.0 for _ in range(n)]
+        for b, pct in lk.get("clock_pct", {}).items():      # {"1": 3}: Begin's clock 3 % fast
+            self.rates[int(b) - 1] = 1.0 + float(pct) / 100.0
         self.lines = self._lines(lk, bd, baud, backend, sim.seed)
         # board time: every character reaches the receiver at its own stop bit (Wire), so a
         # busy board really falls behind; without it one event per burst (BurstWire) is enough
@@ -135,6 +137,20 @@ class RolesChain:
         self._next_cycle = [0] * n
         self._flash_writes = 0
         self._ev_mask = [0] * n        # link events raised inside the current call
+        # light sleep (loop mode, hal/sleep.py): the board's real LightSleep decides, on a machine
+        # whose lightsleep does nothing; the pack makes the board deaf while it sleeps
+        self.light_sleep = bool(lk.get("light_sleep", True)) and bool(getattr(bd, "LIGHT_SLEEP", False))
+        self.wake_on_link = bool(getattr(bd, "LIGHT_SLEEP_WAKE_ON_LINK", False))
+        self.sleepers = [None] * n
+        self.asleep_ns = [0] * n       # time in light sleep
+        self.light_sleeps = [0] * n
+        self.sleep_wake_ns = [0] * n   # board time of the wake-ups out of light sleep
+        self.lost_asleep = [0] * n     # characters that reached a deaf (sleeping) board
+        self.early_wakes = [0] * n     # light sleeps ended by a character (wake on link)
+        self._asleep_until = [0] * n
+        self._deaf_until = [0] * n
+        self._seq = [0] * n            # a board's current wake-up (an early wake replaces it)
+        self._made_at = [0] * n        # when the board's role was made (its receiver runs)
         self._gc_off = False
         self._refresh_ns = 0
         self._patch_store()
@@ -203,17 +219,21 @@ class RolesChain:
 
     def _loop_start(self, k, phase):
         self._gen[k] += 1
+        self._seq[k] += 1
+        self._asleep_until[k] = self._deaf_until[k] = 0
         self._last_tick[k] = self._last_cycle[k] = self._local_ms(k, phase)
         self._next_cycle[k] = self._last_cycle[k]
-        self.sched.at(phase, self._wake, (k, self._gen[k]))
+        # the role's receiver runs from when it was made: its first tick counts from then
+        self._last_tick[k] = self._local_ms(k, min(phase, self._made_at[k]))
+        self.sched.at(phase, self._wake, (k, self._gen[k], self._seq[k]))
 
     def _wake(self, arg):
         """One wake-up of board k's loop: poll, tick, the cycle when due (a frame-clocked role:
         ``cycle_due()``; else every cycle_ms of its own clock), then sleep until the role's
         ``wake_in_ms()`` (else LOOP_POLL_MS) or the next timed cycle, at most MAX_SLEEP_MS."""
         from hal import loop as hal_loop
-        k, gen = arg
-        if gen != self._gen[k] or not self.on[k] or self.roles[k] is None:
+        k, gen, seq = arg
+        if gen != self._gen[k] or seq != self._seq[k] or not self.on[k] or self.roles[k] is None:
             return
         role = self.roles[k]
         now = self.sched.now
@@ -262,9 +282,72 @@ class RolesChain:
         if due is None:
             to_cycle = self._next_cycle[k] - self._local_ms(k, now)
             wait = min(wait, to_cycle)
+        if wait > 0 and self._light_sleep(k, role, due, now):
+            return
+        sl = self.sleepers[k]
+        if sl is not None and sl.retry_ms:      # declined: ask again that soon
+            wait = min(wait, sl.retry_ms)
+            sl.retry_ms = 0
         wait = min(max(wait, 1), hal_loop.MAX_SLEEP_MS)
         at = max(now, self.busy_until[k]) + int(wait * 1e6 / self.rates[k])
         self.sched.at(at, self._wake, arg)
+
+    def _light_sleep(self, k, role, due, now):
+        """hal/loop.py's light-sleep rule for board k after a wake-up: the role's budget, bounded
+        by its next timed cycle and the watchdog, through the board's real hal.sleep.LightSleep
+        (which may decline). Asleep, the board is deaf until it is awake again (wake_ms after
+        the sleep ends); the next wake-up follows then. True when it went to sleep."""
+        from hal import loop as hal_loop
+        sl = self.sleepers[k]
+        budget = getattr(role, "sleep_budget_ms", None) if sl is not None else None
+        if budget is None:
+            return False
+        light = budget(sl.wake_ms)
+        if due is None:
+            light = min(light, self._next_cycle[k] - self._local_ms(k, now) - sl.wake_ms)
+        light = min(light, getattr(self._bd, "WDT_TIMEOUT_MS", 5000) // 4, hal_loop.MAX_SLEEP_MS)
+        if light < hal_loop.SLEEP_MIN_MS or not sl.sleep(light):
+            return False
+        start = max(now, self.busy_until[k])
+        end = start + int(light * 1e6 / self.rates[k])
+        wake_ns = int(sl.wake_ms * 1e6 / self.rates[k])
+        self._asleep_until[k] = end
+        self._deaf_until[k] = end + wake_ns
+        self.asleep_ns[k] += end - start
+        self.light_sleeps[k] += 1
+        self._wake_after_sleep(k, end, wake_ns)
+        return True
+
+    def _wake_after_sleep(self, k, end, wake_ns):
+        """The wake-up out of a light sleep ending at ``end``: board time ``wake_ns``, then the
+        loop's next step (a new wake-up: one pending before is void)."""
+        self.sleep_wake_ns[k] += wake_ns
+        if end + wake_ns > self.busy_until[k]:
+            self.busy_until[k] = end + wake_ns
+        self._seq[k] += 1
+        self.sched.at(end + wake_ns, self._wake, (k, self._gen[k], self._seq[k]))
+
+    def _deaf(self, k):
+        """A character reached board k while it sleeps or is waking up: lost (the PIO / UART
+        has no clock); the line's idle GAP marks stay (the receiver's gap timer runs on the
+        tick counter, which keeps counting). With LIGHT_SLEEP_WAKE_ON_LINK (ESP32 ext0) the
+        first one ends the sleep: awake SLEEP_WAKE_MS later, deaf until then."""
+        rx = self.wires[k - 1].rx
+        q = rx.q
+        keep = [v for v in q[rx.head:] if v < 0]
+        lost = len(q) - rx.head - len(keep)
+        self.lost_asleep[k] += lost
+        del q[rx.head:]
+        q.extend(keep)
+        now = self.sched.now
+        if lost and self.wake_on_link and now < self._asleep_until[k]:
+            self.asleep_ns[k] -= self._asleep_until[k] - now
+            wake_ns = int(self.sleepers[k].wake_ms * 1e6 / self.rates[k])
+            self._asleep_until[k] = now
+            self._deaf_until[k] = now + wake_ns
+            self.busy_until[k] = now
+            self.early_wakes[k] += 1
+            self._wake_after_sleep(k, now, wake_ns)
 
     def _make(self, k):
         from roles import begin, between, end
@@ -282,6 +365,8 @@ class RolesChain:
         else:
             role = end.make(hw, self._bd)
         self.roles[k] = role
+        self._made_at[k] = self.sched.now
+        self.sleepers[k] = self._sleeper(hw) if self.light_sleep else None
         port = getattr(role, "port", None)
         if port is not None and not self.time.zero:
             orig = port.on_event
@@ -293,11 +378,20 @@ class RolesChain:
         if k > 0:
             self.wires[k - 1].receiver = self._receiver(k, role)
 
+    def _sleeper(self, hw):
+        """The board's hal.sleep.LightSleep on a machine whose lightsleep returns at once (the
+        pack itself makes the board sleep), or None when the board definition does not allow it."""
+        from hal import sleep as hal_sleep
+        return hal_sleep.make(self._bd, hw, _SleepMachine, _SleepEsp32)
+
     # --- board calls ---
     def _receiver(self, k, role):
         drain = _drain(role)
 
         def on_chars():
+            if self._deaf_until[k] > self.sched.now:
+                self._deaf(k)
+                return
             if self.loop_mode and not self.interrupt_driven:
                 return                  # a polled receiver: the board's loop wake-ups read it
             if self.time.zero:
@@ -561,6 +655,35 @@ def _drain(role):
         while poll():
             pass
     return drain
+
+
+class _SleepPin:
+    IN = 1
+
+    def __init__(self, pin=None):
+        self.pin = pin
+
+    def init(self, mode):
+        pass
+
+
+class _SleepMachine:
+    """What hal.sleep.LightSleep needs of ``machine`` in the virtual pack."""
+    Pin = _SleepPin
+
+    @staticmethod
+    def lightsleep(ms):
+        pass
+
+    @staticmethod
+    def freq(f=None):
+        return 125000000
+
+
+class _SleepEsp32:
+    @staticmethod
+    def wake_on_ext0(pin=None, level=0):
+        pass
 
 
 class _CycleDef:

@@ -20,7 +20,8 @@ _PACK = ("cells", "chemistry", "capacity_ah", "capacity_spread_pct", "soc_pct", 
 _CHARGER = ("max_a", "bulk_mv_per_cell", "profile", "schedule", "sunrise_h", "sunset_h", "day_s")
 _LOAD = ("profile", "a", "evening_a", "csv", "schedule", "day_s")
 _FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor", "a")
-_LINK = ("polarity", "opto", "opto_on_us", "opto_off_us", "clock_spread_pct", "byte_error_rate", "phase_ms")
+_LINK = ("polarity", "opto", "opto_on_us", "opto_off_us", "clock_spread_pct", "byte_error_rate", "phase_ms",
+         "clock_pct", "light_sleep")
 _EVENT = ("t", "settings", "button", "hold_s", "note")
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
@@ -104,6 +105,10 @@ class Scenario:
             raise ScenarioError("link.byte_error_rate must be < 1")
         if not isinstance(self.link.get("phase_ms", {}), dict):
             raise ScenarioError("link.phase_ms must map board numbers to ms")
+        if not isinstance(self.link.get("clock_pct", {}), dict):
+            raise ScenarioError("link.clock_pct must map board numbers to a clock offset in %")
+        if not isinstance(self.link.get("light_sleep", True), bool):
+            raise ScenarioError("link.light_sleep must be true or false")
         from sim import board_time
         self.board_time = board_time.check(d.get("board_time", {}))
         self.charger = dict(d.get("charger", {"max_a": 10}))

@@ -106,6 +106,7 @@ class Hw:
         self.link_rx: "Any" = None
         self.extout_tx: "Any" = None
         self.ble: "Any" = None
+        self.duty_permille = 0      # the balance output's duty (hal.sleep: steady or PWM)
 
     # -- cell voltage and temperature --------------------------------------------------------
     def read_cell_uv(self):
@@ -124,10 +125,13 @@ class Hw:
     def set_balance_duty(self, permille):
         if permille <= 0:
             self._balance.duty_u16(0)
+            self.duty_permille = 0
         elif permille >= _PERMILLE:
             self._balance.duty_u16(_U16_MAX)
+            self.duty_permille = _PERMILLE
         else:
             self._balance.duty_u16((permille * _U16_MAX) // _PERMILLE)
+            self.duty_permille = permille
 
     def set_led(self, on):
         self._led.value(1 if on else 0)

@@ -24,8 +24,16 @@
   when its byte path needs it (roles.frame_wake_ms: every FRAME_POLL_MS while a frame is due or
   passing, 1 ms for a polled receiver, else the next measurement, fallback timer or LED edge);
   a role with ``poll`` but no ``wake_in_ms`` is woken every LOOP_POLL_MS (board definition,
-  default DEFAULT_POLL_MS). No machine.lightsleep: on rp2 it stops the PIO clocks (the link),
-  on ESP32 the UART receiver would need a wake source per board (docs/cell-board.md);
+  default DEFAULT_POLL_MS);
+* light sleep: with a ``sleeper`` (hal.sleep.make: the board definition's LIGHT_SLEEP, no radio
+  on) and a role with ``sleep_budget_ms(wake_ms)`` (how long it may sleep deaf: between frames,
+  roles.FrameClock.sleep_budget_ms; Begin between its frames), a budget of at least
+  SLEEP_MIN_MS (bounded by the next timed cycle less the wake-up, and by a quarter of the
+  watchdog timeout) is slept in ``sleeper.sleep(ms)`` (machine.lightsleep) instead of
+  time.sleep_ms. The sleeper may decline (a character still going out, the balance output at a
+  partial PWM duty): then time.sleep_ms as before, at most its ``retry_ms``. An exception
+  from it is counted (``stats.sleep_errors``), never touches an output, and the loop idles in
+  time.sleep_ms; after SLEEP_ERRORS_MAX of them it stops trying;
 * awake time is measured with ``ticks_us`` and reported per cycle as ``stats.awake_permille`` (and
   a smoothed ``stats.awake_avg_permille``) for ``diag`` and the benchmark.
 
@@ -55,6 +63,8 @@ DEFAULT_POLL_MS = const(5)           # byte-path poll interval for roles with po
 RESET_DELAY_MS = const(3000)
 START_FAIL_DELAY_MS = const(10000)   # long enough to press Ctrl-C before a start-up reset loop
 _DEFAULT_CYCLE_MS = const(1000)
+SLEEP_MIN_MS = const(10)             # shorter budgets: not worth a wake-up (sleep_ms instead)
+SLEEP_ERRORS_MAX = const(8)          # light-sleep exceptions before the loop stops trying
 
 # Registry read by diag.py (filled by run()).
 current_role: "Any" = None
@@ -76,6 +86,9 @@ class LoopStats:
         self.awake_permille = 1000  # awake share of the last complete cycle
         self.awake_avg_permille = 1000
         self.sleeps = 0             # wake-ups (each sleep ends in one)
+        self.light_sleeps = 0       # of them out of a light sleep
+        self.light_ms = 0           # light-sleep time in the last complete cycle
+        self.sleep_errors = 0       # light-sleep calls that raised (time.sleep_ms instead)
 
 
 def role_name_of(role_module):
@@ -85,7 +98,7 @@ def role_name_of(role_module):
 class Loop:
     """One role on one board, driven by real (or injected) ``machine`` and ``time`` modules."""
 
-    def __init__(self, role, board_def, hw, machine, time):
+    def __init__(self, role, board_def, hw, machine, time, sleeper=None):
         self.role = role
         self.hw = hw
         self.machine = machine
@@ -105,6 +118,12 @@ class Loop:
         self._feed = getattr(hw, "feed_watchdog", None)
         self._wdt = None
         self._wdt_timeout_ms = getattr(board_def, "WDT_TIMEOUT_MS", 5000)
+        self.sleeper = sleeper
+        self._budget = getattr(role, "sleep_budget_ms", None) if sleeper is not None else None
+        self._wake_ms = getattr(sleeper, "wake_ms", 0)
+        m = self._wdt_timeout_ms // 4        # the watchdog keeps counting in light sleep
+        self._light_max = m if m < MAX_SLEEP_MS else MAX_SLEEP_MS
+        self._light_acc = 0
         now = time.ticks_ms()
         self._last_tick = now
         self._last_cycle = now
@@ -167,6 +186,8 @@ class Loop:
             st.awake_permille = p
             st.awake_avg_permille += (p - st.awake_avg_permille) // 8
         self._awake_us = 0
+        st.light_ms = self._light_acc
+        self._light_acc = 0
         self._cycle_start_us = t0
         self.role.cycle(dt)
         us = time.ticks_diff(time.ticks_us(), t0)
@@ -192,11 +213,45 @@ class Loop:
             wait = MAX_SLEEP_MS
         if wait <= 0:
             return
+        light = 0
+        if self._budget is not None:
+            light = self._budget(self._wake_ms)
+            if self._due is None:       # a timed cycle: awake again before it is due
+                w = time.ticks_diff(self._next_cycle, time.ticks_ms()) - self._wake_ms
+                if w < light:
+                    light = w
+            if light > self._light_max:
+                light = self._light_max
         t = time.ticks_us()
         self._awake_us += time.ticks_diff(t, self._wake_us)
-        self.stats.sleeps += 1
+        st = self.stats
+        st.sleeps += 1
+        if light >= SLEEP_MIN_MS:
+            r = self._light(light)
+            if r < 0:
+                self._wake_us = time.ticks_us()
+                return
+            if r < wait:                # declined: how soon it may say yes
+                wait = r
         time.sleep_ms(wait)
         self._wake_us = time.ticks_us()
+
+    def _light(self, ms):
+        """Light-sleep ms through the sleeper: -1 when it slept, else the ms to idle at most
+        before asking again (declined: its retry_ms; raised - counted: MAX_SLEEP_MS)."""
+        st = self.stats
+        sl = self.sleeper
+        try:
+            if not sl.sleep(ms):
+                return getattr(sl, "retry_ms", MAX_SLEEP_MS)
+        except Exception:   # fail safe: no output touched, the loop idles in time.sleep_ms
+            st.sleep_errors += 1
+            if st.sleep_errors >= SLEEP_ERRORS_MAX:
+                self._budget = None
+            return MAX_SLEEP_MS
+        st.light_sleeps += 1
+        self._light_acc += ms
+        return -1
 
     def run(self, max_cycles=0):
         """Loop forever (or until max_cycles cycles ran, for tests and benchmarks)."""
@@ -299,7 +354,8 @@ def run(board_def, role_module):
         current_hw = hw
         role = role_module.make(hw, board_def)
         current_role = role
-        loop = Loop(role, board_def, hw, machine, time)
+        from hal import sleep as hal_sleep
+        loop = Loop(role, board_def, hw, machine, time, hal_sleep.make(board_def, hw, machine))
         current_loop = loop
     except KeyboardInterrupt:
         make_safe(role, hw)
@@ -312,7 +368,8 @@ def run(board_def, role_module):
         time.sleep_ms(START_FAIL_DELAY_MS)
         reset_board(machine, hw)
         return
-    print("cellchain: %s on %s, cycle %d ms" % (role_name, getattr(board_def, "NAME", "?"), loop.cycle_ms))
+    print("cellchain: %s on %s, cycle %d ms%s" % (role_name, getattr(board_def, "NAME", "?"), loop.cycle_ms,
+                                                ", light sleep" if loop.sleeper is not None else ""))
     try:
         loop.run()
     except KeyboardInterrupt:

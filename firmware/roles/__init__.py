@@ -23,6 +23,9 @@ COMM_TIMEOUT_FRAMES = const(3)   # N: consecutive missing/bad frames before comm
 LOST_AFTER_FRAMES = const(2)     # Between: this many slots without a frame start -> originate
 MEASURE_LEAD_MS = const(40)      # measure the cell this long before the next frame is due
 FRAME_POLL_MS = const(5)         # loop wake-up interval while a frame is due or passing
+SLEEP_GUARD_PERMILLE = const(60) # light sleep ends this share of a period before the next frame
+#                                  is due: each board's clock within +-3 %, so two boards'
+#                                  clocks differ by up to 6 % (the frame may come that early)
 _SLOT_MAX = const(255)
 _MS_MAX = const(0x3FFFFFFF >> 2)
 
@@ -93,6 +96,23 @@ class FrameClock:
             w = self.wait_ms() - MEASURE_LEAD_MS
         else:
             w = self.period_ms - MEASURE_LEAD_MS - self.since_start_ms
+        return w if w > 0 else 0
+
+    def sleep_budget_ms(self, wake_ms):
+        """ms the board may light-sleep now, deaf, without missing anything: until the next
+        frame's measurement or the earliest the next frame can come (SLEEP_GUARD_PERMILLE of
+        the period early), less ``wake_ms`` (the wake-up). 0 while the link is not in sync
+        (the last slot had no good frame, or ran on the fallback timer), while a frame is due,
+        passing or has passed (the cycle is due), and once measured for the next frame."""
+        if self.passed or self.started or self.measured or self.fallback or self.missed:
+            return 0
+        p = self.period_ms
+        s = self.since_start_ms
+        w = p - MEASURE_LEAD_MS - s
+        g = p - (p * SLEEP_GUARD_PERMILLE) // 1000 - s
+        if g < w:
+            w = g
+        w -= wake_ms
         return w if w > 0 else 0
 
     def slot(self):
@@ -176,6 +196,23 @@ def frame_wake_ms(role):
                 w = q
         if w < ms:
             ms = w
+    return ms
+
+
+def frame_sleep_ms(role, wake_ms):
+    """A frame-clocked role's light-sleep budget (hal/loop.py, hal/sleep.py): the clock's
+    (``FrameClock.sleep_budget_ms``), bounded by every other reason to wake (frame_wake_ms:
+    LED/button edge, fallback timer, measurement) less the wake-up; 0 while a frame of our own
+    goes out. The port's 1 ms polling of a receiver without arrival interrupts is not a reason:
+    no character can come while the budget lasts."""
+    o = getattr(role, "origin", None)      # Between: a frame of its own going out
+    if o is not None and o.busy():
+        return 0
+    ms = role.clock.sleep_budget_ms(wake_ms)
+    if ms:
+        w = frame_wake_ms(role) - wake_ms
+        if w < ms:
+            ms = w if w > 0 else 0
     return ms
 
 

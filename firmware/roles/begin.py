@@ -85,6 +85,15 @@ class Begin:
         w = self.cell_wake
         return w() if w is not None else 1000
 
+    def sleep_budget_ms(self, wake_ms):
+        """For the board loop: ms it may light-sleep now - 0 while its frame goes out, else
+        until the LED/button needs it (the loop bounds it by the next cycle itself)."""
+        if self.origin.busy():
+            return 0
+        w = self.cell_wake
+        ms = (w() if w is not None else 1000) - wake_ms
+        return ms if ms > 0 else 0
+
     def tick(self, dt_ms):
         cell = self.cell
         cell.tick(dt_ms)

@@ -8,8 +8,8 @@ frame period and, after LOST_AFTER_FRAMES slots without a frame start, originate
 slot."""
 from core import frame, options
 from core.snapshot import CellStatus
-from roles import (COMM_TIMEOUT_FRAMES, FrameClock, LinkPort, Originator, cycle_ms_of, frame_wake_ms, link_baud_of,
-                   measure_before_frame)
+from roles import (COMM_TIMEOUT_FRAMES, FrameClock, LinkPort, Originator, cycle_ms_of, frame_sleep_ms, frame_wake_ms,
+                   link_baud_of, measure_before_frame)
 
 
 class Between:
@@ -146,6 +146,10 @@ class Between:
         if self.origin.busy():
             return 1
         return self.port.wake_in_ms(frame_wake_ms(self))
+
+    def sleep_budget_ms(self, wake_ms):
+        """For the board loop: ms it may light-sleep now (roles.frame_sleep_ms)."""
+        return frame_sleep_ms(self, wake_ms)
 
     def safe(self):
         self.cell.safe()

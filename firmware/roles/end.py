@@ -17,7 +17,7 @@ from micropython import const
 from core import alarms as _alarms
 from core import frame
 from core.snapshot import CellStatus, PackSnapshot
-from roles import FrameClock, LinkPort, cycle_ms_of, frame_wake_ms, link_baud_of, measure_before_frame
+from roles import FrameClock, LinkPort, cycle_ms_of, frame_sleep_ms, frame_wake_ms, link_baud_of, measure_before_frame
 
 _AGE_MAX = const(255)
 _NO_BALANCING = _alarms.UNDER_VOLTAGE | _alarms.BALANCE_SWITCH_INVALID  # End cell: no balancing
@@ -254,6 +254,14 @@ class End:
         if self._services_poll and ms > SERVICE_POLL_MS:
             ms = SERVICE_POLL_MS       # BLE / USB app bytes move in poll()
         return self.port.wake_in_ms(ms)
+
+    def sleep_budget_ms(self, wake_ms):
+        """For the board loop: ms it may light-sleep now - never while app transports (BLE,
+        USB) are served (they need the board awake; a board with BLE on does not light-sleep
+        anyway, hal/sleep.py), else its cell side between frames (roles.frame_sleep_ms)."""
+        if self._services_poll:
+            return 0
+        return frame_sleep_ms(self, wake_ms)
 
     def safe(self):
         hw = self.hw

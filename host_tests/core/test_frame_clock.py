@@ -531,3 +531,71 @@ def test_end_keeps_waking_for_its_app_transports_between_frames():
         e.cycle(1000)
         w = e.wake_in_ms()
         assert w <= most and (services is not None or w > SERVICE_POLL_MS), (services, w)
+
+
+# ---- light-sleep budget (issue 12 item 6) -------------------------------------------------------
+
+def _synced(period=1000):
+    c = FrameClock(period)
+    c.frame_started()
+    c.tick(120)
+    c.frame_passed(True)
+    c.slot()                    # the cycle right after a good frame
+    return c
+
+
+def test_sleep_budget_zero_until_in_sync():
+    from roles import SLEEP_GUARD_PERMILLE
+    c = FrameClock(1000)
+    assert c.sleep_budget_ms(2) == 0            # power-up: no good frame yet
+    c.tick(1300)
+    c.slot()                                    # a fallback slot
+    assert c.sleep_budget_ms(2) == 0
+    c = _synced()
+    # 120 ms since the frame started: sleep until the earlier of the measurement (40 ms before
+    # the next frame) and the earliest a 6 % fast Begin's frame can come, less the wake-up
+    first = min(1000 - MEASURE_LEAD_MS, 1000 - SLEEP_GUARD_PERMILLE) - 120 - 2
+    assert c.sleep_budget_ms(2) == first
+    c.tick(100)
+    assert c.sleep_budget_ms(2) == first - 100
+    c.tick(first - 100)
+    assert c.sleep_budget_ms(2) == 0
+    assert c.sleep_budget_ms(0) == 2
+
+
+def test_sleep_budget_zero_in_the_window_and_after_a_bad_frame():
+    c = _synced()
+    c.measured = True                           # measured for the next frame: stay awake
+    assert c.sleep_budget_ms(2) == 0
+    c = _synced()
+    c.frame_started()                           # a frame is passing
+    assert c.sleep_budget_ms(2) == 0
+    c.frame_passed(False)                       # ... and it was bad
+    assert c.sleep_budget_ms(2) == 0            # cycle due
+    c.slot()
+    assert c.missed == 1 and c.sleep_budget_ms(2) == 0    # awake for the whole next period
+    c.frame_started()
+    c.frame_passed(True)
+    c.slot()
+    assert c.sleep_budget_ms(2) > 800
+
+
+def test_between_sleep_budget_zero_while_originating():
+    hw = FakeHw(SW)
+    hw.link_rx = WireRx()
+
+    class Tx:
+        def write_byte(self, b):
+            return False        # FIFO full: the frame stays queued
+    hw.link_tx = Tx()
+
+    class Bd:
+        LINK_CYCLE_MS = 1000
+    role = between.Between(hw, Bd, FakeCell())
+    c = role.clock
+    c.frame_started()
+    c.frame_passed(True)
+    c.slot()
+    assert role.sleep_budget_ms(2) > 0
+    role.originate()
+    assert role.origin.busy() and role.sleep_budget_ms(2) == 0

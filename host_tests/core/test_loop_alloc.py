@@ -298,3 +298,44 @@ def test_begin_info_led_lights_while_its_frame_goes_out():
         lp.step()
     assert role.frames_sent >= 5 and hw.lit >= 5
     assert hw.link_tx.sent >= 5 * 118 - 8         # every frame got out whole meanwhile
+
+
+class SleepDef(CellDef):
+    CPU = "rp2040"
+    LIGHT_SLEEP = True
+    SLEEP_WAKE_MS = 2
+
+
+class SleepMachine:
+    """machine for hal.sleep.LightSleep: lightsleep advances the virtual time (the frames the
+    world delivers meanwhile still reach the receiver: here only the heap is under test)."""
+
+    def __init__(self, world):
+        self.world = world
+        self.slept = [0]
+
+    def lightsleep(self, ms):
+        self.slept[0] += ms
+        self.world.advance(ms)
+
+    def freq(self, f=None):
+        return 125000000
+
+
+def test_between_loop_light_sleeping_runs_with_the_heap_locked():
+    """The loop's light-sleep path (the role's budget, hal.sleep.LightSleep's checks and its
+    clock restore) allocates nothing either."""
+    from hal import sleep as hal_sleep
+    hw = Hw(NO_DATA)
+    hw.link_rx = IrqRingRx()
+    hw.link_tx = FifoTx()
+    hw.duty_permille = 0
+    hw.link_tx.pending = lambda: 0
+    role = between.Between(hw, SleepDef, CellBoard(hw, SleepDef))
+    world = World(hw.link_rx, hw.link_tx)
+    m = SleepMachine(world)
+    sl = hal_sleep.make(SleepDef, hw, m)
+    lp = Loop(role, SleepDef, hw, None, world, sl)
+    assert _run_locked(lp, world, 300, warmup=300)
+    assert lp.stats.light_sleeps >= 3 and m.slept[0] > 2000 and lp.stats.sleep_errors == 0
+    assert role.port.fw.frames >= 3 and role.link_ok
