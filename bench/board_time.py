@@ -28,7 +28,7 @@ from sim import scenario as scenario_mod
 from sim.engine import Simulation
 from bench import reaction
 
-BOARD_TIME = {"mode": "measured"}
+BOARD_TIME = {"mode": "counted"}
 RAMP_SIZES = (16, 255)
 RAMP_TRIALS = {16: 20, 255: 4}
 CAPACITY_AH = 40
