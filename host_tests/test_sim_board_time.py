@@ -129,3 +129,91 @@ def test_byte_path_keeps_up_with_the_line_at_board_speed():
     cuts = [chain.roles[k].port.cut_frames for k in range(1, chain.n)]
     assert all(r["comm_ok"] for r in recs[5:]), cuts
     assert max(cuts) <= 5, cuts           # boot only (the first timings of each kind of call)
+
+
+def _counted(cells, seconds):
+    sc = scenario.load({"pack": {"cells": cells, "soc_pct": 50}, "mode": "critical", "duration_s": seconds,
+                        "board": "pico", "board_time": {"mode": "counted"}})
+    sim = engine.Simulation(sc, seed=1)
+    recs = []
+    sim.run(on_second=lambda s, r: recs.append(r))
+    sim.close()
+    return sim, recs
+
+
+def test_counted_mode_is_reproducible_and_charges_firmware_instructions():
+    """Counted board time: firmware instructions x ns per instruction, bit for bit the same
+    in two runs (host speed, load and caches do not enter), every kind of call counted."""
+    a, recs = _counted(16, 8)
+    b, _ = _counted(16, 8)
+    assert a.fw.chain.awake_ns == b.fw.chain.awake_ns
+    assert all(x > 0 for x in a.fw.chain.awake_ns)
+    assert a.fw.chain.time.host_charged == []
+    assert all(r["comm_ok"] for r in recs[3:])
+    # a forwarded character: a few hundred instructions, well within its 1.04 ms on the line
+    t = a.fw.chain.time
+    per_char = t._samples[("poll", 1, False, 0, 1, 0, False, None)]
+    assert 100 < per_char[len(per_char) // 2] * t.ns_per_instr / 1e3 < 700     # us
+
+
+def test_virtual_link_ends_cost_what_the_pio_hal_costs():
+    """HAL_INSTR (what a virtual link end is charged in counted mode) against the real
+    hal/link_pio.py methods counted the same way on a stand-in state machine."""
+    import os
+    from hal import link_pio
+    from sim import opcount
+
+    class SM:
+        def __init__(self, *a, **k):
+            self.fifo = 1
+
+        def active(self, x):
+            pass
+
+        def irq(self, fn):
+            pass
+
+        def rx_fifo(self):
+            return self.fifo
+
+        def get(self, buf=None, shift=0):
+            return 0x55 << 1
+
+        def tx_fifo(self):
+            return 0
+
+        def put(self, v):
+            pass
+
+    class RP2:
+        StateMachine = SM
+
+        class PIO:
+            OUT_HIGH = OUT_LOW = SHIFT_RIGHT = JOIN_TX = JOIN_RX = 0
+
+        @staticmethod
+        def asm_pio(**k):
+            return lambda f: f
+
+    class Pin:
+        def value(self, v=None):
+            pass
+    link_pio._ASSEMBLED.clear()
+    rx = link_pio.PioRx(0, Pin(), False, 9600, 30, rp2=RP2, ticks_us=lambda: 0, ticks_diff=lambda a, b: a - b)
+    tx = link_pio.PioTx(1, Pin(), False, 9600, rp2=RP2)
+    link_pio._ASSEMBLED.clear()
+    c = opcount.Counter([os.path.dirname(os.path.abspath(link_pio.__file__)) + os.sep])
+    assert abs(c.run(rx.read) - board_time.HAL_INSTR["rx_read"]) <= 6
+    assert abs(c.run(lambda: tx.write_byte(5)) - board_time.HAL_INSTR["tx_write_byte"]) <= 6
+
+
+def test_255_cells_link_comes_up_at_board_speed():
+    """At 255 cells every board's jitter in when it sends a character (a section check costs
+    more than a plain byte) used to add up along the chain into a 30-bit hole: frames were cut
+    and the link did not come up. With the SYNC sent with the second character the line keeps
+    a character of slack at every hop."""
+    sim, recs = _counted(255, 5)
+    chain = sim.fw.chain
+    assert all(r["comm_ok"] for r in recs[3:])
+    cuts = [chain.roles[k].port.cut_frames for k in range(1, chain.n)]
+    assert max(cuts) <= 1, cuts            # the first frame only (boards still starting)

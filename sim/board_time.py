@@ -48,6 +48,8 @@ REF_BOARD_NS = {"rp2040": 40051213}
 # board (RP2040, 125 MHz) ns per CPython bytecode instruction of firmware code, mode "counted":
 # tools/board_factor.py counted the instructions of that probe with that firmware (sim/
 # opcount.py): 17224 / 16979 / 20801 per cycle -> 1283 / 1137 / 1096 ns each (mean 1172)
+INSTR_PER_CYCLE = {"begin": 17224, "between": 16979, "end": 20801}
+NS_PER_INSTR_PER_ROLE = {"begin": 1283.1, "between": 1136.7, "end": 1096.1}
 NS_PER_INSTR = {"rp2040": 1172.0}
 # counted mode: instructions charged for the virtual link ends, as the board's HAL methods they
 # stand for (sim/opcount.py count of hal/link_pio.py with native state-machine calls at
@@ -134,6 +136,7 @@ class BoardTime:
             self._traced = {}       # (role, call) -> calls counted
             self._open = {}         # (role, call) -> its kinds with no count yet
             self._n_traced = 0
+            self.host_charged = []  # kinds charged by host time (none counted like them yet)
         self.factor = float(self.factor or 0.0)
         self.tracing = False
         self.scale = 1.0          # host speed now vs at calibration (reference_ns), measured mode
@@ -229,6 +232,15 @@ class BoardTime:
         op = self._open.setdefault(pre, {})
         if key not in op:
             op[key] = self._traced.get(pre, 0)
+        # not counted yet: the costliest counted kind of the same call and amount of work, else
+        # the cheapest of the same call (reproducible), else host time x factor
+        like = [v[len(v) // 2] for k, v in self._samples.items() if v and k[:2] == key[:2]]
+        if like:
+            return int(max(like) * self.ns_per_instr)
+        like = [v[len(v) // 2] for k, v in self._samples.items() if v and k[0] == key[0]]
+        if like:
+            return int(min(like) * self.ns_per_instr)
+        self.host_charged.append(key)
         return int(host_ns * self.scale * self.factor)
 
     def refresh(self):
