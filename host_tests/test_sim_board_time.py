@@ -208,10 +208,10 @@ def test_virtual_link_ends_cost_what_the_pio_hal_costs():
 
 
 def test_255_cells_link_comes_up_at_board_speed():
-    """At 255 cells every board's jitter in when it sends a character (a section check costs
-    more than a plain byte) used to add up along the chain into a 30-bit hole: frames were cut
-    and the link did not come up. With the SYNC sent with the second character the line keeps
-    a character of slack at every hop."""
+    """255 cells, counted board time: every frame gets through the 253 Betweens (before the
+    cheaper byte path and the counted cost model, the section-A check was charged 2.5-3.3 ms
+    of cold host time and its next character left a hole longer than the 30-bit gap, so the
+    next board cut the frame: the link did not come up on 2 of 6 seeds)."""
     sim, recs = _counted(255, 5)
     chain = sim.fw.chain
     assert all(r["comm_ok"] for r in recs[3:])

@@ -417,11 +417,14 @@ class RolesChain:
         instructions before it (``offs``, from a counted call of the same kind); measured (and
         counted without offs) - at its place inside the call (``stamp_clock`` time since the
         call began over the call's, of its board time); fixed - a poll's bytes one per
-        ``poll_us_per_char``, a cycle's at its end; never after the call."""
+        ``poll_us_per_char``, a cycle's at its end (counted without offs too: reproducible);
+        never after the call."""
         tm = self.time
         if offs is not None:
             last = len(offs) - 1
             return lambda i, st: start + min(cost, offs[i if i < last else last])
+        if tm.counted:
+            return start + cost     # no counted call of this kind wrote yet: at its end
         if tm.mode in ("measured", "counted"):
             span = s1 - s0
             if span <= 0:
