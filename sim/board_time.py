@@ -25,7 +25,18 @@ a board. ``BoardTime`` turns each call into the time the board spends in it:
   REFRESH_S simulated seconds and host times are scaled by the change: other load on a shared
   machine makes the host slower, not the boards. Not bit-for-bit reproducible (host timing
   varies by a few per cent); the bench records the factor it used, and a run with that factor
-  given again reproduces it to that jitter.
+  given again reproduces it to that jitter. Host time has a bias that no factor removes: a
+  short call (one received character) runs with cold caches between the other boards' calls,
+  2-3x slower than the same code in a loop, so short calls are overcharged.
+* ``mode "counted"`` (what ``make bench`` uses): a call costs the bytecode instructions it
+  executes in firmware code (sim/opcount.py, sys.settrace opcode events) x ``ns_per_instr``
+  (NS_PER_INSTR: the chip's ms per cycle over the instructions of the same probe and firmware,
+  tools/board_factor.py; the three roles give 1096-1283 ns, +-8 %). A call into code outside
+  firmware/ (the virtual hardware) counts as a native call (opcount.FOREIGN instructions), the
+  virtual link ends as the PIO HAL methods they stand for (HAL_INSTR). Only the first calls of
+  each kind are counted (counting is slow); a kind costs the median of its first SAMPLES
+  counts. Independent of the host's speed, load and caches, and reproducible bit for bit; what
+  it leaves out is that MicroPython's bytecodes do not all cost the same on the chip.
 
 Besides the call costs: ``irq_latency_us`` (a received character to the scheduled handler on an
 interrupt-driven receiver), ``flash_erase_ms`` per settings/state write (the board stalls with
