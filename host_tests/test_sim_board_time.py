@@ -217,3 +217,18 @@ def test_255_cells_link_comes_up_at_board_speed():
     assert all(r["comm_ok"] for r in recs[3:])
     cuts = [chain.roles[k].port.cut_frames for k in range(1, chain.n)]
     assert max(cuts) <= 1, cuts            # the first frame only (boards still starting)
+
+
+def test_bytes_of_a_kind_not_counted_yet_leave_where_a_counted_call_wrote_them():
+    """Counted mode places a call's bytes after the instructions before each write, taken from
+    a counted call of the same kind; a rare kind (a loop wake-up that measures the cell and
+    drains a character) borrows the offsets of its (role, call), not the call's end: a 7 ms
+    measurement wake-up once held a drained character to its end and the next board cut the
+    frame (16 cells, 1283 ns per instruction, seed 15)."""
+    t = board_time.BoardTime({"mode": "counted"})
+    pre = (False, False, "cycle")
+    first = t.write_offsets(("between", "cycle", 1, "a"), [(0xC5, 200)], True, pre)
+    assert first == [int(200 * t.ns_per_instr)]
+    assert t.write_offsets(("between", "cycle", 1, "rare"), [(0x10, 0)], False, pre) == first
+    handler = t.write_offsets(("between", "poll", 1), [(1, 150)], True, (False, False, "poll"))
+    assert t.write_offsets(("end", "cycle", 1), [(1, 0)], False, (False, True, "cycle")) == handler

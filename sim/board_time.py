@@ -216,13 +216,22 @@ class BoardTime:
             return self._counter.n
         return time.perf_counter_ns()
 
-    def write_offsets(self, kind, held, counted):
+    def write_offsets(self, kind, held, counted, pre=None):
         """Counted mode: board ns into the call of each byte a call of this kind writes (held:
-        (byte, stamp) pairs), from the first counted call of the kind; None when none was
-        counted yet (then the bytes are placed by host time)."""
+        (byte, stamp) pairs), from the first counted call of the kind, else of the same
+        (role, call) ``pre`` (a loop wake-up writes what its poll() drains, at its start),
+        else of any receive handler; None when there is none yet."""
         got = self._offs.get(kind)
         if got is None and counted and held:
             got = self._offs[kind] = [int(st * self.ns_per_instr) for _, st in held]
+            if pre is not None and pre not in self._offs:
+                self._offs[pre] = got
+            if "handler" not in self._offs and pre is not None and pre[-1] == "poll":
+                self._offs["handler"] = got
+        if got is None:
+            got = self._offs.get(pre)
+            if got is None:
+                got = self._offs.get("handler")
         return got
 
     def _count_cost(self, key, pre, instr, host_ns):

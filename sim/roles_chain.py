@@ -397,7 +397,7 @@ class RolesChain:
                 offs = None
                 if tm.counted:
                     offs = tm.write_offsets((self._role_name(k), kind, port.rx_chars - chars0 if port else 0) + key,
-                                            out._held, instr is not None)
+                                            out._held, instr is not None, pre)
                 sent = out.release(self._write_times(start, cost, s0, s1, kind, offs))
                 if sent > tm.tx_fifo and kind == "cycle":
                     cost += (sent - tm.tx_fifo) * out.char_ns    # blocked feeding the TX FIFO
