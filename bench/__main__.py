@@ -100,6 +100,11 @@ def summary_rows(res):
             add("board speed %s cells: V-max on a 1 C ramp -> charge relay open" % n,
                 "median %s ms, worst %s ms (link never up in %s of %s)" % (
                     r["median_ms"], r["worst_ms"], r["relay_never_closed"], r["trials"]))
+        hi = _get(bt, "awake_high", "roles", "between")
+        if hi:
+            add("board speed %s between at %s ns per instruction: awake" % (
+                _get(bt, "awake_high", "board"), _get(bt, "awake_high", "ns_per_instr")),
+                "%.1f %%" % (100.0 * hi["awake_fraction"]))
         for key in ("awake", "awake_esp32"):
             for role, r in sorted((_get(bt, key, "roles") or {}).items()):
                 add("board speed %s %s: awake / light sleep / est. current" % (_get(bt, key, "board"), role),

@@ -1,7 +1,9 @@
-"""Board-speed figures (issue 12): the virtual pack with board time (sim/board_time.py, "measured":
-host CPU time of every role call x the calibrated RP2040 factor) - docs/benchmarks.md section 6.
+"""Board-speed figures (issue 12): the virtual pack with board time (sim/board_time.py, mode
+"counted": every role call costs its firmware's bytecode instructions x the RP2040's ns per
+instruction, NS_PER_INSTR, from the chip's own figures; docs/benchmarks.md section 7).
 
-* ``calibration``: the factor (RP2040 board time per host time) and the host's time per cycle.
+* ``calibration``: the cost model - ns per instruction and where it comes from, and the
+  host-time factor of mode "measured" (a fixed reference workload, for comparison).
 * ``ramp``: V-max crossing on a rising cell -> charge relay open, 16 and 255 cells. A LiFePO4
   pack of 40 Ah cells at 50 % charges at 1 C (40 A, critical mode: the charger runs while the
   relays are closed). At a random instant after the relays closed, one cell (random position) is
@@ -13,7 +15,8 @@ host CPU time of every role call x the calibrated RP2040 factor) - docs/benchmar
   loop's default, each costing WAKE_MS at board speed, from issue 12's RP2040 measurement) and
   the wake-ups out of light sleep; the share of the second in light sleep (hal/sleep.py, as
   the virtual pack models it); an estimated current per role from the three (POWER_MA) beside
-  the 123\\SmartBMS's ~1.9 mA per board.
+  the 123\\SmartBMS's ~1.9 mA per board; ``awake_high``: the same at the highest per-role ns
+  per instruction (how robust the figure is).
 * ``drops``: comm drops and relay openings over ``DROP_HOURS`` of virtual time (environment
   CELLCHAIN_BENCH_DROP_HOURS, default 24) on a 16-cell pack: every board's clock off by a random
   amount within +-2 %, byte error rate 1e-5, the PC817 opto stage in every hop; again with an
@@ -30,9 +33,10 @@ from sim import scenario as scenario_mod
 from sim.engine import Simulation
 from bench import reaction
 
-BOARD_TIME = {"mode": "measured"}
+BOARD_TIME = {"mode": "counted"}
+BOARD_TIME_HIGH = {"mode": "counted", "ns_per_instr": max(board_time.NS_PER_INSTR_PER_ROLE.values())}
 RAMP_SIZES = (16, 255)
-RAMP_TRIALS = {16: 20, 255: 4}
+RAMP_TRIALS = {16: 20, 255: 10}
 CAPACITY_AH = 40
 ONE_C_A = 40.0
 AWAKE_CELLS = 16
@@ -115,10 +119,11 @@ def _drops_args(a):
     return drops(*a)
 
 
-def loop_step_ms(factor, board="pico", steps=2000):
+def loop_step_ms(factor, board="pico", steps=2000, ns_per_instr=None):
     """Board ms of one hal/loop.py Loop.step() itself (its ticks, checks and sleep call; the
     role's calls are charged apart): the real Loop around a role whose calls do nothing, on a
-    clock whose sleep returns at once, host CPU time x factor."""
+    clock whose sleep returns at once; its firmware instructions x ``ns_per_instr`` (counted
+    board time), else host CPU time x factor."""
     from hal import loop as hal_loop
     from sim.engine import load_board_def
 
@@ -159,18 +164,27 @@ def loop_step_ms(factor, board="pico", steps=2000):
         def feed_watchdog(self):
             pass
     lp = hal_loop.Loop(Idle(), load_board_def(board), Hw(), None, Clock())
+    if ns_per_instr:
+        from sim import opcount
+        c = opcount.Counter([board_time._firmware_dir()])
+
+        def run():
+            for _ in range(steps // 10):
+                lp.step()
+        return c.run(run) / (steps // 10) * ns_per_instr / 1e6
     t0 = board_time.BoardTime.now_ns()
     for _ in range(steps):
         lp.step()
     return (board_time.BoardTime.now_ns() - t0) / steps * factor / 1e6
 
 
-def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True):
+def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True, bt=None):
     """Board time awake per role in a 1 s period, the share in light sleep (when the board
     definition allows it and ``light_sleep``), and the estimated current."""
     from hal import loop as hal_loop
     sc = scenario_mod.load({"pack": {"cells": cells, "soc_pct": 50}, "mode": "critical", "duration_s": seconds,
-                            "board": board, "board_time": BOARD_TIME, "link": {"light_sleep": light_sleep}})
+                            "board": board, "board_time": BOARD_TIME if bt is None else bt,
+                            "link": {"light_sleep": light_sleep}})
     sim = Simulation(sc, seed=1)
     chain = sim.fw.chain
     bd = sim.board_def
@@ -191,7 +205,8 @@ def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True):
     sim.run(on_second=mark)
     span_s = (seconds - 5)
     cpu = getattr(bd, "CPU", "rp2040")
-    loop_ms = loop_step_ms(chain.time.factor, board)
+    tm = chain.time
+    loop_ms = loop_step_ms(tm.factor, board, ns_per_instr=tm.ns_per_instr if tm.counted else None)
     ma = POWER_MA.get(cpu)
     out = {}
     for name, idx in (("begin", [0]), ("between", list(range(1, cells - 1))), ("end", [cells - 1])):
@@ -223,7 +238,9 @@ def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True):
         if ma is not None:
             row["est_ma"] = round(frac * ma[0] + idle_frac * ma[1] + asleep * ma[2], 2)
         out[name] = row
+    sim.close()
     return {"board": board, "cpu": cpu, "cells": cells, "seconds": span_s, "roles": out,
+            "ns_per_instr": tm.ns_per_instr if tm.counted else None, "factor": None if tm.counted else tm.factor,
             "smartbms123_ma": SMARTBMS_MA, "loop_mode": chain.loop_mode, "loop_step_ms": round(loop_ms, 3),
             "light_sleep": chain.light_sleep, "wake_up_ms": getattr(bd, "SLEEP_WAKE_MS", None),
             "lost_asleep": sum(chain.lost_asleep)}
@@ -269,9 +286,13 @@ def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2):
     from bench import table
     factor = board_time.calibrate()
     cal = board_time.calibration()
-    res = {"calibration": {"factor": round(factor, 2), "per_role": cal.get("per_role"),
-                           "host_us_per_cycle": cal.get("host_us_per_cycle"),
-                           "chip_ms_per_cycle": board_time.CHIP_MS_PER_CYCLE}}
+    res = {"calibration": {"mode": BOARD_TIME["mode"], "ns_per_instr": board_time.NS_PER_INSTR["rp2040"],
+                           "ns_per_instr_per_role": board_time.NS_PER_INSTR_PER_ROLE,
+                           "instr_per_cycle": board_time.INSTR_PER_CYCLE,
+                           "chip_ms_per_cycle": board_time.CHIP_MS_PER_CYCLE,
+                           "source": "tools/board_factor.py (bench/mp_probe.py, firmware 5c2a00c)",
+                           "factor": round(factor, 2), "reference_ns": cal.get("reference_ns"),
+                           "ref_board_ns": cal.get("ref_board_ns")}}
     plan = []
     for n in ramp_sizes:
         k = trials.get(n, 4) if isinstance(trials, dict) else (trials or RAMP_TRIALS.get(n, 4))
@@ -289,16 +310,18 @@ def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2):
     # the same at 16 cells without board time (calls take no time), for comparison
     res["ramp_zero_board_time_16"] = _ramp_summary([ramp_trial(16, 1 + j, board_time_cfg={})
                                                     for j in range(min(len(plan), 10))])
-    table("V-max crossing on a 1 C ramp -> charge relay open (board time: measured, factor %.0f)" % factor,
+    table("V-max crossing on a 1 C ramp -> charge relay open (board time: %s, %.0f ns per instruction)"
+          % (BOARD_TIME["mode"], board_time.NS_PER_INSTR["rp2040"]),
           ["cells", "median ms", "worst ms", "trials", "missed", "link never up"],
           [[n, r["median_ms"], r["worst_ms"], r["trials"], r["missed"], r["relay_never_closed"]]
            for n, r in list(ramp.items()) + [("16, zero board time", res["ramp_zero_board_time_16"])]])
     res["awake"] = awake()
+    res["awake_high"] = awake(bt=BOARD_TIME_HIGH)
     res["awake_esp32"] = awake(board="esp32_devkitc")
     res["awake_no_sleep"] = awake(light_sleep=False)
-    for aw in (res["awake"], res["awake_esp32"], res["awake_no_sleep"]):
-        table("awake per role at board speed (16 cells, %s, light sleep %s)"
-              % (aw["board"], "on" if aw["light_sleep"] else "off"),
+    for aw in (res["awake"], res["awake_high"], res["awake_esp32"], res["awake_no_sleep"]):
+        table("awake per role at board speed (16 cells, %s, %s ns per instruction, light sleep %s)"
+              % (aw["board"], aw["ns_per_instr"], "on" if aw["light_sleep"] else "off"),
               ["role", "in calls", "wakes/s", "awake", "asleep", "light sleeps/s", "est. mA", "123SmartBMS mA"],
               [[r, v["calls_fraction"], v["wakes_per_s"], v["awake_fraction"], v["asleep_fraction"],
                 v["light_sleeps_per_s"], v.get("est_ma"), SMARTBMS_MA]

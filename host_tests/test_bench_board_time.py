@@ -11,7 +11,9 @@ def test_board_time_section_with_tiny_parameters(monkeypatch):
     res = {}
     board_time.run(res, ramp_sizes=(16,), trials=1, hours=0.002, workers=1)
     bt = res["board_time"]
-    assert bt["calibration"]["factor"] > 1 and len(bt["calibration"]["per_role"]) == 3
+    cal = bt["calibration"]
+    assert cal["mode"] == "counted" and cal["factor"] > 1 and len(cal["ns_per_instr_per_role"]) == 3
+    assert bt["awake_high"]["ns_per_instr"] > bt["awake"]["ns_per_instr"]
     r = bt["ramp"]["16"]
     # at board speed today's link does not always come up (docs/benchmarks.md): a trial is
     # either timed or counted as such, never lost

@@ -11,16 +11,32 @@ a board. ``BoardTime`` turns each call into the time the board spends in it:
 * ``mode "measured"``: the call is timed on the host (CPU time of this thread,
   ``time.thread_time_ns``, so other processes on the machine do not count; the host's garbage
   collector runs between simulation steps only) and multiplied by the board target's factor:
-  board time per host time. Calls are grouped by kind (role, cycle or poll, characters handled,
-  link events raised, bytes sent, flash writes); a kind costs the median of its first
-  ``SAMPLES`` timings, so host jitter is not charged as board time. With the calibrated factor
-  a fixed piece of firmware work (``reference_ns``) is timed at calibration and again every
-  REFRESH_S simulated seconds; host times are scaled by the change, so other load on a shared
-  machine does not change the board costs. The factor is ``factor`` from the scenario,
-  else calibrated once per process (``calibrate``): the host's time per cycle of each role on a
-  three-board chain, against the same figure measured on the chip (``CHIP_MS_PER_CYCLE``). Not
-  bit-for-bit reproducible (host timing varies by a few per cent); the bench records the factor
-  it used, and a run with that factor given again reproduces it to that jitter.
+  board time per host time. The timer's own cost (an empty call timed the same way, and one
+  clock read per byte stamped inside a call) is taken off first: the board does not pay for
+  the host's clock. Calls are grouped by kind (role, cycle or poll, characters handled, link
+  events raised, bytes sent, flash writes); a kind costs the median of its host timings
+  ``WARMUP`` .. ``WARMUP + SAMPLES`` (the first calls of a kind run cold code on the host:
+  CPython specialises a code path after its first executions, a board has no such warm-up),
+  so host jitter is not charged as board time either. The factor is ``factor`` from the
+  scenario, else ``REF_BOARD_NS`` / the host time of a fixed workload (sim/reference_work.py,
+  ``calibrate``): REF_BOARD_NS is what that workload stands for on an RP2040 at 125 MHz,
+  found once from the firmware the chip figures were measured on (tools/board_factor.py), so
+  the factor does not depend on the firmware under test. The workload is timed again every
+  REFRESH_S simulated seconds and host times are scaled by the change: other load on a shared
+  machine makes the host slower, not the boards. Not bit-for-bit reproducible (host timing
+  varies by a few per cent); the bench records the factor it used, and a run with that factor
+  given again reproduces it to that jitter. Host time has a bias that no factor removes: a
+  short call (one received character) runs with cold caches between the other boards' calls,
+  2-3x slower than the same code in a loop, so short calls are overcharged.
+* ``mode "counted"`` (what ``make bench`` uses): a call costs the bytecode instructions it
+  executes in firmware code (sim/opcount.py, sys.settrace opcode events) x ``ns_per_instr``
+  (NS_PER_INSTR: the chip's ms per cycle over the instructions of the same probe and firmware,
+  tools/board_factor.py; the three roles give 1096-1283 ns, +-8 %). A call into code outside
+  firmware/ (the virtual hardware) counts as a native call (opcount.FOREIGN instructions), the
+  virtual link ends as the PIO HAL methods they stand for (HAL_INSTR). Only the first calls of
+  each kind are counted (counting is slow); a kind costs the median of its first SAMPLES
+  counts. Independent of the host's speed, load and caches, and reproducible bit for bit; what
+  it leaves out is that MicroPython's bytecodes do not all cost the same on the chip.
 
 Besides the call costs: ``irq_latency_us`` (a received character to the scheduled handler on an
 interrupt-driven receiver), ``flash_erase_ms`` per settings/state write (the board stalls with
@@ -32,8 +48,30 @@ import time
 from sim.scenario import ScenarioError
 
 # per cycle (tick + cycle + poll until drained) on the chip, RP2040 at 125 MHz, MicroPython 1.28,
-# bench/mp_probe.py's three-board chain (issue 12): begin / between / end
+# bench/mp_probe.py's three-board chain (issue 12) with the firmware of commit 5c2a00c:
+# begin / between / end. The cycle-time names of fixed mode ("cycle_ms") use the same roles.
 CHIP_MS_PER_CYCLE = {"begin": 22.1, "between": 19.3, "end": 22.8}
+# board (RP2040, 125 MHz) ns that sim/reference_work.py's workload stands for: tools/
+# board_factor.py ran that probe with that firmware on CPython 3.11 (2-core bench machine,
+# 2026-12-02): host 76.6 / 64.5 / 92.0 us per cycle, chip / host 288 / 299 / 248 (mean 278.5),
+# the workload 143.8 us host in the same processes -> 278.5 x 143.8 us = 40.05 ms
+REF_BOARD_NS = {"rp2040": 40051213}
+# board (RP2040, 125 MHz) ns per CPython bytecode instruction of firmware code, mode "counted":
+# tools/board_factor.py counted the instructions of that probe with that firmware (sim/
+# opcount.py): 17224 / 16979 / 20801 per cycle -> 1283 / 1137 / 1096 ns each (mean 1172)
+INSTR_PER_CYCLE = {"begin": 17224, "between": 16979, "end": 20801}
+NS_PER_INSTR_PER_ROLE = {"begin": 1283.1, "between": 1136.7, "end": 1096.1}
+NS_PER_INSTR = {"rp2040": 1172.0}
+# counted mode: instructions charged for the virtual link ends, as the board's HAL methods they
+# stand for (sim/opcount.py count of hal/link_pio.py with native state-machine calls at
+# opcount.FOREIGN each; host_tests/test_board_time_counted.py checks them against the HAL)
+HAL_INSTR = {"rx_read": 61, "tx_write_byte": 38}
+MODES = ("zero", "fixed", "measured", "counted")
+TRACE_FIRST = 200         # counted mode: calls of each (role, call) counted from the start, then
+#                           while a kind of it has no count yet (its first call: host time x
+#                           factor), at most TRACE_MAX calls in all
+TRACE_MAX = 50000
+TRACE_WAIT = 1000         # counted calls of a (role, call) to wait for a kind to come again
 # board time per RP2040 time for the other targets: ESTIMATES, not measured on the chips -
 # ESP32 (Xtensa LX6, 240 MHz) and ESP32-C3 (RV32IMC, 160 MHz) run MicroPython bytecode about
 # 2x and 1.4x as fast as the RP2040's Cortex-M0+ at 125 MHz (clock ratio x a similar IPC)
@@ -47,8 +85,9 @@ IRQ_LATENCY_US = 50       # micropython.schedule hand-off at board speed (estima
 
 REFRESH_S = 10            # measured mode: re-time the reference work this often (simulated s)
 SAMPLES = 9               # host timings per kind of call behind its median cost
+WARMUP = 9                # ... after this many of that kind (cold code on the host)
 _KEYS = ("mode", "factor", "cycle_ms", "poll_us_per_char", "irq_latency_us", "flash_erase_ms",
-         "loop_poll_ms")
+         "loop_poll_ms", "ns_per_instr")
 _calibrated = {}
 
 
@@ -60,12 +99,12 @@ def check(d):
         if k not in _KEYS:
             raise ScenarioError("board_time: unknown key %r (allowed: %s)" % (k, ", ".join(_KEYS)))
     mode = d.get("mode", "zero")
-    if mode not in ("zero", "fixed", "measured"):
-        raise ScenarioError("board_time.mode must be zero, fixed or measured")
+    if mode not in MODES:
+        raise ScenarioError("board_time.mode must be one of %s" % ", ".join(MODES))
     cyc = d.get("cycle_ms", {})
     if not isinstance(cyc, dict) or any(r not in CHIP_MS_PER_CYCLE for r in cyc):
         raise ScenarioError("board_time.cycle_ms must map begin/between/end to ms")
-    for k in ("factor", "poll_us_per_char", "irq_latency_us", "flash_erase_ms", "loop_poll_ms"):
+    for k in ("factor", "poll_us_per_char", "irq_latency_us", "flash_erase_ms", "loop_poll_ms", "ns_per_instr"):
         v = d.get(k)
         if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
             raise ScenarioError("board_time.%s must be a number >= 0" % k)
@@ -92,32 +131,144 @@ class BoardTime:
         if self.mode == "measured" and self.factor is None:
             self.factor = calibrate() * TARGET_VS_RP2040.get(cpu, 1.0)
         self.calibrated = self.mode == "measured" and cfg.get("factor") is None
+        self.counted = self.mode == "counted"
+        if self.counted:
+            # the fallback for a kind of call not counted yet: host time x the reference factor
+            if self.factor is None:
+                self.factor = calibrate() * TARGET_VS_RP2040.get(cpu, 1.0)
+            self.ns_per_instr = float(cfg.get("ns_per_instr", NS_PER_INSTR["rp2040"] *
+                                              TARGET_VS_RP2040.get(cpu, 1.0)))
+            from sim import opcount
+            from sim import wire
+            self._counter = opcount.Counter([_firmware_dir()], costs={
+                wire.WireRx.read.__code__: HAL_INSTR["rx_read"],
+                wire.Wire.write_byte.__code__: HAL_INSTR["tx_write_byte"]})
+            self._offs = {}         # kind of call -> board ns of each byte it writes
+            self._traced = {}       # (role, call) -> calls counted
+            self._open = {}         # (role, call) -> its kinds with no count yet
+            self._n_traced = 0
+            self.host_charged = []  # kinds charged by host time (none counted like them yet)
         self.factor = float(self.factor or 0.0)
+        self.tracing = False
         self.scale = 1.0          # host speed now vs at calibration (reference_ns), measured mode
+        self.overhead_ns = self.stamp_ns = 0
+        if self.mode in ("measured", "counted"):
+            self.overhead_ns, self.stamp_ns = timer_overhead()
         self._samples = {}
 
     @staticmethod
     def now_ns():
         return time.thread_time_ns()
 
+    # the byte stamps inside a call (where each byte written leaves): a cheap clock (vDSO);
+    # preemption inside a call only moves a byte later, never past the call's charged end
+    stamp_clock = staticmethod(time.perf_counter_ns)
+
+    def net_ns(self, host_ns, stamps=0):
+        """Host ns of a timed call without the timer's own cost (and ``stamps`` clock reads
+        made inside it)."""
+        v = host_ns - self.overhead_ns - stamps * self.stamp_ns
+        return v if v > 0 else 0
+
     def _measured(self, key, host_ns):
-        """factor x the median of the first SAMPLES host times of calls of this kind (same role,
-        same call, same amount of work, same link events): one slow host call (a cache miss, a
-        timer interrupt) is not charged as a slow board call, and a run settles to fixed costs."""
+        """factor x the median of the host times WARMUP .. WARMUP + SAMPLES of calls of this kind
+        (same role, same call, same amount of work, same link events; a kind seen fewer times:
+        the median of what there is): one slow host call (a cache miss, a timer interrupt) is
+        not charged as a slow board call, the cold first calls of a code path are not charged
+        at all once it has warmed up, and a run settles to fixed costs."""
+        got = self._samples.get(key)
+        if got is None:
+            got = self._samples[key] = [0, [], []]      # calls seen, cold timings, warm timings
+        if len(got[2]) < SAMPLES:
+            got[0] += 1
+            lst = got[1] if got[0] <= WARMUP else got[2]
+            lst.append(host_ns * self.scale)
+            lst.sort()
+        lst = got[2] if got[2] else got[1]
+        return int(lst[len(lst) // 2] * self.factor)
+
+    def run(self, pre, fn):
+        """Run fn(); in counted mode count its firmware instructions when this (role, call) is
+        still collecting samples. Returns the count or None (not counted)."""
+        if not self.counted:
+            fn()
+            return None
+        n = self._traced.get(pre, 0)
+        op = self._open.get(pre)
+        if op:
+            for key in [key for key, since in op.items() if n - since > TRACE_WAIT]:
+                del op[key]             # a kind seen once and not again: stop waiting for it
+        if (n < TRACE_FIRST or op) and self._n_traced < TRACE_MAX:
+            self._traced[pre] = n + 1
+            self._n_traced += 1
+            self.tracing = True
+            try:
+                return self._counter.run(fn)
+            finally:
+                self.tracing = False
+        fn()
+        return None
+
+    def stamp(self):
+        """Where a call is now, for the bytes it writes (sim/wire.py Wire.hold): instructions
+        so far in a counted call, else ``stamp_clock``."""
+        if self.tracing:
+            return self._counter.n
+        return time.perf_counter_ns()
+
+    def write_offsets(self, kind, held, counted, pre=None):
+        """Counted mode: board ns into the call of each byte a call of this kind writes (held:
+        (byte, stamp) pairs), from the first counted call of the kind, else of the same
+        (role, call) ``pre`` (a loop wake-up writes what its poll() drains, at its start),
+        else of any receive handler; None when there is none yet."""
+        got = self._offs.get(kind)
+        if got is None and counted and held:
+            got = self._offs[kind] = [int(st * self.ns_per_instr) for _, st in held]
+            if pre is not None and pre not in self._offs:
+                self._offs[pre] = got
+            if "handler" not in self._offs and pre is not None and pre[-1] == "poll":
+                self._offs["handler"] = got
+        if got is None:
+            got = self._offs.get(pre)
+            if got is None:
+                got = self._offs.get("handler")
+        return got
+
+    def _count_cost(self, key, pre, instr, host_ns):
+        """Counted mode: ns_per_instr x the median of the first SAMPLES instruction counts of
+        this kind of call; a kind with no count yet costs host time x factor, and the next call
+        of its (role, call) is counted."""
         got = self._samples.get(key)
         if got is None:
             got = self._samples[key] = []
-        if len(got) < SAMPLES:
-            got.append(host_ns * self.scale)
+        if instr is not None and len(got) < SAMPLES:
+            got.append(instr)
             got.sort()
-        return int(got[len(got) // 2] * self.factor)
+            op = self._open.get(pre)
+            if op and key in op:
+                del op[key]
+        if got:
+            return int(got[len(got) // 2] * self.ns_per_instr)
+        op = self._open.setdefault(pre, {})
+        if key not in op:
+            op[key] = self._traced.get(pre, 0)
+        # not counted yet: the costliest counted kind of the same call and amount of work, else
+        # the cheapest of the same call (reproducible), else host time x factor
+        like = [v[len(v) // 2] for k, v in self._samples.items() if v and k[:2] == key[:2]]
+        if like:
+            return int(max(like) * self.ns_per_instr)
+        like = [v[len(v) // 2] for k, v in self._samples.items() if v and k[0] == key[0]]
+        if like:
+            return int(min(like) * self.ns_per_instr)
+        self.host_charged.append(key)
+        return int(host_ns * self.scale * self.factor)
 
     def refresh(self):
         """Measured mode with the calibrated factor: time the reference work again; the host
         times of later calls are scaled by how much faster or slower the host is now than at
         calibration (other load on a shared machine), so the board costs stay put."""
         ref = _calibrated.get("reference_ns")
-        if self.calibrated and ref:
+        if (self.calibrated or self.counted) and ref:
             self.scale = ref / reference_ns()
 
     @property
@@ -125,75 +276,82 @@ class BoardTime:
         """Board ns per host ns right now."""
         return self.factor * self.scale
 
-    def cycle_cost(self, role, host_ns, key=()):
+    def cycle_cost(self, role, host_ns, key=(), instr=None, pre=None):
         """Board ns of a call that did the role's cycle work (it read the cell: fixed mode
-        charges ``cycle_ms`` to whichever call measures, wherever the firmware does it)."""
+        charges ``cycle_ms`` to whichever call measures, wherever the firmware does it).
+        ``instr``: the call's instruction count (counted mode, None: not counted)."""
         if self.mode == "fixed":
             return self.cycle_ns.get(role, 0)
         if self.mode == "measured":
             return self._measured((role, "cycle") + key, host_ns)
+        if self.counted:
+            return self._count_cost((role, "cycle") + key, pre, instr, host_ns)
         return 0
 
-    def poll_cost(self, chars, host_ns, key=()):
+    def poll_cost(self, chars, host_ns, key=(), instr=None, pre=None):
         if self.mode == "fixed":
             return chars * self.poll_ns_per_char
         if self.mode == "measured":
             return self._measured(("poll", chars) + key, host_ns)
+        if self.counted:
+            return self._count_cost(("poll", chars) + key, pre, instr, host_ns)
         return 0
 
 
-def _reference_work():
-    from core import frame
-    buf = bytearray(frame.MAX_FRAME)
-    n = frame.build_empty(buf, 16, 1, 0, 0, 1)
-    fw = frame.Forwarder()
-    t0 = time.thread_time_ns()
-    for _ in range(4):
-        fw.gap()
-        for i in range(n):
-            fw.byte(buf[i])
-    return time.thread_time_ns() - t0
+def _firmware_dir():
+    import os
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware") + os.sep
 
 
-def reference_ns(repeat=5):
-    """Host CPU ns of a fixed piece of firmware work (a 16-cell frame through core.frame's
-    Forwarder, 4 times), the median of ``repeat`` runs: how fast the host is just now."""
-    got = sorted(_reference_work() for _ in range(repeat))
-    return got[len(got) // 2]
+def timer_overhead(n=2000):
+    """Host ns the timing itself adds to a timed call (an empty call between two
+    ``BoardTime.now_ns`` reads), and the cost of one ``stamp_clock`` read inside a call (the
+    byte stamps of sim/wire.py Wire.hold): medians, measured once per process."""
+    got = _calibrated.get("timer")
+    if got is None:
+        now = BoardTime.now_ns
+
+        def empty():
+            pass
+        stamp = BoardTime.stamp_clock
+        pairs = []
+        reads = []
+        for _ in range(5):
+            t = 0
+            for _ in range(n):
+                t0 = now()
+                empty()
+                t += now() - t0
+            pairs.append(t / n)
+            t0 = now()
+            for _ in range(n):
+                stamp()
+            reads.append((now() - t0) / n)
+        pairs.sort()
+        reads.sort()
+        got = _calibrated["timer"] = (int(pairs[2]), int(reads[2]))
+    return got
 
 
-def calibrate(cycles=40):
-    """Board (RP2040) time per host time: each role's mean host time per cycle (tick + cycle +
-    poll) on a three-board pack, against CHIP_MS_PER_CYCLE; the mean of the three ratios.
-    Computed once per process."""
+def reference_ns(repeat=9):
+    """Host CPU ns of the fixed workload (sim/reference_work.py): how fast the host is now."""
+    from sim import reference_work
+    return reference_work.reference_ns(repeat)
+
+
+def calibrate():
+    """Board (RP2040) time per host time: REF_BOARD_NS over the host time of the fixed workload
+    (no firmware under test in it). Computed once per process."""
     if "rp2040" in _calibrated:
         return _calibrated["rp2040"]
-    from sim import scenario as scenario_mod
-    from sim.engine import Simulation
-    sim = Simulation(scenario_mod.load({"pack": {"cells": 3}, "duration_s": cycles}))
-    try:
-        chain = sim.fw.chain
-        chain.host_ns = [0, 0, 0]
-        chain.host_calls = [0, 0, 0]
-        for _ in range(cycles // 4):  # warm-up: relays closed, first saves done
-            sim.step()
-        chain.host_ns = [0, 0, 0]
-        chain.host_calls = [0, 0, 0]
-        for _ in range(cycles):
-            sim.step()
-        per = [chain.host_ns[k] / max(1, chain.host_calls[k]) for k in range(3)]
-    finally:
-        sim.close()
-    _calibrated["reference_ns"] = reference_ns()
-    ratios = [CHIP_MS_PER_CYCLE[r] * 1e6 / max(1.0, per[k]) for k, r in enumerate(("begin", "between", "end"))]
-    _calibrated["rp2040"] = sum(ratios) / 3.0
-    _calibrated["per_role"] = [round(r, 1) for r in ratios]
-    _calibrated["host_us_per_cycle"] = [round(p / 1000.0, 1) for p in per]
+    ref = reference_ns()
+    _calibrated["reference_ns"] = ref
+    _calibrated["ref_board_ns"] = REF_BOARD_NS["rp2040"]
+    _calibrated["rp2040"] = REF_BOARD_NS["rp2040"] / float(ref)
     return _calibrated["rp2040"]
 
 
 def calibration():
-    """What ``calibrate`` found (empty before it ran): the factor, the per-role factors it is the
-    mean of (their spread says how far one code path's cost may be off) and the host µs per
-    cycle per role."""
+    """What ``calibrate`` found (empty before it ran): the factor, the fixed workload's host ns
+    and the board ns it stands for, the timer overhead (ns per timed call, per clock read)."""
     return dict(_calibrated)

@@ -450,30 +450,35 @@ class RolesChain:
         tm = self.time
         out = self.wires[k] if k < self.n - 1 else None
         if out is not None:
-            out.hold(tm.now_ns)
+            out.hold(tm.stamp)            # where inside the call each byte was written
         role = self.roles[k]
         port = getattr(role, "port", None)
         chars0 = port.rx_chars if port is not None else 0
         w0 = self._flash_writes
         hw = self.sim.boards[k]
         r0 = hw.cell_reads
+        pre = (k == 0, k == self.n - 1, kind)
+        instr = None
+        s0 = tm.stamp_clock()
         t0 = tm.now_ns()
         try:
-            fn()
+            instr = tm.run(pre, fn)
         finally:
             host = tm.now_ns() - t0
+            s1 = tm.stamp_clock()
             if self.host_ns is not None:
                 self.host_ns[k] += host
             writes = self._flash_writes - w0
             held = len(out._held) if out is not None else 0
+            host = tm.net_ns(host, held)     # the host's clock reads are not board time
             key = (k == 0, self._ev_mask[k], min(held, 1), writes, hw.cell_reads != r0,
                    extra() if extra is not None else None)
             self._ev_mask[k] = 0
             if (hw.cell_reads != r0) if tm.mode == "fixed" else kind == "cycle":
-                cost = tm.cycle_cost(self._role_name(k), host, key)
+                cost = tm.cycle_cost(self._role_name(k), host, key, instr, pre)
             else:
                 chars = (port.rx_chars - chars0) if port is not None else 0
-                cost = tm.poll_cost(chars, host, key)
+                cost = tm.poll_cost(chars, host, key, instr, pre)
             now = self.sched.now
             if kind != "poll":
                 start = now
@@ -483,7 +488,11 @@ class RolesChain:
                 start = max(now, self.busy_until[k])
             sent_at = start + cost
             if out is not None:
-                sent = out.release(self._write_times(start, cost, t0, kind))
+                offs = None
+                if tm.counted:
+                    offs = tm.write_offsets((self._role_name(k), kind, port.rx_chars - chars0 if port else 0) + key,
+                                            out._held, instr is not None, pre)
+                sent = out.release(self._write_times(start, cost, s0, s1, kind, offs))
                 if sent > tm.tx_fifo and kind == "cycle":
                     cost += (sent - tm.tx_fifo) * out.char_ns    # blocked feeding the TX FIFO
             if writes:
@@ -497,14 +506,24 @@ class RolesChain:
             if end > self.busy_until[k]:
                 self.busy_until[k] = end
 
-    def _write_times(self, start, cost, t0, kind):
-        """When each byte written inside a call leaves: measured - at the board time of the
-        write inside the call (host time since the call began x factor); fixed - a poll's
-        bytes one per ``poll_us_per_char``, a cycle's at its end; never after the call."""
+    def _write_times(self, start, cost, s0, s1, kind, offs=None):
+        """When each byte written inside a call leaves: counted - at the board time of the
+        instructions before it (``offs``, from a counted call of the same kind); measured (and
+        counted without offs) - at its place inside the call (``stamp_clock`` time since the
+        call began over the call's, of its board time); fixed - a poll's bytes one per
+        ``poll_us_per_char``, a cycle's at its end (counted without offs too: reproducible);
+        never after the call."""
         tm = self.time
-        if tm.mode == "measured":
-            f = tm.effective_factor
-            return lambda i, st: start + min(cost, int((st - t0) * f))
+        if offs is not None:
+            last = len(offs) - 1
+            return lambda i, st: start + min(cost, offs[i if i < last else last])
+        if tm.counted:
+            return start + cost     # no counted call of this kind wrote yet: at its end
+        if tm.mode in ("measured", "counted"):
+            span = s1 - s0
+            if span <= 0:
+                return start
+            return lambda i, st: start + min(cost, max(0, st - s0) * cost // span)
         if kind == "poll":
             per = tm.poll_ns_per_char
             return lambda i, st: start + min(cost, (i + 1) * per)
@@ -572,7 +591,7 @@ class RolesChain:
                 self.wires[k - 1].receiver()
 
     def cycle(self, dt_ms):
-        if self.time.mode == "measured":
+        if self.time.mode in ("measured", "counted"):
             # the host's garbage collector must not land inside a timed call (it would be
             # charged as board time): collect between simulation steps only
             if gc.isenabled():

@@ -21,6 +21,10 @@ from core.snapshot import CellStatus
 NS_PER_S = 1000000000
 
 
+def _no_stamp():
+    return 0
+
+
 class Scheduler:
     """Events in virtual time (ns)."""
 
@@ -102,7 +106,7 @@ class Wire:
         """Bytes written from now on wait for ``release`` (the board is busy in a call whose
         board time is known only when it returns); ``stamp()`` (host time) is kept with each."""
         self.holding = True
-        self._stamp = stamp
+        self._stamp = stamp if stamp is not None else _no_stamp
 
     def release(self, at_ns):
         """Send the held bytes: ``at_ns`` is one time for all, or a function (index, host
@@ -119,14 +123,19 @@ class Wire:
 
     def write_byte(self, b):
         """One character; False (dropped) when a transmitter FIFO of ``fifo`` characters is
-        full, as PioTx.write_byte does."""
-        if self.fifo is not None and self._queued() >= self.fifo:
+        full, as PioTx.write_byte does. Lean: while a board's call is timed this is charged as
+        board time, and a PIO FIFO write is two native calls on the board."""
+        fifo = self.fifo
+        if fifo is not None and len(self._starts_q) + len(self._held) >= fifo and self._queued() >= fifo:
             return False
-        return self._put(b)
+        if self.holding:
+            self._held.append((b, self._stamp()))
+            return True
+        return self._send(b, self.sched.now)
 
     def _put(self, b):
         if self.holding:
-            self._held.append((b, self._stamp() if self._stamp is not None else 0))
+            self._held.append((b, self._stamp()))
             return True
         return self._send(b, self.sched.now)
 

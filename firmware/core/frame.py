@@ -239,6 +239,8 @@ class Forwarder:
         self.i = -1
         self.w = 1
         self.length = frame_len(1)
+        self._crc_b = MAX_FRAME             # offset of CRC_B (known from W on)
+        self._bsame = True                  # section B sent as received so far: CRC out = CRC in
         self._slot = -1
         self._det_at = MAX_FRAME            # offset of our detail slot (none: past any frame)
         self._bad = False
@@ -304,23 +306,42 @@ class Forwarder:
     def byte(self, b):
         """Process one received character; returns the byte to send or -1."""
         self.event = _EV_NONE
-        state = self.state
-        if state != _FRAME:
-            if state == _HUNT and b == SYNC:
-                self.state = _FRAME
-                self._reset_frame()
-                self.i = 0
-                self.a_result = NONE
-                self.b_result = NONE
-                self._cin = _crc.crc16_update(_crc.INIT, SYNC)
-                self._cout = self._cin
-                self.out[0] = SYNC
-                self.event = EV_START
-                return SYNC
-            self.state = _SKIP
-            return -1
-        i = self.i + 1
-        self.i = i
+        if self.state == _FRAME:
+            i = self.i + 1
+            self.i = i
+            if O_BRK < i < self._crc_b and b >= 0:
+                # a section-B detail byte (most of a long frame): the fast path. Until this
+                # board changes a byte of section B the outgoing CRC equals the incoming one,
+                # so only one CRC is kept up to then
+                k = i - self._det_at        # our detail slot: no division per byte
+                o = self._det[k] if 0 <= k < SLOT_LEN else b
+                c = self._cin
+                self._cin = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ b) & 0xFF]
+                if o != b or not self._bsame:
+                    if self._bsame:
+                        self._bsame = False
+                        self._cout = c
+                    c = self._cout
+                    self._cout = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ o) & 0xFF]
+                self.out[i] = o
+                return o
+            return self._byte(i, b)
+        if self.state == _HUNT and b == SYNC:
+            self.state = _FRAME
+            self._reset_frame()
+            self.i = 0
+            self.a_result = NONE
+            self.b_result = NONE
+            self._cin = _crc.crc16_update(_crc.INIT, SYNC)
+            self._cout = self._cin
+            self.out[0] = SYNC
+            self.event = EV_START
+            return SYNC
+        self.state = _SKIP
+        return -1
+
+    def _byte(self, i, b):
+        """byte() for everything but the section-B detail bytes (i: its offset)."""
         if b < 0:
             self._bad = True
             b = 0
@@ -334,6 +355,7 @@ class Forwarder:
                         o = 1
                     self.w = b
                     self.length = frame_len(b)
+                    self._crc_b = self.length - 2
                 elif i == O_COUNT:
                     p = b + 1 if b < 255 else 255
                     self.pos = p
@@ -412,6 +434,7 @@ class Forwarder:
                 self._bad = False
                 self._cin = _crc.INIT
                 self._cout = _crc.INIT
+                self._bsame = True
                 self.event = EV_A
         else:
             n = self.length
@@ -431,10 +454,17 @@ class Forwarder:
                         o = self._det[k]
                 c = self._cin
                 self._cin = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ b) & 0xFF]
-                c = self._cout
-                self._cout = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ o) & 0xFF]
+                if o != b or not self._bsame:   # (as in the fast path in byte())
+                    if self._bsame:
+                        self._bsame = False
+                        self._cout = c
+                    c = self._cout
+                    self._cout = ((c << 8) & 0xFFFF) ^ _TABLE[((c >> 8) ^ o) & 0xFF]
             elif i == n - 2:
                 self._rec = b
+                if self._bsame:
+                    self._bsame = False
+                    self._cout = self._cin
                 o = self._cout >> 8
             else:
                 res = self._check((self._rec << 8) | b)

@@ -15,6 +15,8 @@ from core import codec, crc, frame
 _DEFAULT_CYCLE_MS = const(1000)
 _DEFAULT_BAUD = const(9600)
 _POLL_MAX = const(64)        # characters handled per poll() call (bounded work per wake-up)
+_NONE = const(-1)            # core.codec.NONE and GAP, folded here: no lookup per character
+_GAP = const(-3)             # (host_tests/core/test_link_port.py checks them)
 
 # ---- time counted in frames: the one place (docs/architecture.md "Time") -------------------------
 COMM_TIMEOUT_FRAMES = const(3)   # N: consecutive missing/bad frames before comm is lost
@@ -330,69 +332,74 @@ class LinkPort:
             rx.set_handler(self._poll_ref)
 
     def poll(self):
-        """Handle what the receiver has; returns the number of characters handled.
+        """Handle what the receiver has (at most _POLL_MAX characters); returns how many.
 
-        A call that finds the port busy (the receiver's scheduled handler running while the loop
-        is inside poll(), or the other way round) leaves a sticky re-check flag: the running
-        drain loops once more before it returns, so a character that arrived meanwhile is
-        handled now, not at the next character or loop wake-up (the lost wake-up)."""
+        This is the receive handler (the receiver schedules it per character) and the per-
+        character path: one call drains every character there is, a data character costs a
+        read, ``Forwarder.byte`` and a write, nothing else is looked up. A call that finds the
+        port busy (the scheduled handler while the loop is inside poll(), or the other way
+        round) leaves a sticky re-check flag: the running drain looks once more before it
+        returns, so a character that arrived meanwhile is handled now, not at the next
+        character or loop wake-up (the lost wake-up)."""
         rx = self.rx
         if rx is None:
             return 0
         if self._busy:
             self._again = True
             return 0
-        self._busy = True
-        n = 0
-        while True:
-            self._again = False
-            try:
-                n += self._drain(rx)
-            finally:
-                self._busy = False
-            # a call that came in after this check finds _busy False and drains by itself
-            if not self._again:
-                return n
-            self._busy = True
-
-    def _drain(self, rx):
-        """Up to _POLL_MAX characters from rx through the Forwarder; returns how many."""
         fw = self.fw
         tx = self.tx
         n = 0
-        while n < _POLL_MAX:
-            ev = rx.read()
-            n += 1
-            if ev >= 0:             # a data character: the per-character path, no lookups
-                o = fw.byte(ev)
-                if o >= 0 and tx is not None:
-                    tx.write_byte(o)
-                if fw.event:
-                    self.on_event(fw.event)
-                continue
-            if ev == codec.NONE:
-                n -= 1
-                break
-            if ev == codec.GAP:
-                if fw.gap():
-                    self.cut_frames += 1
-                    # cut short: finish it here for our own events, but send none of it -
-                    # downstream sees the same silence and cuts the frame at the same byte,
-                    # whatever the race between its gap timer and our padding would give
-                    while fw.in_frame():
-                        fw.byte(codec.FRAMING)
-                        if fw.event:
-                            self.on_event(fw.event)
-                continue
-            if ev == codec.FRAMING:
-                self.framing_errors += 1
-            o = fw.byte(ev)
-            if o >= 0 and tx is not None:
-                tx.write_byte(o)
-            if fw.event:
-                self.on_event(fw.event)
-        self.rx_chars += n
+        self._busy = True
+        self._again = False
+        try:
+            while n < _POLL_MAX:
+                ev = rx.read()
+                if ev >= 0:
+                    n += 1
+                    o = fw.byte(ev)
+                    if o >= 0 and tx is not None:
+                        tx.write_byte(o)
+                    if fw.event:
+                        self.on_event(fw.event)
+                elif ev == _NONE:
+                    # _busy off first: a call from now on drains by itself; one that came in
+                    # before left _again, so look once more
+                    self._busy = False
+                    if not self._again:
+                        break
+                    self._busy = True
+                    self._again = False
+                else:
+                    n += 1
+                    self._special(ev)
+        finally:
+            self._busy = False
+            self.rx_chars += n
         return n
+
+    def _special(self, ev):
+        """A receiver event that is not a character: the line went idle (GAP) or a character
+        with a framing error (FRAMING, passed on as a bad byte)."""
+        fw = self.fw
+        if ev == _GAP:
+            if fw.gap():
+                self.cut_frames += 1
+                # cut short: finish it here for our own events, but send none of it -
+                # downstream sees the same silence and cuts the frame at the same byte,
+                # whatever the race between its gap timer and our padding would give
+                while fw.in_frame():
+                    fw.byte(codec.FRAMING)
+                    if fw.event:
+                        self.on_event(fw.event)
+            return
+        if ev == codec.FRAMING:
+            self.framing_errors += 1
+        o = fw.byte(ev)
+        if o >= 0 and self.tx is not None:
+            self.tx.write_byte(o)
+        if fw.event:
+            self.on_event(fw.event)
 
     def diag_counters(self):
         """Receive counters for diag.show() (allocates: REPL only)."""

@@ -78,3 +78,35 @@ def test_without_the_recheck_the_late_byte_would_wait():
     rx = ScheduledRx(data, len(data))
     port = LinkPort(rx, Tx(), lambda ev: None)
     assert port.poll() == len(data)
+
+
+class ListRx:
+    def __init__(self):
+        self.q = []
+
+    def read(self):
+        return self.q.pop(0) if self.q else codec.NONE
+
+
+def test_folded_codes_are_the_codec_codes():
+    """roles folds codec.NONE / GAP into its own consts (on MicroPython they are compiled in
+    and not module attributes: checked on the host)."""
+    import sys
+    import roles
+    if sys.implementation.name != "micropython":
+        assert roles._NONE == codec.NONE and roles._GAP == codec.GAP
+
+
+def test_one_poll_drains_every_character_and_a_cut_frame_is_finished_locally():
+    data = _frame()
+    rx = ListRx()
+    tx = Tx()
+    events = []
+    port = LinkPort(rx, tx, events.append)
+    rx.q.extend(list(data[:10]) + [codec.GAP])
+    assert port.poll() == 11                    # ten characters and the gap, one call
+    assert len(tx.sent) == 10 and tx.sent[0] == frame.SYNC and port.cut_frames == 1
+    assert not port.fw.in_frame() and frame.EV_B in events      # its sections ended as CUT
+    rx.q.extend(list(data) + [codec.FRAMING])
+    port.poll()
+    assert port.fw.frames == 1 and port.framing_errors == 1 and port.rx_chars == 11 + len(data) + 1
