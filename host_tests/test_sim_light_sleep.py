@@ -71,7 +71,7 @@ def test_a_frame_that_comes_early_costs_at_most_one_frame_and_never_drops_comm()
         chain = sim.fw.chain
         done = {}
 
-        def restart(s, t=phase_s):
+        def restart(s, t=phase_s, done=done):
             s.fw.chain.sched.at(s.fw.chain.sched.now + 400 * 1000000, lambda _a: _restart_begin(s))
             done["before"] = s.fw.chain.roles[-1].complete_frames
         recs = _run(sim, at={phase_s: restart})

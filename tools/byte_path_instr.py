@@ -34,7 +34,7 @@ def main():
     buf = bytearray(frame.MAX_FRAME)
     n = frame.build_empty(buf, w, 1, 0, pos - 1, 1)
     got = []
-    for rep in range(2):                # the second frame: warm state, as in a running chain
+    for _rep in range(2):                # the second frame: warm state, as in a running chain
         got = []
         for i in range(n):
             rx.q.append(buf[i])
