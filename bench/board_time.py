@@ -246,6 +246,27 @@ def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True, bt
             "lost_asleep": sum(chain.lost_asleep)}
 
 
+def cycle_ms(cells=16, seconds=12, board="pico"):
+    """Board ms of one cycle() per role (counted board time): the median and the largest of the
+    instruction-count medians of every kind of cycle call the roles made, x ns per instruction
+    (issue 12: every Between cycle under 5 ms, an End cycle at 255 cells under 100 ms)."""
+    sc = scenario_mod.load({"pack": {"cells": cells, "soc_pct": 50}, "mode": "critical", "duration_s": seconds,
+                            "board": board, "board_time": BOARD_TIME})
+    sim = Simulation(sc, seed=1)
+    try:
+        sim.run()
+        tm = sim.fw.chain.time
+        out = {"cells": cells, "ns_per_instr": tm.ns_per_instr}
+        for role in ("begin", "between", "end"):
+            got = [v[len(v) // 2] * tm.ns_per_instr / 1e6
+                   for k, v in tm._samples.items() if v and k[:2] == (role, "cycle")]
+            out[role] = {"max_ms": round(max(got), 2) if got else None,
+                         "median_ms": round(statistics.median(got), 2) if got else None, "kinds": len(got)}
+        return out
+    finally:
+        sim.close()
+
+
 def drops(hours=DROP_HOURS, cells=DROP_CELLS, seed=1, opto=True):
     """Comm drops (End's comm_ok True -> False) and relay openings in ``hours`` of virtual time."""
     duration = int(hours * 3600)
@@ -282,7 +303,7 @@ def drops(hours=DROP_HOURS, cells=DROP_CELLS, seed=1, opto=True):
             "wall_s": round(time.monotonic() - wall, 1)}
 
 
-def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2):
+def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2, cycle_sizes=(16, 255)):
     from bench import table
     factor = board_time.calibrate()
     cal = board_time.calibration()
@@ -326,6 +347,11 @@ def run(results, ramp_sizes=RAMP_SIZES, trials=None, hours=None, workers=2):
               [[r, v["calls_fraction"], v["wakes_per_s"], v["awake_fraction"], v["asleep_fraction"],
                 v["light_sleeps_per_s"], v.get("est_ma"), SMARTBMS_MA]
                for r, v in aw["roles"].items()])
+    res["cycle_ms"] = {str(n): cycle_ms(n, 12 if n < 100 else 25) for n in cycle_sizes}
+    table("board ms per cycle() (counted board time; targets: Between < 5 ms, End at 255 cells < 100 ms)",
+          ["cells", "begin max", "between max", "end max", "end median"],
+          [[n, c["begin"]["max_ms"], c["between"]["max_ms"], c["end"]["max_ms"], c["end"]["median_ms"]]
+           for n, c in res["cycle_ms"].items()])
     h = DROP_HOURS if hours is None else hours
     jobs = [(h, DROP_CELLS, 1, True), (h, DROP_CELLS, 1, False)]
     if workers > 1:

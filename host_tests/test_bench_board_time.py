@@ -9,7 +9,7 @@ from bench import board_time
 def test_board_time_section_with_tiny_parameters(monkeypatch):
     monkeypatch.setattr(board_time, "AWAKE_S", 8)
     res = {}
-    board_time.run(res, ramp_sizes=(16,), trials=1, hours=0.002, workers=1)
+    board_time.run(res, ramp_sizes=(16,), trials=1, hours=0.002, workers=1, cycle_sizes=(16,))
     bt = res["board_time"]
     cal = bt["calibration"]
     assert cal["mode"] == "counted" and cal["factor"] > 1 and len(cal["ns_per_instr_per_role"]) == 3
@@ -41,6 +41,8 @@ def test_board_time_section_with_tiny_parameters(monkeypatch):
     for d in bt["drops"]:
         assert d["hours"] == 0.002 and len(d["clock_ppm"]) == 16
         assert all(abs(p) <= 20000 for p in d["clock_ppm"])
+    cyc = bt["cycle_ms"]["16"]                      # board ms per cycle(), counted
+    assert 0 < cyc["between"]["median_ms"] < 5 and 0 < cyc["end"]["max_ms"] < 100
     rows = dict(bench_main.summary_rows(res))
     assert "board speed 16 cells: V-max on a 1 C ramp -> charge relay open" in rows
 
