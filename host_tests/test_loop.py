@@ -543,31 +543,31 @@ def test_no_light_sleep_without_board_permission_or_with_the_radio_on():
     assert hal_sleep.make(types.SimpleNamespace(CPU="rp2040", LIGHT_SLEEP=True), hw, m) is None
 
 
-def test_a_short_budget_idles_in_sleep_ms():
-    class Sleeper:
-        wake_ms = 2
-        retry_ms = 0
-        calls = 0
+class CountingSleeper:
+    """A light sleeper that counts its calls; ``error``: each call raises it instead."""
+    wake_ms = 2
+    retry_ms = 0
 
-        def sleep(self, ms):
-            self.calls += 1
-            return True
-    sl = Sleeper()
+    def __init__(self, error=None):
+        self.calls = 0
+        self.error = error
+
+    def sleep(self, ms):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return True
+
+
+def test_a_short_budget_idles_in_sleep_ms():
+    sl = CountingSleeper()
     lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(loop_mod.SLEEP_MIN_MS + 1))
     lp.step()
     assert sl.calls == 0 and clock.slept_ms > 0
 
 
 def test_a_sleep_error_falls_back_to_sleep_ms_is_counted_and_never_touches_an_output():
-    class Broken:
-        wake_ms = 2
-        retry_ms = 0
-        calls = 0
-
-        def sleep(self, ms):
-            self.calls += 1
-            raise OSError(5, "lightsleep failed")
-    sl = Broken()
+    sl = CountingSleeper(OSError(5, "lightsleep failed"))
     lp, clock, m, hw, role = _sleep_loop(sl)
     for _ in range(20):
         lp.step()
