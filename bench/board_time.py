@@ -170,11 +170,11 @@ def loop_step_ms(factor, board="pico", steps=2000, ns_per_instr=None):
 
         def run():
             for _ in range(steps // 10):
-                lp.step()
+                lp.once()
         return c.run(run) / (steps // 10) * ns_per_instr / 1e6
     t0 = board_time.BoardTime.now_ns()
     for _ in range(steps):
-        lp.step()
+        lp.once()
     return (board_time.BoardTime.now_ns() - t0) / steps * factor / 1e6
 
 

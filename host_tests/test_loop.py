@@ -521,15 +521,15 @@ def test_the_loop_light_sleeps_the_roles_budget_through_hal_sleep():
     sl = hal_sleep.make(bd, hw, m)
     lp = Loop(SleepRole(600), bd, hw, m, clock, sl)
     for _ in range(5):
-        lp.step()
+        lp.once()
     assert m.light_ms == 5 * 598 and lp.stats.light_sleeps == 5 and sl.sleeps == 5
     assert getattr(clock, "slept_ms", 0) == 0
     # a partial PWM duty on the balance output: declined, time.sleep_ms instead
     hw.duty_permille = 500
-    lp.step()
+    lp.once()
     assert m.light_ms == 5 * 598 and sl.declined == 1 and clock.slept_ms > 0
     hw.duty_permille = 1000        # full on is a steady level: sleeps again
-    lp.step()
+    lp.once()
     assert lp.stats.light_sleeps == 6
 
 
@@ -562,7 +562,7 @@ class CountingSleeper:
 def test_a_short_budget_idles_in_sleep_ms():
     sl = CountingSleeper()
     lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(loop_mod.SLEEP_MIN_MS + 1))
-    lp.step()
+    lp.once()
     assert sl.calls == 0 and clock.slept_ms > 0
 
 
@@ -570,7 +570,7 @@ def test_a_sleep_error_falls_back_to_sleep_ms_is_counted_and_never_touches_an_ou
     sl = CountingSleeper(OSError(5, "lightsleep failed"))
     lp, clock, m, hw, role = _sleep_loop(sl)
     for _ in range(20):
-        lp.step()
+        lp.once()
     assert lp.stats.sleep_errors == loop_mod.SLEEP_ERRORS_MAX == sl.calls    # then it stops trying
     assert lp.stats.light_sleeps == 0 and clock.slept_ms >= 20 * 900
     assert hw.relay_calls == 0 and hw.safe_calls == 0
@@ -587,5 +587,22 @@ def test_light_sleep_stays_under_the_watchdog_timeout():
             return True
     sl = Sleeper()
     lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(5000), types.SimpleNamespace(WDT_TIMEOUT_MS=2000))
-    lp.step()
+    lp.once()
     assert sl.asked == [500]
+
+
+def test_step_does_one_wake_up_and_returns_its_wait_without_sleeping():
+    """Loop.step(now) is the whole wake-up (the virtual pack drives it in virtual time): it
+    sleeps nothing and returns the wait and the light-sleep budget; run()/once() sleep it."""
+    sl = CountingSleeper()
+    lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(600))
+    wait = lp.step(clock.ticks_ms())
+    assert 0 < wait <= loop_mod.MAX_SLEEP_MS and lp.light_ms == 598
+    assert sl.calls == 0 and getattr(clock, "slept_ms", 0) == 0 and m.light_ms == 0
+    assert lp.stats.sleeps == 1
+    lp.rest(wait)
+    assert sl.calls == 1 and lp.stats.light_sleeps == 1
+    # a timed role: the wait ends at its next cycle
+    lp, clock, m, hw, role = _loop()
+    wait = lp.step(clock.ticks_ms())
+    assert role.dts == [0] and lp.light_ms == 0 and 0 < wait <= 1000

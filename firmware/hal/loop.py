@@ -4,7 +4,10 @@
 
 ``run`` builds ``hw`` with ``hal.board.make_hw(board_def, role_name)`` (role name = last part of
 ``role_module.__name__``), the role with ``role_module.make(hw, board_def)``, registers both for
-``diag`` (``loop.current_role`` ...) and drives them with a ``Loop``:
+``diag`` (``loop.current_role`` ...) and drives them with a ``Loop``. ``Loop.step(now)`` is one
+wake-up and returns how long the loop wants to wait (and in ``light_ms`` how much of it it may
+light-sleep); ``Loop.rest`` sleeps that on the board (``run`` = step + rest, forever). The
+virtual pack (both engines) and the bench drive the same ``step`` in virtual time:
 
 * every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
   the role has them;
@@ -132,6 +135,8 @@ class Loop:
         self._wake_us = us
         self._cycle_start_us = us
         self._awake_us = 0
+        self._resting = False         # step() returned a wait: the next one starts awake time
+        self.light_ms = 0             # light-sleep budget of the wait step() returned
 
     def feed(self):
         if self._feed is not None:
@@ -142,11 +147,17 @@ class Loop:
             self._wdt.feed()
         self.stats.feeds += 1
 
-    def step(self):
-        """One wake-up: poll/tick, the cycle when due, then sleep. Exceptions propagate."""
+    def step(self, now):
+        """One wake-up at ``now`` (``ticks_ms``): poll/tick, the cycle when due. Sleeps nothing:
+        returns how long the loop wants to wait before the next wake-up (ms, 0: at once) and
+        leaves in ``light_ms`` how much of that it may light-sleep (0: none). ``run`` (the board)
+        sleeps it with ``rest``; the virtual pack advances its virtual time by it. Exceptions
+        propagate."""
         time = self.time
         ticks_diff = time.ticks_diff
-        now = time.ticks_ms()
+        if self._resting:
+            self._wake_us = time.ticks_us()
+            self._resting = False
         dt_tick = ticks_diff(now, self._last_tick)
         self._last_tick = now
         if self._poll is not None:
@@ -161,7 +172,11 @@ class Loop:
             late = ticks_diff(now, self._next_cycle)
             if late >= 0:
                 self._cycle(now, late)
-        self._sleep()
+        return self._plan()
+
+    def once(self):
+        """One wake-up now, then its sleep (what ``run`` repeats on a board)."""
+        self.rest(self.step(self.time.ticks_ms()))
 
     def _cycle(self, now, late):
         time = self.time
@@ -197,8 +212,10 @@ class Loop:
         st.cycles += 1
         self.feed()
 
-    def _sleep(self):
+    def _plan(self):
+        """After a wake-up: the wait until the next one and its light-sleep budget (light_ms)."""
         time = self.time
+        self.light_ms = 0
         if self._due is not None:
             wait = MAX_SLEEP_MS       # the role's wake_in_ms() includes its fallback timer
         else:
@@ -212,7 +229,7 @@ class Loop:
         if wait > MAX_SLEEP_MS:
             wait = MAX_SLEEP_MS
         if wait <= 0:
-            return
+            return 0
         light = 0
         if self._budget is not None:
             light = self._budget(self._wake_ms)
@@ -222,21 +239,27 @@ class Loop:
                     light = w
             if light > self._light_max:
                 light = self._light_max
-        t = time.ticks_us()
-        self._awake_us += time.ticks_diff(t, self._wake_us)
-        st = self.stats
-        st.sleeps += 1
-        if light >= SLEEP_MIN_MS:
-            r = self._light(light)
+        self.light_ms = light if light >= SLEEP_MIN_MS else 0
+        self._awake_us += time.ticks_diff(time.ticks_us(), self._wake_us)
+        self.stats.sleeps += 1
+        self._resting = True
+        return wait
+
+    def rest(self, wait):
+        """Sleep what ``step`` returned: its ``light_ms`` through the sleeper (light), else - a
+        decline, an error, no budget - ``time.sleep_ms`` (at most the sleeper's retry time)."""
+        if wait <= 0:
+            return
+        light = self.light_ms
+        if light:
+            r = self.light(light)
             if r < 0:
-                self._wake_us = time.ticks_us()
                 return
             if r < wait:                # declined: how soon it may say yes
                 wait = r
-        time.sleep_ms(wait)
-        self._wake_us = time.ticks_us()
+        self.time.sleep_ms(wait)
 
-    def _light(self, ms):
+    def light(self, ms):
         """Light-sleep ms through the sleeper: -1 when it slept, else the ms to idle at most
         before asking again (declined: its retry_ms; raised - counted: MAX_SLEEP_MS)."""
         st = self.stats
@@ -257,7 +280,7 @@ class Loop:
         """Loop forever (or until max_cycles cycles ran, for tests and benchmarks)."""
         st = self.stats
         while max_cycles <= 0 or st.cycles < max_cycles:
-            self.step()
+            self.once()
 
 
 def make_safe(role, hw):

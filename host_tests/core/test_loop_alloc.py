@@ -197,8 +197,8 @@ class World:
 
 def _run_locked(lp, world, steps, warmup=400):
     for _ in range(warmup):
-        lp.step()
-    return support.no_alloc(lp.step, steps)
+        lp.once()
+    return support.no_alloc(lp.once, steps)
 
 
 def test_between_loop_runs_with_the_heap_locked():
@@ -258,11 +258,11 @@ def test_between_sleeps_between_frames_and_cycles_right_after_each():
     lp._due = role.cycle_due
     lp.role = role
     while world.ms[0] < 3000:
-        lp.step()
+        lp.once()
     w0 = lp.stats.sleeps
     c0 = len(cycle_at)
     while world.ms[0] < 13000:
-        lp.step()
+        lp.once()
     wakeups_per_s = (lp.stats.sleeps - w0) // 10
     assert len(cycle_at) - c0 == 10                       # one cycle per frame, no fallback
     for k in range(c0, len(cycle_at)):
@@ -295,7 +295,7 @@ def test_begin_info_led_lights_while_its_frame_goes_out():
     world = World(None, hw.link_tx)
     lp = Loop(role, CellDef, hw, None, world)
     while world.ms[0] < 5500:
-        lp.step()
+        lp.once()
     assert role.frames_sent >= 5 and hw.lit >= 5
     assert hw.link_tx.sent >= 5 * 118 - 8         # every frame got out whole meanwhile
 
