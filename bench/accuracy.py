@@ -94,8 +94,9 @@ class _NeverFull:
 def _simulation(sc, seed, workdir, saved_soc_pct=None):
     """The virtual pack; saved_soc_pct: written to the End board's soc.json before boot
     (None: no saved state, the brain starts at 50 %)."""
-    from core import store
-    from core.brain import STATE_KIND, STATE_VERSION
+    from sim import fw
+    store = fw.core("store")
+    STATE_KIND, STATE_VERSION = fw.core("brain").STATE_KIND, fw.core("brain").STATE_VERSION
     from sim.engine import Simulation
     if saved_soc_pct is not None:
         end_dir = os.path.join(workdir, "board%03d" % sc.cells)

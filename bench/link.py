@@ -19,8 +19,11 @@ Beside it, computed (formulas, docs/benchmarks.md) for the same N, baud and per-
   (38 + 5N) x 10 bits to cross the last (slowest, fullest) hop: ceil of that / (baud x cycle)
   cycles.
 """
-from core import frame, options
+from sim import fw
 from sim.wire import Chain, FakeCell, FakePair
+
+frame = fw.core("frame")
+options = fw.core("options")
 
 SIZES = (4, 16, 64, 255)
 BAUD = 9600

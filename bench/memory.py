@@ -36,7 +36,8 @@ BOARD_SLOWDOWN = 30     # assumed RP2040 / desktop interpreter speed ratio (esti
 
 def _data_dir():
     d = tempfile.mkdtemp(prefix="cellchain-bench-mem-")
-    from core import settings as cs
+    from sim import fw
+    cs = fw.core("settings")
     for k in (1, 2, 3):
         os.makedirs(os.path.join(d, "board%d" % k))
     cs.save(os.path.join(d, "board3", "settings.json"), cs.preset(cs.LIFEPO4))

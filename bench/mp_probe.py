@@ -98,13 +98,15 @@ def _drain(role):
 
 
 def main():
-    from core import options
+    sys.path.append("sim")
+    import fw          # sim/fw.py: the host tools' one door into core
+    options = fw.core("options")
     import board_defs.pico_w as bd
     bd.LINK_CYCLE_MS = CYCLE_MS
     sw = options.word_for(options.range_code_for_cells(3), 3500)
     rings = (Ring(), Ring())
     hws = []
-    from hal.virtual import VirtualHw   # the virtual pack's board hardware, fixed readings
+    from mp_board import VirtualHw   # the virtual pack's board hardware, fixed readings
     for k in range(3):
         hw = VirtualHw(k, DATA + "/board%d" % (k + 1))
         hw.switches = sw           # 3.3 V cell (2:1 divider), currents at zero: the defaults

@@ -29,11 +29,11 @@ median and worst of the trials, in ms.
 import random
 import statistics
 
-from sim import paths  # noqa: F401
-from core import settings as cs
-from sim import chemistry, power
+from sim import chemistry, fw, power
 from sim import scenario as scenario_mod
 from sim.engine import Simulation
+
+cs = fw.core("settings")
 
 SIZES = (16, 255)
 TRIALS = {16: 30, 255: 10}  # 255 cells: ~4 s of CPU per trial (boot, settle, event)

@@ -26,8 +26,9 @@ def standby_run(engine="cpython", overrides=None, workdir=None):
     a known start; returns the figures dict."""
     import json
 
-    from core import store
-    from core.brain import STATE_KIND, STATE_VERSION
+    from sim import fw
+    store = fw.core("store")
+    STATE_KIND, STATE_VERSION = fw.core("brain").STATE_KIND, fw.core("brain").STATE_VERSION
     from sim.engine import Simulation
     with open(SCENARIO) as f:
         d = json.load(f)

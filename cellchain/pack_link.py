@@ -7,7 +7,6 @@
     link.settings() -> {name: value};  link.set_setting(name, value) -> None or the refusal reason
 """
 import os
-import sys
 import threading
 import time
 
@@ -34,17 +33,13 @@ def core_settings():
     """firmware/core/settings.py (the board's own limits and rules) when this is a source checkout,
     else None (the board still validates every write)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    fw, shims = os.path.join(root, "firmware"), os.path.join(root, "host_shims")
-    if not os.path.isfile(os.path.join(fw, "core", "settings.py")):
+    if not os.path.isfile(os.path.join(root, "firmware", "core", "settings.py")):
         return None
-    for p in (shims, fw):
-        if p not in sys.path:
-            sys.path.append(p)
     try:
-        from core import settings
+        from sim import fw
+        return fw.core("settings")
     except ImportError:
         return None
-    return settings
 
 
 def parse_status(st):

@@ -1,5 +1,5 @@
 """The virtual pack on the micropython engine: every board's role code under the MicroPython
-Unix port (firmware/hal/virtual.py), judged on the trace exactly like the cpython engine."""
+Unix port (sim/mp_board.py: each board its image and its hal.loop.Loop), judged on the trace exactly like the cpython engine."""
 import os
 
 import pytest

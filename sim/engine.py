@@ -19,16 +19,17 @@ import time
 
 import numpy as np
 
-from sim import paths  # noqa: F401  (sys.path for firmware/, host_shims/, board_defs)
-from core import alarms as alarm_codes
-from core import options
-from core import settings as cs
+from sim import fw
 from sim import power
 from sim.hw import BeginHw, BoardHw, EndHw
 from sim.model import Pack
 from sim.scenario import ScenarioError
 from sim.trace import TraceWriter
 from cellchain.extout import gaps_path
+
+alarm_codes = fw.core("alarms")
+options = fw.core("options")
+cs = fw.core("settings")
 
 CHEM_CODES = {"lifepo4": cs.LIFEPO4, "lto": cs.LTO, "nmc": cs.NMC, "nca": cs.NCA}
 TRACE_SETTINGS = ("vmin_mv", "vbal_mv", "vmax_mv", "vnom_mv", "tmin_charge_dc", "tmin_discharge_dc",

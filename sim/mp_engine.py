@@ -8,12 +8,13 @@ as flashing copies them onto a board, so a rebuild elsewhere cannot change a run
 Board per role: the scenario's board when it can take the role, else a board with the same CPU
 that can (pico -> pico_w for the End board), else the first that can.
 
-One ``micropython`` process hosts every board; firmware/hal/virtual.py is the hardware layer
-there (each image gets its own module namespace) and sim/wire.py the wire between them. Each
+One ``micropython`` process hosts every board; sim/mp_board.py is the hardware layer there
+(each image gets its own module namespace, each board runs its image's hal.loop.Loop) and
+sim/wire.py the wire between them. Each
 cycle this side sends the sensor values the host hw objects produce (same conversions, noise and
 faults as the cpython engine) and applies the outputs that come back (balance duty, relays,
 extended-output bytes). App sessions (``--app-port``) travel in the same lines (``RemoteApp``).
-Protocol: see firmware/hal/virtual.py and docs/virtual-pack.md.
+Protocol: see sim/mp_board.py and docs/virtual-pack.md.
 """
 import json
 import os
@@ -27,7 +28,7 @@ MPY_DEFAULT = os.path.join(paths.ROOT, ".venv", "bin", "micropython")
 BUILD = os.path.join(paths.ROOT, "build")
 BOARD_DEFS = os.path.join(paths.ROOT, "board_defs")
 BUILD_TOOL = os.path.join(paths.ROOT, "tools", "build_images.py")
-_BOOT = "import sys; sys.path.insert(0, %r); import virtual; virtual.main()"
+_BOOT = "import sys; sys.path.insert(0, %r); import mp_board; mp_board.main()"
 
 
 class MicropythonError(RuntimeError):
@@ -189,7 +190,7 @@ class MicropythonFirmware:
             folders[role] = ensure_image(boards[role], role, os.path.join(self.sim.workdir, "images", role))
             self.images[role] = "%s/%s" % (boards[role], role)
         self.link = "wire (micropython, images %s)" % ", ".join(self.images[r] for r in roles)
-        boot = _BOOT % os.path.join(paths.FIRMWARE, "hal")
+        boot = _BOOT % os.path.join(paths.ROOT, "sim")
         self.proc = subprocess.Popen([self.mpy, "-X", "heapsize=64M", "-c", boot], cwd=self.sim.workdir,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         cfg = {"cells": n, "dirs": [b.data_dir for b in self.sim.boards], "cycle_ms": self.sim.cycle_ms,
@@ -262,7 +263,7 @@ class MicropythonFirmware:
 
     def reset(self, i, cause="watchdog"):
         """Board i restarts now (watchdog): its outputs go safe here at once, and the next line
-        tells firmware/hal/virtual.py to restart it (outputs safe, what it was receiving lost,
+        tells sim/mp_board.py to restart it (outputs safe, what it was receiving lost,
         role rebuilt from its image and data folder, ``reset_cause()`` = cause) before that
         cycle runs. A board without power stays off. An End board restart drops the app
         sessions (a new handler proxy, as after a power loss)."""

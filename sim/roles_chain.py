@@ -10,10 +10,10 @@ import gc
 
 import numpy as np
 
-from sim import paths  # noqa: F401
-from sim import board_time
+from sim import board_time, fw
 from sim import wire as wire_mod
-from core import codec
+
+codec = fw.core("codec")
 
 
 class BurstWire(wire_mod.Wire):
@@ -183,7 +183,7 @@ class RolesChain:
 
     def _patch_store(self):
         """Count settings/state writes (flash erases) made inside role calls."""
-        from core import store
+        store = fw.core("store")
         orig = getattr(store.save, "_cellchain_orig", store.save)
         chain = self
 

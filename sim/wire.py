@@ -15,8 +15,14 @@ the character at that offset of every frame), ``chain.remove(k)`` (a board dies)
 import heapq
 import math
 
-from core import codec, frame
-from core.snapshot import CellStatus
+try:
+    from sim import fw
+except ImportError:     # MicroPython engine (sim/mp_board.py): sim/ itself is on the path
+    import fw  # type: ignore[import-not-found, no-redef]
+
+codec = fw.core("codec")
+frame = fw.core("frame")
+CellStatus = fw.core("snapshot").CellStatus
 
 NS_PER_S = 1000000000
 

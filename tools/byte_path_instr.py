@@ -15,10 +15,11 @@ import sys
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
-from sim import paths  # noqa: E402,F401
-from sim import board_time, opcount, wire  # noqa: E402
-from core import codec, frame  # noqa: E402
+from sim import board_time, fw, opcount, wire  # noqa: E402
 from roles import LinkPort  # noqa: E402
+
+codec = fw.core("codec")
+frame = fw.core("frame")
 
 
 def main():

@@ -1,14 +1,18 @@
-"""Virtual hal for the MicroPython Unix port: every board of a virtual pack in one process, each
-running its own BUILT IMAGE (build/<board>/<role>/: the .mpy files of tools/build_images.py plus
-the image's board.py), joined by the virtual wire.
+"""The micropython engine's boards (runs on the MicroPython Unix port, not on a board): every
+board of a virtual pack in one process, each running its own BUILT IMAGE (build/<board>/<role>/:
+the .mpy files of tools/build_images.py plus the image's board.py), joined by the virtual wire
+(sim/wire.py). Host side: sim/mp_engine.py. Not part of any image (it lived in firmware/hal/
+before issue 19).
 
 The host simulator (sim/mp_engine.py) starts ``micropython`` with this module and talks JSON
 lines over stdin/stdout. This module is the hardware layer: ``VirtualHw`` objects whose sensor
 values come from the host every cycle. Every board's role is built as hal/loop.py builds it on a
-board: ``roles.<role>.make(hw, board)`` with the modules of that board's image. Each image keeps
-its own module namespace: while a board's code runs, ``sys.modules`` holds that image's modules
-and ``sys.path`` its folder, so a board imports only what its image holds (a module missing from
-an image fails as it would on the board).
+board: ``roles.<role>.make(hw, board)`` with the modules of that board's image, and driven by
+that image's own ``hal.loop.Loop``: each wake-up is ``Loop.step(now)`` at the board's virtual
+ms, and the next one follows after the wait it returns (no light sleep here: a board idles as in
+``time.sleep_ms``). Each image keeps its own module namespace: while a board's code runs,
+``sys.modules`` holds that image's modules and ``sys.path`` its folder, so a board imports only
+what its image holds (a module missing from an image fails as it would on the board).
 
 Protocol (one line each way per cycle; see docs/virtual-pack.md):
   host -> here, first line: {"cells": N, "dirs": [data dir per board], "cycle_ms": ms,
@@ -104,6 +108,29 @@ class VirtualHw:
         self.led = False
         self.charge = self.load = False
         self.charge_led = self.load_led = False
+
+
+class BoardClock:
+    """The ``time`` module a board's Loop sees: the pack's virtual time (ms, us) and a
+    ``sleep_ms`` that is never called here (the pack schedules the next wake-up itself)."""
+
+    def __init__(self, sched):
+        self.sched = sched
+
+    def ticks_ms(self):
+        return self.sched.now // 1000000
+
+    def ticks_us(self):
+        return self.sched.now // 1000
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def ticks_add(self, a, b):
+        return a + b
+
+    def sleep_ms(self, ms):
+        raise RuntimeError("the virtual pack schedules the wake-ups (Loop.step)")
 
 
 class Capture:
@@ -262,6 +289,10 @@ class Pack:
         self.capture = Capture()
         self.hws[-1].extout_tx = self.capture
         self.roles = [None] * self.n
+        self.loops = [None] * self.n
+        self.clocks = [BoardClock(self.sched) for _ in range(self.n)]
+        self._gen = [0] * self.n        # a board's wake-up chain (a new one per restart)
+        self.wakes = [0] * self.n
         self.on = [True] * self.n
         self.broken = []
         self.sessions = None
@@ -271,31 +302,40 @@ class Pack:
         for k in range(self.n):
             self._make(k)
             seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-            self.sched.at(0 if k == 0 else 1000 + seed % cyc_ns, self._cycle, k)
+            self._start(k, 0 if k == 0 else 1000 + seed % cyc_ns)
 
     def _enter(self, k):
         self.images.enter(self.images.by_role[self.roles_of[k]])
 
     def _make(self, k):
-        """Boot board k from its image: ``roles.<role>.make(hw, board)`` as hal/loop.py does."""
+        """Boot board k from its image: ``roles.<role>.make(hw, board)`` and the image's
+        ``hal.loop.Loop`` around it, as hal/loop.py's run() does."""
         role_name = self.roles_of[k]
         self._enter(k)
         __import__("board")
         __import__("roles." + role_name)
+        __import__("hal.loop")
         board = sys.modules["board"]
         role_mod = sys.modules["roles." + role_name]
+        loop_mod = sys.modules["hal.loop"]
         hw = self.hws[k]
         if k < self.n - 1:
             hw.link_tx = self.wires[k]
+        # an interrupt-driven receiver (PIO, soft) runs its handler as characters arrive;
+        # a polled one (UART) is read by the loop's wake-ups only
+        irq = getattr(board, "LINK_BACKEND", "pio") in ("pio", "soft")
         if k > 0:
             rx = self.wires[k - 1].rx
             rx.q = []
             rx.head = 0
+            rx.interrupt_driven = irq
             hw.link_rx = rx
-        role = role_mod.make(hw, CycleDef(board, self.cycle_ms))
+        bd = CycleDef(board, self.cycle_ms)
+        role = role_mod.make(hw, bd)
         self.roles[k] = role
+        self.loops[k] = loop_mod.Loop(role, bd, hw, None, self.clocks[k])
         if k > 0:
-            self.wires[k - 1].receiver = self._drain(k, role)
+            self.wires[k - 1].receiver = self._drain(k, role) if irq else None
         if k == self.n - 1:
             if self.sessions is not None:
                 self.sessions.end()
@@ -314,15 +354,22 @@ class Pack:
                 pass
         return drain
 
-    def _cycle(self, k):
-        self.sched.at(self.sched.now + self.cycle_ms * 1000000, self._cycle, k)
-        if not self.on[k]:
+    def _start(self, k, at_ns):
+        """Board k's loop: its first wake-up at at_ns (a new chain; one still pending is void)."""
+        self._gen[k] += 1
+        self.sched.at(at_ns, self._wake, (k, self._gen[k]))
+
+    def _wake(self, arg):
+        """One wake-up of board k: its Loop.step at the board's ms; the next after the wait."""
+        k, gen = arg
+        if gen != self._gen[k] or not self.on[k] or self.loops[k] is None:
             return
         self._enter(k)
-        role = self.roles[k]
-        role.tick(self.cycle_ms)
-        role.cycle(self.cycle_ms)
-        role.poll()             # Begin: the frame its cycle built goes out from poll()
+        self.wakes[k] += 1
+        wait = self.loops[k].step(self.sched.now // 1000000)
+        if wait < 1:
+            wait = 1            # no time passes inside a call here: at least the next ms
+        self.sched.at(self.sched.now + wait * 1000000, self._wake, arg)
 
     def power(self, k, on):
         if on == self.on[k]:
@@ -333,18 +380,21 @@ class Pack:
             if k > 0:
                 self.wires[k - 1].receiver = None
             self.roles[k] = None
+            self.loops[k] = None
             if k == self.n - 1 and self.sessions is not None:
                 self.sessions.end()
         else:
             self.hws[k].cause = "power"
             self._make(k)
+            self._start(k, self.sched.now)
         self._wires()
 
     def reset(self, k, cause):
         """Board k restarts at once (e.g. its watchdog fired): every output to its safe level
         first, what it was receiving is lost, then its role is built again by ``make`` from its
         image and data folder (settings, calibration, saved state) with ``reset_cause()`` =
-        cause. It keeps its cycle phase and its outgoing wire; a board without power stays off."""
+        cause, and its loop starts again now. It keeps its outgoing wire; a board without power
+        stays off."""
         if not self.on[k]:
             return
         hw = self.hws[k]
@@ -352,8 +402,10 @@ class Pack:
         if k > 0:
             self.wires[k - 1].receiver = None
         self.roles[k] = None
+        self.loops[k] = None
         hw.cause = cause
         self._make(k)
+        self._start(k, self.sched.now)
 
     def _wires(self):
         for k in range(self.n - 1):
