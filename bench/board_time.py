@@ -10,9 +10,8 @@ instruction, NS_PER_INSTR, from the chip's own figures; docs/benchmarks.md secti
   put a random 2-12 mV below V-max (its SoC set so), and the 1 C charge carries it up through
   V-max (about 4 mV/s there). Crossing = the start of the first 1 ms model step with the cell's
   terminal voltage >= V-max; until the End board's ``set_charge_relay(False)``.
-* ``awake``: board time per second in role calls on a 16-cell pack, per role, plus the loop's
-  wake-ups (how often hal/loop.py would wake: the role's ``poll_ms`` / ``wake_in_ms`` or the
-  loop's default, each costing WAKE_MS at board speed, from issue 12's RP2040 measurement) and
+* ``awake``: board time per second in the loop's wake-ups on a 16-cell pack, per role (each
+  one hal.loop.Loop.step with the role's calls in it, counted as the virtual pack runs them) and
   the wake-ups out of light sleep; the share of the second in light sleep (hal/sleep.py, as
   the virtual pack models it); an estimated current per role from the three (POWER_MA) beside
   the 123\\SmartBMS's ~1.9 mA per board; ``awake_high``: the same at the highest per-role ns
@@ -43,7 +42,6 @@ AWAKE_CELLS = 16
 AWAKE_S = 20
 DROP_HOURS = float(os.environ.get("CELLCHAIN_BENCH_DROP_HOURS", "24"))
 DROP_CELLS = 16
-WAKE_MS = 107.0 / 200.0   # issue 12: the 5 ms wake-ups of an idle RP2040 board cost ~107 ms/s
 # currents per target, mA: (running, idle in time.sleep_ms, machine.lightsleep) - docs/benchmarks.md
 POWER_MA = {
     "rp2040": (20.0, 20.0, 1.5),   # Pico board: MicroPython at 125 MHz ~20 mA (WFE idle saves
@@ -181,14 +179,12 @@ def loop_step_ms(factor, board="pico", steps=2000, ns_per_instr=None):
 def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True, bt=None):
     """Board time awake per role in a 1 s period, the share in light sleep (when the board
     definition allows it and ``light_sleep``), and the estimated current."""
-    from hal import loop as hal_loop
     sc = scenario_mod.load({"pack": {"cells": cells, "soc_pct": 50}, "mode": "critical", "duration_s": seconds,
                             "board": board, "board_time": BOARD_TIME if bt is None else bt,
                             "link": {"light_sleep": light_sleep}})
     sim = Simulation(sc, seed=1)
     chain = sim.fw.chain
     bd = sim.board_def
-    roles = list(chain.roles)
     t0 = [0] * cells
     w0 = [0] * cells
     a0 = [0] * cells
@@ -211,19 +207,12 @@ def awake(cells=AWAKE_CELLS, seconds=AWAKE_S, board="pico", light_sleep=True, bt
     out = {}
     for name, idx in (("begin", [0]), ("between", list(range(1, cells - 1))), ("end", [cells - 1])):
         calls = [(chain.awake_ns[k] - t0[k]) / (span_s * 1e9) for k in idx]
-        role = roles[idx[0]]
-        if chain.loop_mode:
-            # the virtual pack ran this role's loop wake-up by wake-up: count them
-            wakes = statistics.median([(chain.wakes[k] - w0[k]) / span_s for k in idx])
-        else:
-            # the roles' cycles ran on timers: how often hal/loop.py would wake this role
-            poll_ms = getattr(role, "poll_ms", getattr(bd, "LOOP_POLL_MS", hal_loop.DEFAULT_POLL_MS))
-            w = getattr(role, "wake_in_ms", None)
-            wake_ms = min(poll_ms, w() if w is not None else hal_loop.MAX_SLEEP_MS)
-            wakes = 1000.0 / max(1, wake_ms)
-        # each wake-up's own cost: in loop mode the role's calls are charged already, only the
-        # loop's own step is added; with timer-driven roles an idle wake-up as measured on the chip
-        wake_ms = loop_ms if chain.loop_mode else WAKE_MS * board_time.TARGET_VS_RP2040.get(cpu, 1.0)
+        # the virtual pack runs this role's loop (hal.loop.Loop.step) wake-up by wake-up: count them
+        wakes = statistics.median([(chain.wakes[k] - w0[k]) / span_s for k in idx])
+        # each wake-up's own cost: counted / measured board time charges the whole Loop.step
+        # (the loop's own instructions with the role's calls, issue 19); a fixed cost model
+        # charges the role's work only, so the loop's own step is added
+        wake_ms = loop_ms if tm.mode == "fixed" else 0.0
         wake_frac = wakes * wake_ms / 1000.0
         # light sleep (hal/sleep.py): its share of the second, and the wake-ups out of it
         asleep = statistics.median([(chain.asleep_ns[k] - a0[k]) / (span_s * 1e9) for k in idx])

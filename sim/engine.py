@@ -216,7 +216,7 @@ class Simulation:
         elif kind == "frozen_adc":
             # the reading freezes at the cell voltage of now (or mv) but keeps its ADC noise
             mv = f.get("mv", float(self.pack.v_true[i]) * 1000.0)
-            hw.faults.frozen_v = mv / 1000.0 if on else None
+            hw.faults.frozen_uv = int(round(mv * 1000)) if on else None
         elif kind == "open_ntc":
             hw.faults.open_ntc = on
         elif kind == "short_ntc":

@@ -8,11 +8,19 @@ series resistor from NTC_SUPPLY_UV to the pin, Beta model), the dual-range curre
 ends, loop count turns through the sensor) and reports its outputs (balance duty, LEDs, relays,
 extended-output bytes) back. Faults injected by a scenario change what these methods return.
 Board constants come from the board definition when it has them, else the defaults below.
+
+What an ADC pin reads for a true input - the noise and the injected faults - is sim/sensors.py's
+``BoardSensors`` (``hw.faults``), the one sensor model of both engines: this module gives it
+the true values (cell uV, NTC pin uV, uA through a current sensor with its offset); the
+micropython engine sends the same true values to sim/mp_board.py, which reads them through
+its own ``BoardSensors`` of the same seed.
 """
 import math
 import os
 
 import numpy as np
+
+from sim import sensors
 
 DEFAULTS = {
     "CELL_DIVIDER_NUM": 2,
@@ -30,13 +38,20 @@ LOW_RANGE_A = 20.0
 HIGH_RANGE_A = 500.0
 LOW_ACCURACY_A = 0.050    # manual: low range accuracy 50 mA, high range 1.25 A (at one turn)
 HIGH_ACCURACY_A = 1.25
-CELL_NOISE_V = 0.0015     # ADC noise at the cell, 1 sigma
-_NOISE_LEN = 4096
 
 
 def board_const(board_def, name):
     value = getattr(board_def, name, None)
     return DEFAULTS[name] if value is None else value
+
+
+def current_channels(board_def):
+    """The Begin board's current channels for sim/sensors.py (ints: uA, uV)."""
+    return {"zero_uv": int(board_const(board_def, "CURRENT_ZERO_UV")),
+            "low_uv_per_a": int(board_const(board_def, "CURRENT_LOW_UV_PER_A")),
+            "high_uv_per_a": int(board_const(board_def, "CURRENT_HIGH_UV_PER_A")),
+            "low_range_ua": int(LOW_RANGE_A * 1e6), "high_range_ua": int(HIGH_RANGE_A * 1e6),
+            "low_acc_ua": int(LOW_ACCURACY_A * 1e6), "high_acc_ua": int(HIGH_ACCURACY_A * 1e6)}
 
 
 class ByteCapture:
@@ -56,16 +71,6 @@ class ByteCapture:
         return False
 
 
-class Faults:
-    """Per-board injected sensor faults (set by the scenario runner)."""
-
-    def __init__(self):
-        self.stuck_adc_uv = None     # cell ADC returns this value
-        self.open_ntc = False        # NTC disconnected: the pin sits at the supply
-        self.short_ntc = False
-        self.frozen_v = None         # cell ADC input frozen at this voltage (noise still on top)
-
-
 class BoardHw:
     """hw for one cell board (all roles). ``index`` is 0-based from the Begin board."""
 
@@ -76,12 +81,10 @@ class BoardHw:
         self.board_def = board_def
         self.data_dir = data_dir
         os.makedirs(data_dir, exist_ok=True)
-        self.faults = Faults()
-        rng = np.random.default_rng(seed * 1000 + index)
-        self._noise = [int(x) for x in rng.standard_normal(_NOISE_LEN) * 1e6]
-        self._ni = 0
         self.num = board_const(board_def, "CELL_DIVIDER_NUM")
         self.den = board_const(board_def, "CELL_DIVIDER_DEN")
+        # noise and injected faults (stuck_adc_uv, frozen_uv, open_ntc, short_ntc): sim/sensors.py
+        self.faults = sensors.BoardSensors(seed, index, self.num, self.den, DEFAULTS["ADC_MAX_UV"])
         self.has_ntc = getattr(board_def, "NTC_ADC_PIN", 1) is not None
         self.beta = board_const(board_def, "NTC_BETA")
         self.r25 = board_const(board_def, "NTC_R25_OHM")
@@ -98,21 +101,19 @@ class BoardHw:
         self.link_rx = None
         self.ble = None              # no radio: the app protocol goes over --app-port
 
-    # noise: unit-sigma samples (x 1e6) cycled from a table, so reads stay cheap
-    def _gauss_u(self):
-        self._ni = (self._ni + 1) % _NOISE_LEN
-        return self._noise[self._ni]
+    def true_cell_uv(self):
+        """The cell's terminal voltage now (model), int uV."""
+        return int(round(float(self.sim.pack.v_true[self.index]) * 1e6))
+
+    def true_ntc_uv(self):
+        """The NTC divider pin's voltage for the cell's temperature now, no noise (None: no NTC)."""
+        if not self.has_ntc:
+            return None
+        return self.ntc_uv(float(self.sim.pack.temp_c[self.index]))
 
     def read_cell_uv(self):
         self.cell_reads += 1         # board time (sim/board_time.py): the call that measures
-        if self.faults.stuck_adc_uv is not None:
-            return self.faults.stuck_adc_uv
-        v = self.faults.frozen_v
-        if v is None:
-            v = float(self.sim.pack.v_true[self.index])
-        cell_uv = v * 1e6 + CELL_NOISE_V * self._gauss_u()
-        pin = int(cell_uv * self.den / self.num)
-        return min(max(pin, 0), DEFAULTS["ADC_MAX_UV"])
+        return self.faults.cell_pin_uv(self.true_cell_uv())
 
     def ntc_uv(self, temp_c):
         t = temp_c + 273.15
@@ -120,14 +121,7 @@ class BoardHw:
         return int(self.supply_uv * r / (r + self.rser))
 
     def read_temp_uv(self):
-        if not self.has_ntc:
-            return None
-        if self.faults.open_ntc:
-            return int(self.supply_uv)
-        if self.faults.short_ntc:
-            return 0
-        uv = self.ntc_uv(float(self.sim.pack.temp_c[self.index]))
-        return max(0, uv + self._gauss_u() // 2000)   # +-0.5 mV noise
+        return self.faults.ntc_pin_uv(self.true_ntc_uv(), int(self.supply_uv))
 
     def read_chip_temp_dc(self):
         return int(round(float(self.sim.pack.temp_c[self.index]) * 10 + 30))  # die runs ~3 degC warmer
@@ -175,24 +169,26 @@ class BeginHw(BoardHw):
         self.sensor_present = [True, True]
         self.stuck_a = [None, None]       # a sensor stuck at this current (A, both ranges)
         self.low_stuck_a = [None, None]   # a sensor's low range stuck at this current (A)
+        self.channels = current_channels(board_def)
 
-    def read_switches(self):
-        return self.switches
-
-    def read_current_uv(self, sensor, high_range):
+    def current_ua(self, sensor, high_range):
+        """uA through ``sensor`` as its ``high_range`` channel sees it (loop count, stuck
+        values and the sensor's offset applied; no noise), None while it is unplugged."""
         if not self.sensor_present[sensor - 1]:
-            return 0            # unplugged: the pin is pulled to ground
+            return None
         amps = self.sim.sensor_a(sensor) * self.sim.loop_count
         if self.stuck_a[sensor - 1] is not None:
             amps = self.stuck_a[sensor - 1]
         if not high_range and self.low_stuck_a[sensor - 1] is not None:
             amps = self.low_stuck_a[sensor - 1]
-        rng_a = HIGH_RANGE_A if high_range else LOW_RANGE_A
-        acc = HIGH_ACCURACY_A if high_range else LOW_ACCURACY_A
-        amps += self.offset_a[(sensor, bool(high_range))] + acc / 3.0 * self._gauss_u() / 1e6
-        amps = min(max(amps, -rng_a), rng_a)
-        scale = self.high_uv_per_a if high_range else self.low_uv_per_a
-        return int(self.zero_uv + amps * scale)
+        return int(round((amps + self.offset_a[(sensor, bool(high_range))]) * 1e6))
+
+    def read_switches(self):
+        return self.switches
+
+    def read_current_uv(self, sensor, high_range):
+        # unplugged: the pin is pulled to ground (sim/sensors.py)
+        return self.faults.current_pin_uv(self.current_ua(sensor, high_range), high_range, self.channels)
 
 
 class EndHw(BoardHw):

@@ -14,12 +14,21 @@ ms, and the next one follows after the wait it returns (no light sleep here: a b
 ``sys.modules`` holds that image's modules and ``sys.path`` its folder, so a board imports only
 what its image holds (a module missing from an image fails as it would on the board).
 
+Sensors: each board reads its ADC pins through sim/sensors.py's ``BoardSensors`` (the same model,
+seed and noise as the cpython engine's sim/hw.py): the host sends the TRUE values (cell uV, NTC
+pin uV, uA through each current channel) and the fault state, the noise and the faults are
+applied here, read by read, as the firmware reads them.
+
 Protocol (one line each way per cycle; see docs/virtual-pack.md):
   host -> here, first line: {"cells": N, "dirs": [data dir per board], "cycle_ms": ms,
-                             "images": {"begin"|"between"|"end": image folder}, "wire": folder of wire.py}
+                             "images": {"begin"|"between"|"end": image folder}, "wire": folder of wire.py,
+                             "seed": run seed, "div": [[divider num, den] per board],
+                             "supply": [NTC supply uV per board], "ch": {Begin's current channels}}
   here -> host:             {"ready": N, "files": {role: {module: __file__}}}
-  host -> here, per cycle:  {"dt": ms, "c": [cell pin uV], "n": [NTC pin uV or null],
-                             "i": [s1 low, s1 high, s2 low, s2 high uV], "sw": switch word,
+  host -> here, per cycle:  {"dt": ms, "c": [true cell uV], "n": [true NTC pin uV or null],
+                             "i": [s1 low, s1 high, s2 low, s2 high: uA or null (unplugged)],
+                             "f": [[stuck pin uV|null, frozen cell uV|null, open NTC 0/1, short NTC 0/1]
+                                   per board] (optional: when the faults changed), "sw": switch word,
                              "b": [button 0/1], "p": [powered 0/1], "k": [broken wire positions],
                              "set": [[name, value], ...] (optional settings changes through
                              the End board's services, applied in order; name "preset"
@@ -37,17 +46,24 @@ Nothing here touches hardware; the module imports nothing at import time beyond 
 import json
 import sys
 
-_NOISE = (0, 700, -900, 300, -200, 1100, -600, 400, -1000, 800, -300, 100, -700, 500, -400, 200)
+import sensors  # sim/sensors.py (this folder): the one sensor and fault model of both engines
+
 _IMAGE_TOPS = ("core", "roles", "hal", "board", "boot", "main", "diag", "usb_app")
 
 
 class VirtualHw:
-    def __init__(self, index, data_dir):
+    """One board's hw; ``sens``: its sim/sensors.BoardSensors (default: seed 0, a 2:1 divider);
+    the host sets the true inputs ``cell_uv`` (cell), ``temp_uv`` (NTC pin), ``current_ua``."""
+
+    def __init__(self, index, data_dir, sens=None, supply_uv=3300000, channels=None):
         self.index = index
         self.data_dir = data_dir
-        self.cell_uv = 1650000
+        self.sens = sens if sens is not None else sensors.BoardSensors(0, index)
+        self.supply_uv = supply_uv
+        self.channels = channels
+        self.cell_uv = 3300000
         self.temp_uv = None
-        self.current_uv = [1650000, 1650000, 1650000, 1650000]
+        self.current_ua = [0, 0, 0, 0]
         self.switches = 0
         self.button = False
         self.duty = 0
@@ -61,14 +77,12 @@ class VirtualHw:
         self.extout_tx = None
         self.ble = None
         self.cause = "power"        # what the board's reset-cause register says
-        self._n = index
 
     def read_cell_uv(self):
-        self._n = (self._n + 1) & 15
-        return self.cell_uv + _NOISE[self._n] // 2   # ~0.7 mV p-p at the pin (divider 2:1)
+        return self.sens.cell_pin_uv(self.cell_uv)
 
     def read_temp_uv(self):
-        return self.temp_uv
+        return self.sens.ntc_pin_uv(self.temp_uv, self.supply_uv)
 
     def set_balance_duty(self, permille):
         self.duty = permille
@@ -89,7 +103,8 @@ class VirtualHw:
         return self.switches
 
     def read_current_uv(self, sensor, high_range):
-        return self.current_uv[(sensor - 1) * 2 + (1 if high_range else 0)]
+        return self.sens.current_pin_uv(self.current_ua[(sensor - 1) * 2 + (1 if high_range else 0)],
+                                        high_range, self.channels)
 
     def set_charge_relay(self, on):
         self.charge = on
@@ -285,7 +300,11 @@ class Pack:
         self.sched = wire.Scheduler()
         baud = getattr(board, "LINK_BAUD", 9600)
         self.wires = [wire.Wire(self.sched, baud) for _ in range(self.n - 1)]
-        self.hws = [VirtualHw(k, self.dirs[k]) for k in range(self.n)]
+        seed = cfg.get("seed", 0)
+        div = cfg.get("div") or [[2, 1]] * self.n
+        supply = cfg.get("supply") or [3300000] * self.n
+        self.hws = [VirtualHw(k, self.dirs[k], sensors.BoardSensors(seed, k, div[k][0], div[k][1]), supply[k],
+                              cfg.get("ch")) for k in range(self.n)]
         self.capture = Capture()
         self.hws[-1].extout_tx = self.capture
         self.roles = [None] * self.n
@@ -430,7 +449,13 @@ class Pack:
             hw.temp_uv = ntc[k]
             if buttons:
                 hw.button = bool(buttons[k])
-        self.hws[0].current_uv = req["i"]
+        self.hws[0].current_ua = req["i"]
+        f = req.get("f")
+        if f:
+            for k in range(self.n):
+                s = self.hws[k].sens
+                s.stuck_adc_uv, s.frozen_uv = f[k][0], f[k][1]
+                s.open_ntc, s.short_ntc = bool(f[k][2]), bool(f[k][3])
         self.hws[0].switches = req["sw"]
         p = req.get("p")
         if p:

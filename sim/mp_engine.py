@@ -11,9 +11,10 @@ that can (pico -> pico_w for the End board), else the first that can.
 One ``micropython`` process hosts every board; sim/mp_board.py is the hardware layer there
 (each image gets its own module namespace, each board runs its image's hal.loop.Loop) and
 sim/wire.py the wire between them. Each
-cycle this side sends the sensor values the host hw objects produce (same conversions, noise and
-faults as the cpython engine) and applies the outputs that come back (balance duty, relays,
-extended-output bytes). App sessions (``--app-port``) travel in the same lines (``RemoteApp``).
+cycle this side sends the true sensor inputs the host hw objects give (cell uV, NTC pin uV, uA
+per current channel) and their fault state; over there every read goes through the same
+sim/sensors.py model (seed, noise, faults) as on the cpython engine. The outputs that come back
+(balance duty, relays, extended-output bytes) are applied here. App sessions (``--app-port``) travel in the same lines (``RemoteApp``).
 Protocol: see sim/mp_board.py and docs/virtual-pack.md.
 """
 import json
@@ -175,6 +176,7 @@ class MicropythonFirmware:
         self._settings = sim.settings.to_dict()
         self._pending_set = []         # [name, value] pairs for the next cycle
         self._pending_resets = []   # [[index, cause]] for the next line ("w")
+        self._faults = None         # the fault state last sent ("f")
         self.remote = RemoteApp()
         self.images = {}        # role -> "board/role"
         self.files = {}         # role -> {module: __file__} as the MicroPython process reports
@@ -193,13 +195,17 @@ class MicropythonFirmware:
         boot = _BOOT % os.path.join(paths.ROOT, "sim")
         self.proc = subprocess.Popen([self.mpy, "-X", "heapsize=64M", "-c", boot], cwd=self.sim.workdir,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        cfg = {"cells": n, "dirs": [b.data_dir for b in self.sim.boards], "cycle_ms": self.sim.cycle_ms,
-               "images": folders, "wire": os.path.join(paths.ROOT, "sim")}
+        b = self.sim.boards
+        cfg = {"cells": n, "dirs": [h.data_dir for h in b], "cycle_ms": self.sim.cycle_ms,
+               "images": folders, "wire": os.path.join(paths.ROOT, "sim"), "seed": self.sim.seed,
+               "div": [[int(h.num), int(h.den)] for h in b], "supply": [int(h.supply_uv) for h in b],
+               "ch": b[0].channels}
         reply = self._talk(cfg)
         if reply.get("ready") != n:
             raise MicropythonError("micropython did not start: %r" % (reply,))
         self.files = reply.get("files", {})
         self._state = None
+        self._faults = None
 
     def _talk(self, obj):
         try:
@@ -221,11 +227,17 @@ class MicropythonFirmware:
     def cycle(self, dt_ms):
         b = self.sim.boards
         begin = b[0]
-        req = {"dt": dt_ms, "c": [h.read_cell_uv() for h in b], "n": [h.read_temp_uv() for h in b],
-               "i": [begin.read_current_uv(1, False), begin.read_current_uv(1, True),
-                     begin.read_current_uv(2, False), begin.read_current_uv(2, True)],
+        # true values: the noise and the faults are applied over there, read by read, by the same
+        # sim/sensors.py model the cpython engine uses
+        req = {"dt": dt_ms, "c": [h.true_cell_uv() for h in b], "n": [h.true_ntc_uv() for h in b],
+               "i": [begin.current_ua(1, False), begin.current_ua(1, True),
+                     begin.current_ua(2, False), begin.current_ua(2, True)],
                "sw": begin.read_switches(), "b": [1 if h.button else 0 for h in b],
                "p": [1 if x else 0 for x in self.on], "k": sorted(self.broken)}
+        faults = [[h.faults.stuck_adc_uv, h.faults.frozen_uv, int(h.faults.open_ntc), int(h.faults.short_ntc)]
+                  for h in b]
+        if faults != self._faults:
+            req["f"] = self._faults = faults
         if self._pending_resets:
             req["w"] = self._pending_resets
             self._pending_resets = []

@@ -1,7 +1,9 @@
 """The real role objects (firmware/roles/{begin,between,end}.py) on the virtual hardware, joined
-by sim/wire.py in virtual time: every board runs ``cycle`` at its own phase each cycle and
-``poll`` whenever a character reaches it, exactly as the link helper's chain tests do, but with
-the real CellBoard, SensorPair and PackBrain reading the pack model.
+by sim/wire.py in virtual time: every board's role is driven by hal/loop.py's own ``Loop`` -
+each wake-up is ``Loop.step(now)`` on the board's clock, the next one follows after the wait it
+returns (or its light sleep, through the board's real hal.sleep.LightSleep) - and an
+interrupt-driven receiver's handler runs whenever a character reaches the board, with the real
+CellBoard, SensorPair and PackBrain reading the pack model.
 
 Every role is built with plain ``make(hw, board_def)`` as hal/loop.py builds it on a board, so the
 End board brings its own services (roles/end_app.py: settings file, app protocol, extended
@@ -82,11 +84,10 @@ class BurstWire(wire_mod.Wire):
 
 
 class RolesChain:
-    """The pack's boards on the virtual wire. Today's roles: each board's ``tick`` + ``cycle``
-    on its own timer, ``poll`` when characters arrive. Frame-clocked roles (``cycle_due()``,
-    issue 12): every board driven as hal/loop.py drives it (``loop_mode``): wake-ups at the
-    role's ``wake_in_ms()``, each one poll + tick + the cycle when due; characters still start
-    the receive handler of an interrupt-driven receiver when they arrive."""
+    """The pack's boards on the virtual wire, each driven by its own hal.loop.Loop (issue 19:
+    no copy of the loop here): ``Loop.step`` at every wake-up (poll + tick + the cycle when
+    ``cycle_due()``, Begin every cycle_ms), the wait it returns in virtual time; characters
+    still start the receive handler of an interrupt-driven receiver when they arrive."""
     link = "wire"
 
     def __init__(self, sim):
@@ -129,12 +130,11 @@ class RolesChain:
         self.host_calls = None
         self.rx_overruns = [0] * n     # characters lost in a full receive FIFO during a stall
         self.awake_ns = [0] * n        # board time spent in role calls
-        self.loop_mode = False
-        self.wakes = [0] * n           # loop mode: wake-ups of each board's loop
-        self._gen = [0] * n            # loop mode: a board's wake-up chain (new one per restart)
-        self._last_tick = [0] * n
-        self._last_cycle = [0] * n
-        self._next_cycle = [0] * n
+        self.loop_mode = True          # (always, since issue 19: kept for the bench's results)
+        self.loops = [None] * n        # each board's hal.loop.Loop (new one per restart)
+        self.clocks = [_BoardClock(self.sched, r) for r in self.rates]
+        self.wakes = [0] * n           # wake-ups of each board's loop (Loop.step calls)
+        self._gen = [0] * n            # a board's wake-up chain (new one per restart)
         self._flash_writes = 0
         self._ev_mask = [0] * n        # link events raised inside the current call
         # light sleep (loop mode, hal/sleep.py): the board's real LightSleep decides, on a machine
@@ -199,18 +199,12 @@ class RolesChain:
         s = 12345 + 7919 * self.sim.seed if self.sim.sc.link.get("clock_spread_pct") else 12345
         for k in range(self.n):
             self._make(k)
-        # frame-clocked firmware (a role with cycle_due()): every board is driven as hal/loop.py
-        # drives it - wake-ups; otherwise the cycle runs on each board's timer (below)
-        self.loop_mode = any(hasattr(r, "cycle_due") for r in self.roles)
         for k in range(self.n):
             s = (s * 1103515245 + 12345) & 0x7FFFFFFF
             phase = 0 if k == 0 else 1000 + s % self.cycle_ns
             if (k + 1) in self.phase_ms:
                 phase = int(self.phase_ms[k + 1] * 1e6)
-            if self.loop_mode:
-                self._loop_start(k, phase)
-            else:
-                self.sched.at(phase, self._cycle, k)
+            self._loop_start(k, phase)
 
     # --- loop mode: the board loop of hal/loop.py in virtual time -----------------------------
     def _local_ms(self, k, t_ns):
@@ -218,96 +212,70 @@ class RolesChain:
         return int(t_ns * self.rates[k]) // 1000000
 
     def _loop_start(self, k, phase):
+        """Board k's loop starts at ``phase`` (boot, power-up, reset): hal/loop.py's own Loop
+        around its role, on the board's clock, the board's real hal.sleep.LightSleep (on a
+        stand-in machine) as its sleeper."""
+        from hal import loop as hal_loop
         self._gen[k] += 1
         self._seq[k] += 1
         self._asleep_until[k] = self._deaf_until[k] = 0
-        self._last_tick[k] = self._last_cycle[k] = self._local_ms(k, phase)
-        self._next_cycle[k] = self._last_cycle[k]
+        clock = self.clocks[k]
+        clock.pin(phase)
+        lp = hal_loop.Loop(self.roles[k], self._bd, self.sim.boards[k], _SleepMachine, clock, self.sleepers[k])
+        clock.pin(None)
         # the role's receiver runs from when it was made: its first tick counts from then
-        self._last_tick[k] = self._local_ms(k, min(phase, self._made_at[k]))
+        lp._last_tick = self._local_ms(k, min(phase, self._made_at[k]))
+        self.loops[k] = lp
         self.sched.at(phase, self._wake, (k, self._gen[k], self._seq[k]))
 
     def _wake(self, arg):
-        """One wake-up of board k's loop: poll, tick, the cycle when due (a frame-clocked role:
-        ``cycle_due()``; else every cycle_ms of its own clock), then sleep until the role's
-        ``wake_in_ms()`` (else LOOP_POLL_MS) or the next timed cycle, at most MAX_SLEEP_MS."""
-        from hal import loop as hal_loop
+        """One wake-up of board k's loop: ``Loop.step`` at the board's own ms (poll, tick, the
+        cycle when due - ``cycle_due()``, or every cycle_ms of a timed role), charged as board
+        time; then what the step returned: a light sleep of its ``light_ms`` when the board's
+        sleeper takes it (the board is deaf meanwhile), else the next wake-up after its wait."""
         k, gen, seq = arg
         if gen != self._gen[k] or seq != self._seq[k] or not self.on[k] or self.roles[k] is None:
             return
-        role = self.roles[k]
+        lp = self.loops[k]
         now = self.sched.now
         if now < self.busy_until[k]:
             self.sched.at(self.busy_until[k], self._wake, arg)
             return
         self.wakes[k] += 1
         local = self._local_ms(k, now)
-        dt_tick = local - self._last_tick[k]
-        self._last_tick[k] = local
-        due = getattr(role, "cycle_due", None)
-        state = [False]
+        c0 = lp.stats.cycles
+        out = [0]
 
         def run():
-            poll = getattr(role, "poll", None)
-            if poll is not None:
-                poll()
-            tick = getattr(role, "tick", None)
-            if tick is not None:
-                tick(dt_tick)
-            if due is not None:
-                go = due()
-            else:
-                go = local - self._next_cycle[k] >= 0
-                if go:
-                    cyc = getattr(role, "cycle_ms", self.sim.cycle_ms)
-                    late = local - self._next_cycle[k]
-                    self._next_cycle[k] = (local if late >= cyc else self._next_cycle[k]) + cyc
-            if go:
-                state[0] = True
-                dt = local - self._last_cycle[k]
-                self._last_cycle[k] = local
-                role.cycle(dt)
+            out[0] = lp.step(local)
         if not self.time.zero:
-            self._call(k, run, "cycle", lambda: state[0])
+            self._call(k, run, "cycle", lambda: lp.stats.cycles != c0)
         elif self.host_ns is not None:           # calibration: host time of every wake-up
             t0 = self.time.now_ns()
             run()
             self.host_ns[k] += self.time.now_ns() - t0
         else:
             run()
-        if state[0] and self.host_calls is not None:
+        if lp.stats.cycles != c0 and self.host_calls is not None:
             self.host_calls[k] += 1
-        w = getattr(role, "wake_in_ms", None)
-        wait = w() if w is not None else getattr(self._bd, "LOOP_POLL_MS", hal_loop.DEFAULT_POLL_MS)
-        if due is None:
-            to_cycle = self._next_cycle[k] - self._local_ms(k, now)
-            wait = min(wait, to_cycle)
-        if wait > 0 and self._light_sleep(k, role, due, now):
-            return
-        sl = self.sleepers[k]
-        if sl is not None and sl.retry_ms:      # declined: ask again that soon
-            wait = min(wait, sl.retry_ms)
-            sl.retry_ms = 0
+        wait = out[0]
+        light = lp.light_ms
+        if wait > 0 and light:
+            r = lp.light(light)     # hal.sleep.LightSleep's checks; it may decline
+            if r < 0:
+                self._asleep(k, now, light)
+                return
+            if r < wait:
+                wait = r
+        from hal import loop as hal_loop
         wait = min(max(wait, 1), hal_loop.MAX_SLEEP_MS)
         at = max(now, self.busy_until[k]) + int(wait * 1e6 / self.rates[k])
         self.sched.at(at, self._wake, arg)
 
-    def _light_sleep(self, k, role, due, now):
-        """hal/loop.py's light-sleep rule for board k after a wake-up: the role's budget, bounded
-        by its next timed cycle and the watchdog, through the board's real hal.sleep.LightSleep
-        (which may decline). Asleep, the board is deaf until it is awake again (wake_ms after
-        the sleep ends); the next wake-up follows then. True when it went to sleep."""
-        from hal import loop as hal_loop
+    def _asleep(self, k, now, light):
+        """Board k light-sleeps ``light`` ms from the end of its wake-up: deaf until it is awake
+        again (the wake-up, wake_ms, after the sleep ends); the next wake-up follows then."""
         sl = self.sleepers[k]
-        budget = getattr(role, "sleep_budget_ms", None) if sl is not None else None
-        if budget is None:
-            return False
-        light = budget(sl.wake_ms)
-        if due is None:
-            light = min(light, self._next_cycle[k] - self._local_ms(k, now) - sl.wake_ms)
-        light = min(light, getattr(self._bd, "WDT_TIMEOUT_MS", 5000) // 4, hal_loop.MAX_SLEEP_MS)
-        if light < hal_loop.SLEEP_MIN_MS or not sl.sleep(light):
-            return False
         start = max(now, self.busy_until[k])
         end = start + int(light * 1e6 / self.rates[k])
         wake_ns = int(sl.wake_ms * 1e6 / self.rates[k])
@@ -316,7 +284,6 @@ class RolesChain:
         self.asleep_ns[k] += end - start
         self.light_sleeps[k] += 1
         self._wake_after_sleep(k, end, wake_ns)
-        return True
 
     def _wake_after_sleep(self, k, end, wake_ns):
         """The wake-up out of a light sleep ending at ``end``: board time ``wake_ns``, then the
@@ -392,7 +359,7 @@ class RolesChain:
             if self._deaf_until[k] > self.sched.now:
                 self._deaf(k)
                 return
-            if self.loop_mode and not self.interrupt_driven:
+            if not self.interrupt_driven:
                 return                  # a polled receiver: the board's loop wake-ups read it
             if self.time.zero:
                 if self.host_ns is None:
@@ -549,47 +516,6 @@ class RolesChain:
     def _role_name(self, k):
         return "begin" if k == 0 else ("end" if k == self.n - 1 else "between")
 
-    def _cycle(self, k):
-        period = self.cycle_ns if self.rates[k] == 1.0 else int(self.cycle_ns / self.rates[k])
-        self.sched.at(self.sched.now + period, self._cycle, k)
-        if not self.on[k]:
-            return
-        role = self.roles[k]
-        if self.time.zero:
-            if self.host_ns is not None:
-                t0 = self.time.now_ns()
-            role.tick(self.sim.cycle_ms)
-            role.cycle(self.sim.cycle_ms)
-            role.poll()             # Begin: the frame its cycle built goes out from poll()
-            if self.host_ns is not None:
-                self.host_ns[k] += self.time.now_ns() - t0
-                self.host_calls[k] += 1
-            return
-        if self.sched.now < self.busy_until[k]:
-            # the loop is still busy: the cycle runs when it is free
-            self.sched.at(self.busy_until[k], self._cycle_late, k)
-            return
-        self._cycle_late(k)
-
-    def _cycle_late(self, k):
-        role = self.roles[k]
-        if role is None or not self.on[k]:
-            return
-        ms = self.sim.cycle_ms
-
-        def run():
-            role.tick(ms)
-            role.cycle(ms)
-            if k == 0:
-                role.poll()         # the frame the cycle built starts from poll()
-        self._call(k, run, "cycle")
-        if self.host_calls is not None:
-            self.host_calls[k] += 1
-        if k > 0:
-            rx = self.wires[k - 1].rx
-            if rx.head < len(rx.q):
-                self.wires[k - 1].receiver()
-
     def cycle(self, dt_ms):
         if self.time.mode in ("measured", "counted"):
             # the host's garbage collector must not land inside a timed call (it would be
@@ -627,8 +553,7 @@ class RolesChain:
             if k < self.n - 1:
                 self.wires[k].broken = (k + 1) in self.broken_after
             self._make(k)
-            if self.loop_mode:
-                self._loop_start(k, self.sched.now)
+            self._loop_start(k, self.sched.now)
 
     def reset(self, k, cause="watchdog"):
         """Board k restarts at once (a watchdog reset): every output to its safe level first,
@@ -644,8 +569,7 @@ class RolesChain:
         self.roles[k] = None
         hw.cause = cause
         self._make(k)
-        if self.loop_mode:
-            self._loop_start(k, self.sched.now)
+        self._loop_start(k, self.sched.now)
 
     def link_break(self, position, broken):
         (self.broken_after.add if broken else self.broken_after.discard)(position)
@@ -674,6 +598,41 @@ def _drain(role):
         while poll():
             pass
     return drain
+
+
+class _BoardClock:
+    """The ``time`` module a board's Loop sees: the scheduler's time on the board's own clock
+    (``rate``: 1.03 = 3 % fast). ``pin(t_ns)`` holds it at t_ns (None: follow the scheduler).
+    ``sleep_ms`` is never called: the pack schedules the wake-ups from what Loop.step returns."""
+
+    def __init__(self, sched, rate):
+        self.sched = sched
+        self.rate = rate
+        self._pinned = None
+
+    def pin(self, t_ns):
+        self._pinned = t_ns
+
+    def _ns(self):
+        t = self.sched.now if self._pinned is None else self._pinned
+        return int(t * self.rate)
+
+    def ticks_ms(self):
+        return self._ns() // 1000000
+
+    def ticks_us(self):
+        return self._ns() // 1000
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+    @staticmethod
+    def ticks_add(a, b):
+        return a + b
+
+    def sleep_ms(self, ms):
+        raise RuntimeError("the virtual pack schedules the wake-ups (Loop.step)")
 
 
 class _SleepPin:

@@ -14,11 +14,12 @@ the character at that offset of every frame), ``chain.remove(k)`` (a board dies)
 """
 import heapq
 import math
+import sys
 
-try:
-    from sim import fw
-except ImportError:     # MicroPython engine (sim/mp_board.py): sim/ itself is on the path
+if sys.implementation.name == "micropython":     # sim/mp_board.py, chain tests: sim/ is on the path
     import fw  # type: ignore[import-not-found, no-redef]
+else:
+    from sim import fw
 
 codec = fw.core("codec")
 frame = fw.core("frame")
