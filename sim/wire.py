@@ -7,8 +7,10 @@ in bit times (``bits_busy``) so latencies come from what the code actually waits
 going idle for ``gap_bits`` after a character is delivered as codec.GAP, as a real receiver does.
 
 ``Chain`` builds Begin -> Between... -> End from the real role classes with small fakes for the
-cell boards, switches and current sensors, and runs them on a ``Scheduler``: every board's
-``cycle`` at its own phase every ``cycle_ms``, ``poll`` whenever a character arrives.
+cell boards, switches and current sensors, and runs them on a ``Scheduler``: every board driven
+by hal/loop.py's own ``Loop`` (``Loop.step`` at each wake-up from its own phase, the next one
+after the wait it returns), the role's ``poll`` (its receiver's handler) whenever a character
+arrives.
 Faults: ``wire.broken`` (nothing gets through), ``wire.corrupt = (offset, xor)`` (flip bits of
 the character at that offset of every frame), ``chain.remove(k)`` (a board dies).
 """
@@ -205,6 +207,25 @@ class Wire:
                 self.receiver()
 
 
+class _Clock:
+    """The ``time`` a Chain board's hal.loop.Loop sees: the scheduler's time."""
+
+    def __init__(self, sched):
+        self.sched = sched
+
+    def ticks_ms(self):
+        return self.sched.now // 1000000
+
+    def ticks_us(self):
+        return self.sched.now // 1000
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def ticks_add(self, a, b):
+        return a + b
+
+
 class FakeCell:
     """Stand-in for roles.cell_board.CellBoard with settable true values."""
 
@@ -236,6 +257,12 @@ class FakeCell:
     def tick(self, dt_ms):
         pass
 
+    def take_long_press(self):
+        return False
+
+    def confirm(self):
+        pass
+
     def safe(self):
         self.is_safe = True
         self.balancing = False
@@ -261,6 +288,10 @@ class FakeHw:
         self.link_rx = None
         self.charge = False
         self.load = False
+        self.feeds = 0
+
+    def feed_watchdog(self):
+        self.feeds += 1
 
     def read_switches(self):
         return self.switches
@@ -289,6 +320,7 @@ class Chain:
     def __init__(self, n, switches, cells=None, pair=None, baud=9600, proc_bits=2, cycle_ms=1000,
                  brain=None, comm_timeout_cycles=3, seed=1):
         from roles import begin, between, end
+        from hal.loop import Loop
         self.sched = Scheduler()
         self.n = n
         self.cycle_ms = cycle_ms
@@ -296,6 +328,8 @@ class Chain:
         self.cells = cells if cells is not None else [FakeCell() for _ in range(n)]
         self.pair = pair if pair is not None else FakePair()
         self.wires = [Wire(self.sched, baud, proc_bits) for _ in range(n - 1)]
+        for w in self.wires:
+            w.rx.interrupt_driven = True     # its handler (the role's poll) runs on arrival
         self.hws = [FakeHw(switches) for _ in range(n)]
         self.boards = []
         for k in range(n):
@@ -316,12 +350,14 @@ class Chain:
         self.begin = self.boards[0]
         self.end = self.boards[-1]
         self.alive = [True] * n
+        self.clock = _Clock(self.sched)
+        self.loops = [Loop(b, bd, self.hws[k], None, self.clock) for k, b in enumerate(self.boards)]
         s = seed
         cyc_ns = cycle_ms * 1000000
         for k in range(n):
             s = (s * 1103515245 + 12345) & 0x7FFFFFFF
             phase = 0 if k == 0 else 1000 + s % cyc_ns
-            self.sched.at(phase, self._cycle, k)
+            self.sched.at(phase, self._wake, k)
         self.frame_start_ns = {}     # Begin's seq -> when Begin handed the frame to its wire
         self.a_done_ns = {}          # seq -> when End had section A of it checked OK
         self.b_done_ns = {}          # seq -> when End had the whole frame checked OK
@@ -337,14 +373,16 @@ class Chain:
             orig(ev)
         end_port.on_event = spy
 
-    def _cycle(self, k):
-        self.sched.at(self.sched.now + self.cycle_ms * 1000000, self._cycle, k)
+    def _wake(self, k):
+        """One wake-up of board k: its hal.loop.Loop.step; the next one after the wait it returns."""
         if not self.alive[k]:
             return
-        self.boards[k].cycle(self.cycle_ms)
-        if k == 0:
-            self.frame_start_ns[self.begin.seq] = self.sched.now
-        self.boards[k].poll()          # Begin: its frame goes out from its poll()
+        w = self.wires[0]
+        sent = w.chars
+        wait = self.loops[k].step(self.sched.now // 1000000)
+        if k == 0 and w.chars > sent and self.begin.seq not in self.frame_start_ns:
+            self.frame_start_ns[self.begin.seq] = self.sched.now    # its frame starts going out
+        self.sched.at(self.sched.now + (wait if wait > 0 else 1) * 1000000, self._wake, k)
 
     def remove(self, k):
         """Board k stops working: sends nothing, forwards nothing."""
