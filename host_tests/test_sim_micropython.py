@@ -135,3 +135,18 @@ def test_settings_event_with_two_fields_applies_both(tmp_path, eng):
         changes = [ln for ln in f if '"settings"' in ln]
     assert len(changes) >= 2 and header["settings"]["vmax_mv"] != 3620
     assert '"vmax_mv":3620' in changes[-1] and '"capacity_ah":55' in changes[-1], changes[-1]
+
+
+def test_micropython_engine_boards_light_sleep_between_frames_and_lose_none(tmp_path):
+    """The images' own hal.loop.Loop and hal.sleep.LightSleep decide; a board that sleeps is
+    deaf (as on the cpython engine): Begin and the Betweens sleep every period, the End (app
+    transports) never, and no character reaches a sleeping board."""
+    sc = scenario.load({"pack": {"cells": 4, "soc_pct": 50}, "duration_s": 30, "mode": "critical"})
+    path = str(tmp_path / "t.jsonl")
+    sim = engine.Simulation(sc, engine="micropython", trace=path, workdir=str(tmp_path / "w"))
+    sim.run()
+    fw = sim.fw
+    assert min(fw.light_sleeps[:3]) >= 20 and fw.light_sleeps[3] == 0, fw.light_sleeps
+    assert sum(fw.lost_asleep) == 0, fw.lost_asleep
+    _, states, _ = trace.read(path)
+    assert all(r["comm_ok"] for r in states[3:])

@@ -9,8 +9,9 @@ lines over stdin/stdout. This module is the hardware layer: ``VirtualHw`` object
 values come from the host every cycle. Every board's role is built as hal/loop.py builds it on a
 board: ``roles.<role>.make(hw, board)`` with the modules of that board's image, and driven by
 that image's own ``hal.loop.Loop``: each wake-up is ``Loop.step(now)`` at the board's virtual
-ms, and the next one follows after the wait it returns (no light sleep here: a board idles as in
-``time.sleep_ms``). Each image keeps its own module namespace: while a board's code runs,
+ms, and the next one follows after the wait it returns; its light-sleep budget goes through the
+image's own ``hal.sleep.LightSleep`` (on a stand-in machine) and, when that sleeps, the board is
+deaf until it is awake again (characters reaching it are lost), as on the cpython engine. Each image keeps its own module namespace: while a board's code runs,
 ``sys.modules`` holds that image's modules and ``sys.path`` its folder, so a board imports only
 what its image holds (a module missing from an image fails as it would on the board).
 
@@ -22,7 +23,7 @@ applied here, read by read, as the firmware reads them.
 Protocol (one line each way per cycle; see docs/virtual-pack.md):
   host -> here, first line: {"cells": N, "dirs": [data dir per board], "cycle_ms": ms,
                              "images": {"begin"|"between"|"end": image folder}, "wire": folder of wire.py,
-                             "seed": run seed, "div": [[divider num, den] per board],
+                             "seed": run seed, "div": [[divider num, den] per board], "light_sleep": bool,
                              "supply": [NTC supply uV per board], "ch": {Begin's current channels}}
   here -> host:             {"ready": N, "files": {role: {module: __file__}}}
   host -> here, per cycle:  {"dt": ms, "c": [true cell uV], "n": [true NTC pin uV or null],
@@ -37,6 +38,7 @@ Protocol (one line each way per cycle; see docs/virtual-pack.md):
                              now, before the cycle runs; see Pack.reset),
                              "app": [["o", id] | ["f", id, hex] | ["c", id]] (optional app sessions)}
   here -> host, per cycle:  {"d": [balance permille], "r": [charge, load], "x": "hex extout",
+                             "sl": [light sleeps per board], "la": [characters lost asleep per board],
                              "st": {...End state, with "cell_status": the per-cell
                              CellStatus bits of its snapshot...} or null,
                              "msg": [refusal or null for each "set" pair],
@@ -146,6 +148,35 @@ class BoardClock:
 
     def sleep_ms(self, ms):
         raise RuntimeError("the virtual pack schedules the wake-ups (Loop.step)")
+
+
+class _SleepPin:
+    IN = 1
+
+    def __init__(self, pin=None):
+        self.pin = pin
+
+    def init(self, mode):
+        pass
+
+
+class SleepMachine:
+    """What hal.sleep.LightSleep needs of ``machine``: the pack makes the board sleep itself."""
+    Pin = _SleepPin
+
+    @staticmethod
+    def lightsleep(ms):
+        pass
+
+    @staticmethod
+    def freq(f=None):
+        return 125000000
+
+
+class SleepEsp32:
+    @staticmethod
+    def wake_on_ext0(pin=None, level=0):
+        pass
 
 
 class Capture:
@@ -311,7 +342,16 @@ class Pack:
         self.loops = [None] * self.n
         self.clocks = [BoardClock(self.sched) for _ in range(self.n)]
         self._gen = [0] * self.n        # a board's wake-up chain (a new one per restart)
+        self._seq = [0] * self.n        # its current wake-up (a light sleep's end replaces it)
         self.wakes = [0] * self.n
+        self.light = bool(cfg.get("light_sleep", False))
+        self.sleepers = [None] * self.n
+        self.light_sleeps = [0] * self.n
+        self.lost_asleep = [0] * self.n
+        self.early_wakes = [0] * self.n
+        self._asleep_until = [0] * self.n
+        self._deaf_until = [0] * self.n
+        self._wake_on_link = [False] * self.n
         self.on = [True] * self.n
         self.broken = []
         self.sessions = None
@@ -334,9 +374,11 @@ class Pack:
         __import__("board")
         __import__("roles." + role_name)
         __import__("hal.loop")
+        __import__("hal.sleep")
         board = sys.modules["board"]
         role_mod = sys.modules["roles." + role_name]
         loop_mod = sys.modules["hal.loop"]
+        sleep_mod = sys.modules["hal.sleep"]
         hw = self.hws[k]
         if k < self.n - 1:
             hw.link_tx = self.wires[k]
@@ -352,9 +394,13 @@ class Pack:
         bd = CycleDef(board, self.cycle_ms)
         role = role_mod.make(hw, bd)
         self.roles[k] = role
-        self.loops[k] = loop_mod.Loop(role, bd, hw, None, self.clocks[k])
+        sl = sleep_mod.make(bd, hw, SleepMachine, SleepEsp32) if self.light else None
+        self.sleepers[k] = sl
+        self._wake_on_link[k] = bool(getattr(board, "LIGHT_SLEEP_WAKE_ON_LINK", False))
+        self._asleep_until[k] = self._deaf_until[k] = 0
+        self.loops[k] = loop_mod.Loop(role, bd, hw, None, self.clocks[k], sl)
         if k > 0:
-            self.wires[k - 1].receiver = self._drain(k, role) if irq else None
+            self.wires[k - 1].receiver = self._receiver(k, role, irq)
         if k == self.n - 1:
             if self.sessions is not None:
                 self.sessions.end()
@@ -364,28 +410,71 @@ class Pack:
             self.sessions = AppSessions(role.app)
             self.sessions.closed = closed
 
-    def _drain(self, k, role):
+    def _receiver(self, k, role, irq):
+        """Characters reached board k: lost while it light-sleeps (or wakes up); else an
+        interrupt-driven receiver's handler runs now, a polled one waits for the loop."""
         poll = role.poll
 
-        def drain():
-            self._enter(k)
-            while poll():
-                pass
-        return drain
+        def on_chars():
+            if self._deaf_until[k] > self.sched.now:
+                self._deaf(k)
+                return
+            if irq:
+                self._enter(k)
+                while poll():
+                    pass
+        return on_chars
+
+    def _deaf(self, k):
+        """Board k is asleep or waking up: what reached it is lost (the GAP marks stay: the
+        receiver's gap timer runs on the tick counter); with LIGHT_SLEEP_WAKE_ON_LINK the first
+        character ends the sleep (awake the wake-up time later, deaf until then)."""
+        rx = self.wires[k - 1].rx
+        q = rx.q
+        keep = [v for v in q[rx.head:] if v < 0]
+        lost = len(q) - rx.head - len(keep)
+        self.lost_asleep[k] += lost
+        del q[rx.head:]
+        q.extend(keep)
+        now = self.sched.now
+        if lost and self._wake_on_link[k] and now < self._asleep_until[k]:
+            wake_ns = self.sleepers[k].wake_ms * 1000000
+            self._asleep_until[k] = now
+            self._deaf_until[k] = now + wake_ns
+            self.early_wakes[k] += 1
+            self._seq[k] += 1
+            self.sched.at(now + wake_ns, self._wake, (k, self._gen[k], self._seq[k]))
 
     def _start(self, k, at_ns):
         """Board k's loop: its first wake-up at at_ns (a new chain; one still pending is void)."""
         self._gen[k] += 1
-        self.sched.at(at_ns, self._wake, (k, self._gen[k]))
+        self._seq[k] += 1
+        self.sched.at(at_ns, self._wake, (k, self._gen[k], self._seq[k]))
 
     def _wake(self, arg):
-        """One wake-up of board k: its Loop.step at the board's ms; the next after the wait."""
-        k, gen = arg
-        if gen != self._gen[k] or not self.on[k] or self.loops[k] is None:
+        """One wake-up of board k: its Loop.step at the board's ms; then its light sleep when the
+        board's sleeper takes the budget (deaf until awake again), else the wait it returned."""
+        k, gen, seq = arg
+        if gen != self._gen[k] or seq != self._seq[k] or not self.on[k] or self.loops[k] is None:
             return
         self._enter(k)
         self.wakes[k] += 1
-        wait = self.loops[k].step(self.sched.now // 1000000)
+        lp = self.loops[k]
+        now = self.sched.now
+        wait = lp.step(now // 1000000)
+        light = lp.light_ms
+        if wait > 0 and light:
+            r = lp.light(light)         # hal.sleep.LightSleep's checks: it may decline
+            if r < 0:
+                end = now + light * 1000000
+                self._asleep_until[k] = end
+                self._deaf_until[k] = end + self.sleepers[k].wake_ms * 1000000
+                self.light_sleeps[k] += 1
+                self._seq[k] += 1
+                self.sched.at(self._deaf_until[k], self._wake, (k, gen, self._seq[k]))
+                return
+            if r < wait:
+                wait = r
         if wait < 1:
             wait = 1            # no time passes inside a call here: at least the next ms
         self.sched.at(self.sched.now + wait * 1000000, self._wake, arg)
@@ -481,7 +570,8 @@ class Pack:
         self.capture.data = bytearray()
         answers, closed = self.sessions.take() if self.sessions is not None else ([], [])
         return {"d": [h.duty for h in self.hws], "r": [1 if end_hw.charge else 0, 1 if end_hw.load else 0],
-                "x": hexed, "msg": msg, "st": self.state(), "ao": answers, "ac": closed}
+                "x": hexed, "msg": msg, "st": self.state(), "ao": answers, "ac": closed,
+                "sl": self.light_sleeps, "la": self.lost_asleep}
 
     def state(self):
         end = self.roles[-1]

@@ -180,6 +180,8 @@ class MicropythonFirmware:
         self.remote = RemoteApp()
         self.images = {}        # role -> "board/role"
         self.files = {}         # role -> {module: __file__} as the MicroPython process reports
+        self.light_sleeps = [0] * len(sim.boards)   # per board, as the MicroPython process reports
+        self.lost_asleep = [0] * len(sim.boards)    # characters that reached a sleeping board
 
     def boot(self):
         if not os.path.exists(self.mpy):
@@ -199,7 +201,7 @@ class MicropythonFirmware:
         cfg = {"cells": n, "dirs": [h.data_dir for h in b], "cycle_ms": self.sim.cycle_ms,
                "images": folders, "wire": os.path.join(paths.ROOT, "sim"), "seed": self.sim.seed,
                "div": [[int(h.num), int(h.den)] for h in b], "supply": [int(h.supply_uv) for h in b],
-               "ch": b[0].channels}
+               "ch": b[0].channels, "light_sleep": bool(self.sim.sc.link.get("light_sleep", True))}
         reply = self._talk(cfg)
         if reply.get("ready") != n:
             raise MicropythonError("micropython did not start: %r" % (reply,))
@@ -259,6 +261,8 @@ class MicropythonFirmware:
                 end.extout_tx.write(bytes.fromhex(out["x"]))
         self.remote.deliver(out.get("ao", []), out.get("ac", []))
         self._state = out["st"]
+        self.light_sleeps = out.get("sl", self.light_sleeps)
+        self.lost_asleep = out.get("la", self.lost_asleep)
         msgs = out.get("msg") or []
         for (name, value), msg in zip(req.get("set", []), msgs, strict=False):
             if msg:
