@@ -172,7 +172,10 @@ def board(chip, seconds, settle=SETTLE_S):
         aw = [p["awakeCycles"] / (HZ * speed) for p in ps]
         r["awake_fraction"] = round(sum(aw) / len(aw), 4)
         r["awake_fraction_max"] = round(max(aw), 4)
-        r["asleep_fraction"] = round(sum(p["deepNs"] for p in ps) / (len(ps) * 1e9), 4)
+        # light sleep proper: the PIO clock gated (a WFE with SLEEPDEEP set but every clock
+        # running, as MicroPython leaves it after a light sleep, is ordinary idle)
+        r["asleep_fraction"] = round(sum(p.get("lightNs", p["deepNs"]) for p in ps) / (len(ps) * 1e9), 4)
+        r["idle_fraction"] = round(max(0.0, 1.0 - r["awake_fraction"] - r["asleep_fraction"]), 4)
     led = pulses(chip["pins"].get("25", []), settle, seconds)
     r["led_pulses"] = len(led)
     r["led_pulse_ms"] = (round(min(w for _, w in led), 1), round(max(w for _, w in led), 1)) if led else None

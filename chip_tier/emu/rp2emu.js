@@ -321,7 +321,9 @@ class Chip {
     this.boots = 0;
     this.execCycles = 0;     // cycles executed (not in WFI/WFE), all boots
     this.idleNs = 0;
-    this.deepNs = 0;         // idle ns with SCR.SLEEPDEEP set (light sleep)
+    this.deepNs = 0;         // idle ns with SCR.SLEEPDEEP set
+    this.lightNs = 0;        // idle ns in a light sleep proper: SLEEPDEEP set and the PIO clock gated
+    //                          (SLEEP_EN0 bit 12 clear), as machine.lightsleep sets it
     this.lowClockNs = 0;     // awake ns at clk_sys < 100 MHz
     this.pioGatedTicks = 0;
     this.resets = [];
@@ -585,7 +587,10 @@ class Chip {
           if (dt <= 0 || dt > rem) dt = rem;
           clock.tick(dt);
           this.idleNs += dt;
-          if (this.scr & 4) this.deepNs += dt;
+          if (this.scr & 4) {
+            this.deepNs += dt;
+            if (!((this.sleepEn0 >>> 12) & 1)) this.lightNs += dt;
+          }
         } else {
           const pc = core.PC;
           if (pc === he) { this.flashOp('erase'); continue; }

@@ -104,7 +104,7 @@ if (A.ramp) { const [b, v0, v1, t0, t1] = A.ramp.split(':').map(Number); ramp = 
 const slice = A.sliceUs * 1000;
 const T = A.seconds * 1e9;
 const perSecond = chips.map(() => []);
-let lastSnap = chips.map((c) => ({ cyc: c.execCycles, idle: c.idleNs, deep: c.deepNs }));
+let lastSnap = chips.map((c) => ({ cyc: c.execCycles, idle: c.idleNs, deep: c.deepNs, light: c.lightNs }));
 const wall0 = Date.now();
 
 function runAll(toNs) {
@@ -126,8 +126,9 @@ while (t < T) {
   if (t >= nextSec) {
     chips.forEach((c, i) => {
       const s = lastSnap[i];
-      perSecond[i].push({ t: t / 1e9, awakeCycles: c.execCycles - s.cyc, idleNs: c.idleNs - s.idle, deepNs: c.deepNs - s.deep });
-      lastSnap[i] = { cyc: c.execCycles, idle: c.idleNs, deep: c.deepNs };
+      perSecond[i].push({ t: t / 1e9, awakeCycles: c.execCycles - s.cyc, idleNs: c.idleNs - s.idle, deepNs: c.deepNs - s.deep,
+                          lightNs: c.lightNs - s.light });
+      lastSnap[i] = { cyc: c.execCycles, idle: c.idleNs, deep: c.deepNs, light: c.lightNs };
     });
     if ((t / 1e9) % 5 === 0) {
       const line = `t=${(t / 1e9).toFixed(0)}s wall=${((Date.now() - wall0) / 1000).toFixed(0)}s ` +
@@ -175,7 +176,7 @@ const result = {
   args: A, wall_s: (Date.now() - wall0) / 1000,
   chips: chips.map((c, i) => ({
     name: c.name, role: c.role, speed: c.speed, boots: c.boots, resets: c.resets,
-    execCycles: c.execCycles, idleNs: c.idleNs, deepNs: c.deepNs, lowClockNs: c.lowClockNs,
+    execCycles: c.execCycles, idleNs: c.idleNs, deepNs: c.deepNs, lightNs: c.lightNs, lowClockNs: c.lowClockNs,
     pioGatedTicks: c.pioGatedTicks, flashOps: c.flashOps || 0, stalls: c.stalls,
     sm: c.smRunners[0].map((r) => r.stats),
     perSecond: perSecond[i], gc: c.gcEvents, rx: c.rxEvents, bursts: c.bursts,
