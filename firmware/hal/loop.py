@@ -119,6 +119,8 @@ class Loop:
         self._wdt = None
         self._wdt_timeout_ms = getattr(board_def, "WDT_TIMEOUT_MS", 5000)
         self.sleeper = sleeper
+        if sleeper is not None and hasattr(sleeper, "watch"):
+            sleeper.watch(getattr(role, "tx_busy", None))   # bytes the role still queues
         self._budget = getattr(role, "sleep_budget_ms", None) if sleeper is not None else None
         self._wake_ms = getattr(sleeper, "wake_ms", 0)
         m = self._wdt_timeout_ms // 4        # the watchdog keeps counting in light sleep
