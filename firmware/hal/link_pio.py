@@ -164,7 +164,7 @@ class PioTx:
         self._ticks_us = ticks_us
         self._ticks_diff = ticks_diff
         self.char_us = (10000000 + baud - 1) // baud
-        self._t = 0               # ticks_us of the last put
+        self._last = 0            # ticks_us of the last put
         self._lvl = 0             # FIFO level right after it (0: the line is known idle)
         pin.value(0 if invert else 1)
         prog = program(rp2, "tx_inverted" if invert else "tx_normal")
@@ -181,7 +181,7 @@ class PioTx:
         sm.put((b ^ self._xor) & 0xFF)
         t = self._ticks_us
         if t is not None:
-            self._t = t()
+            self._last = t()
             self._lvl = n + 1
         return True
 
@@ -193,7 +193,7 @@ class PioTx:
             sm.put((buf[i] ^ x) & 0xFF)
         t = self._ticks_us
         if t is not None and n > 0:
-            self._t = t()
+            self._last = t()
             lvl = sm.tx_fifo()
             self._lvl = lvl if lvl else 1
 
@@ -204,7 +204,7 @@ class PioTx:
         lvl = self._lvl
         if lvl:
             # the last put found lvl - 1 characters queued and maybe one in the shift register
-            d = self._ticks_diff(self._ticks_us(), self._t)
+            d = self._ticks_diff(self._ticks_us(), self._last)
             c = self.char_us
             if 0 <= d < (lvl + 1) * c + (c >> 5):
                 return 1
