@@ -30,8 +30,8 @@ PACKET_LEN = const(58)
 BAUD = const(9600)
 _BURST_MS = const(61)         # 58 bytes x 10 bits at 9600 baud = 60.4 ms, rounded up
 MIN_GAP_MS = const(400)      # idle time readers need to find the next packet boundary
-_FIFO_DEPTH = const(8)       # a transmitter without ``depth``: a PIO FIFO
-_CHAR_US = const(1042)       # ... and without ``char_us``: 10 bits at 9600 baud
+_FIFO_DEPTH = const(8)       # the smallest transmitter FIFO (PIO; a UART's buffer takes a packet)
+_CHAR_US = const(1042)       # a transmitter without ``char_us``: 10 bits at 9600 baud
 KEYS = const(19)             # key/value pairs 0..18 make one round
 KEY_OFFSET = const(25)       # byte 47 = key + 25; a byte below 25 means "no pair"
 _DEFAULT_CHARGE_EFFICIENCY_PCT = const(100)  # SoC counts charge 1:1 unless the brain says otherwise
@@ -414,7 +414,7 @@ class ExtOutSender:
     A transmitter with ``write_byte(b)`` -> bool (the link's classes: PIO, UART, soft) gets the
     packet without blocking: it is queued (in the encoder's ``buf``), the FIFO takes what fits
     now and ``pump()`` - at every wake-up of the loop (the End's poll) - the rest; the loop
-    wakes every ``poll_ms`` while ``busy()`` (half the FIFO's character time: ``tx.depth``,
+    wakes every ``poll_ms`` while ``busy()`` (half an 8-deep FIFO's character time at
     ``tx.char_us``), so the FIFO never runs dry inside a packet. A transmitter with only
     ``tx.write(buf, n)`` gets the packet in one call (simulator captures, tests).
     """
@@ -429,7 +429,7 @@ class ExtOutSender:
         self.queued = 0            # bytes of the queued packet not yet handed over
         w = 0                     # 0: no write_byte, the packet goes out in one write()
         if hasattr(tx, "write_byte"):
-            w = getattr(tx, "depth", _FIFO_DEPTH) * getattr(tx, "char_us", _CHAR_US) // 2000
+            w = _FIFO_DEPTH * getattr(tx, "char_us", _CHAR_US) // 2000
             w = w if w > 0 else 1
         self.poll_ms = w
         # Time since the last packet started. At boot the line counts as if a packet had just

@@ -151,9 +151,7 @@ class PioTx:
     """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()``: characters not yet on the
     wire, counting the one the state machine is still shifting out (``ticks_us`` of the last
     put and the FIFO level then bound when the line is idle again: at most (level + 1)
-    character times later). ``depth`` / ``char_us``: for pacing a queue into the FIFO."""
-
-    depth = _FIFO_MAX
+    character times later). ``char_us``: for pacing a queue into the FIFO."""
 
     def __init__(self, sm_id, pin, invert, baud, rp2=None, ticks_us=None, ticks_diff=None):
         rp2 = _rp2(rp2)

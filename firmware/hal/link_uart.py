@@ -42,8 +42,6 @@ class UartTx:
     done and, where ``txdone()`` only means "FIFO empty" (rp2), the last character has had the
     time to leave the shift register (the characters written, back to back, from ``ticks_us``)."""
 
-    depth = _BUF
-
     def __init__(self, uart, baud=9600, ticks_us=None, ticks_diff=None, ticks_add=None):
         if ticks_us is None or ticks_diff is None or ticks_add is None:
             import time

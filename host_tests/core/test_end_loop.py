@@ -209,3 +209,104 @@ def test_end_loop_runs_with_the_heap_locked():
         assert ext.blocking == 0 and role.snap.comm_ok
     finally:
         _forget_fake_bluetooth(had)
+
+
+class LedLog:
+    """hw.set_led with the virtual time of every change: [(ms, on)]."""
+
+    def __init__(self, hw, ms):
+        self.ms = ms
+        self.log = []
+        hw.set_led = self.set_led
+
+    def set_led(self, on):
+        if not self.log or self.log[-1][1] != on:
+            self.log.append((self.ms[0], on))
+
+    def flashes(self):
+        """[(on ms, length ms)] of every complete flash."""
+        out = []
+        for k in range(len(self.log) - 1):
+            t, on = self.log[k]
+            if on and not self.log[k + 1][1]:
+                out.append((t, self.log[k + 1][0] - t))
+        return out
+
+
+def _check_flashes(flashes, frame_ends, t0, t1):
+    """One flash of FRAME_FLASH_MS per frame that ended in [t0, t1), lit within FRAME_POLL_MS of
+    the frame's end."""
+    from core.ui import FRAME_FLASH_MS
+    from roles import FRAME_POLL_MS
+    ends = [e for e in frame_ends if t0 <= e < t1]
+    got = [f for f in flashes if t0 <= f[0] < t1 + FRAME_POLL_MS]
+    assert len(ends) >= 5 and len(got) == len(ends), (ends, flashes)
+    for e, (t, length) in zip(ends, got):
+        assert 0 <= t - e <= FRAME_POLL_MS and length == FRAME_FLASH_MS, (e, t, length)
+
+
+def _frame_ends(world):
+    ends = []
+    advance = world.advance
+
+    def logged(d):
+        advance(d)
+        e = getattr(world, "frame_end_ms", None)
+        if e is not None and (not ends or ends[-1] != e):
+            ends.append(e)
+
+    world.advance = logged
+    return ends
+
+
+def test_every_frame_flashes_the_led_on_between_and_end():
+    """Issue 19: a Between's LED never lit - the pulse started in cycle(), after that wake-up's
+    tick(), and the next wake-up was the pulse's end. With the real Loop: on every frame the
+    LED pin goes high (within a poll interval of the frame's end) for the whole pulse."""
+    from roles import between
+    from test_loop_alloc import FifoTx
+    hw = Hw(support.tmpdir())
+    hw.link_rx = IrqRingRx()
+    hw.link_tx = FifoTx()
+    role = between.Between(hw, CellDef, CellBoard(hw, CellDef))
+    world = World(hw.link_rx, hw.link_tx)
+    ends = _frame_ends(world)
+    led = LedLog(hw, world.ms)
+    lp = Loop(role, CellDef, hw, None, world)
+    while world.ms[0] < 9000:
+        lp.step()
+    _check_flashes(led.flashes(), ends, 2000, 8500)
+
+    hw, role, world, ext, lp, radio, had = _end_rig(False)
+    ends = _frame_ends(world)
+    led = LedLog(hw, world.ms)
+    while world.ms[0] < 9000:
+        lp.step()
+    _check_flashes(led.flashes(), ends, 2000, 8500)
+
+
+def test_begin_led_flashes_on_every_frame_it_sends():
+    from core.current import SensorPair
+    from core.ui import FRAME_FLASH_MS
+    from roles import begin
+    from test_loop_alloc import FifoTx
+    hw = Hw(support.tmpdir())
+    hw.link_tx = FifoTx()
+    role = begin.Begin(hw, CellDef, CellBoard(hw, CellDef), SensorPair(CellDef))
+    world = World(None, hw.link_tx)
+    led = LedLog(hw, world.ms)
+    cycles = []
+    cycle = role.cycle
+
+    def logged(dt):
+        cycles.append(world.ms[0])
+        cycle(dt)
+
+    role.cycle = logged
+    lp = Loop(role, CellDef, hw, None, world)
+    while world.ms[0] < 6500:
+        lp.step()
+    fl = led.flashes()
+    assert len(cycles) >= 6 and len(fl) == len(cycles), (cycles, fl)
+    for c, (t, length) in zip(cycles, fl):
+        assert t == c and length == FRAME_FLASH_MS, (c, t, length)
