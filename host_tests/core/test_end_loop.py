@@ -241,7 +241,9 @@ def _check_flashes(flashes, frame_ends, t0, t1):
     ends = [e for e in frame_ends if t0 <= e < t1]
     got = [f for f in flashes if t0 <= f[0] < t1 + FRAME_POLL_MS]
     assert len(ends) >= 5 and len(got) == len(ends), (ends, flashes)
-    for e, (t, length) in zip(ends, got):
+    for k in range(len(ends)):
+        e = ends[k]
+        t, length = got[k]
         assert 0 <= t - e <= FRAME_POLL_MS and length == FRAME_FLASH_MS, (e, t, length)
 
 
@@ -308,5 +310,7 @@ def test_begin_led_flashes_on_every_frame_it_sends():
         lp.step()
     fl = led.flashes()
     assert len(cycles) >= 6 and len(fl) == len(cycles), (cycles, fl)
-    for c, (t, length) in zip(cycles, fl):
+    for k in range(len(cycles)):
+        c = cycles[k]
+        t, length = fl[k]
         assert t == c and length == FRAME_FLASH_MS, (c, t, length)
