@@ -285,6 +285,54 @@ def test_ctrl_c_keeps_watchdog_fed(monkeypatch):
     assert hw.feeds == before + 1
 
 
+def test_ctrl_c_timer_stays_referenced_after_run_returns(monkeypatch):
+    """Issue 19: run() dropped the Timer keep_fed made; rp2's Timer has a finaliser, so a
+    garbage collection at the REPL (gc.collect(), diag.show()) cancelled it and the watchdog
+    reset the board. The loop module keeps it: it outlives run() and any collection."""
+    import gc
+    import weakref
+    clock = Clock()
+    m = Machine(clock)
+    made = []
+    finalised = []
+
+    class Timer:
+        def __init__(self, tid, period, callback):
+            self.callback = callback
+            made.append(weakref.ref(self))
+
+        def __del__(self):                    # rp2: the finaliser deinit()s the timer
+            finalised.append(1)
+
+    m.Timer = Timer
+    role = Role(clock)
+    hw = Hw()
+    calls = []
+
+    def cycle(dt):
+        calls.append(dt)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    role.cycle = cycle
+    fake_board_mod = types.ModuleType("hal.board")
+    fake_board_mod.make_hw = lambda bd, name: hw
+    role_mod = types.ModuleType("roles.end")
+    role_mod.make = lambda h, bd: role
+    monkeypatch.setitem(sys.modules, "machine", m)
+    monkeypatch.setitem(sys.modules, "time", clock)
+    import hal
+    monkeypatch.setattr(hal, "board", fake_board_mod, raising=False)
+    monkeypatch.setitem(sys.modules, "hal.board", fake_board_mod)
+    monkeypatch.setattr(loop_mod, "_repl_timer", None, raising=False)
+    loop_mod.run(Board, role_mod)
+    gc.collect()
+    assert len(made) == 1 and made[0]() is not None and not finalised
+    assert loop_mod._repl_timer is made[0]()
+    before = hw.feeds
+    loop_mod._repl_timer.callback(None)
+    assert hw.feeds == before + 1
+
 def test_startup_failure_resets_after_delay(monkeypatch):
     clock = Clock()
     m = Machine(clock)

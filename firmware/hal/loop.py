@@ -74,6 +74,7 @@ current_hw: "Any" = None
 current_board: "Any" = None
 current_loop: "Any" = None
 role_name = ""
+_repl_timer: "Any" = None   # keep_fed's Timer after Ctrl-C: referenced, or rp2's finaliser stops it
 
 
 class LoopStats:
@@ -350,7 +351,7 @@ def keep_fed(machine, loop):
 
 def run(board_def, role_module):
     """Build hw and role, then loop forever under the supervisor (does not return on a board)."""
-    global current_role, current_hw, current_board, current_loop, role_name
+    global current_role, current_hw, current_board, current_loop, role_name, _repl_timer
     import machine
     import time
 
@@ -385,7 +386,9 @@ def run(board_def, role_module):
         loop.run()
     except KeyboardInterrupt:
         make_safe(role, hw)
-        keep_fed(machine, loop)
+        # held here: an unreferenced rp2 Timer is cancelled by its finaliser at the next
+        # garbage collection (gc.collect(), diag.show()) and the watchdog resets the board
+        _repl_timer = keep_fed(machine, loop)
         print("loop stopped (Ctrl-C): outputs safe. import diag; diag.show()  -  machine.reset() restarts")
         return
     except Exception as e:
