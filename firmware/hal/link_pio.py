@@ -157,8 +157,9 @@ class PioTx:
         rp2 = _rp2(rp2)
         if ticks_us is None or ticks_diff is None:
             import time
-            ticks_us = getattr(time, "ticks_us", None)     # None on CPython: FIFO level only
+            # CPython has no ticks: int() (0) stands in, and pending() is the FIFO level only
             ticks_diff = getattr(time, "ticks_diff", None)
+            ticks_us = getattr(time, "ticks_us", int) if ticks_diff is not None else int
         self._ticks_us = ticks_us
         self._ticks_diff = ticks_diff
         self.char_us = (10000000 + baud - 1) // baud
@@ -177,10 +178,8 @@ class PioTx:
         if n >= _FIFO_MAX:
             return False
         sm.put((b ^ self._xor) & 0xFF)
-        t = self._ticks_us
-        if t is not None:
-            self._last = t()
-            self._lvl = n + 1
+        self._last = self._ticks_us()
+        self._lvl = n + 1
         return True
 
     def write(self, buf, n):
@@ -189,9 +188,8 @@ class PioTx:
         x = self._xor
         for i in range(n):
             sm.put((buf[i] ^ x) & 0xFF)
-        t = self._ticks_us
-        if t is not None and n > 0:
-            self._last = t()
+        if n > 0:
+            self._last = self._ticks_us()
             lvl = sm.tx_fifo()
             self._lvl = lvl if lvl else 1
 
@@ -200,7 +198,7 @@ class PioTx:
         if n:
             return n
         lvl = self._lvl
-        if lvl:
+        if lvl and self._ticks_diff is not None:
             # the last put found lvl - 1 characters queued and maybe one in the shift register
             d = self._ticks_diff(self._ticks_us(), self._last)
             c = self.char_us
