@@ -7,9 +7,8 @@
 ``diag`` (``loop.current_role`` ...) and drives them with a ``Loop``:
 
 * every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
-  the role has them; after a cycle the cell board's ``tick(0)`` (``role.cell``), so an output
-  state the cycle set (the LED pulse of a frame, steady while balancing) reaches its pin now,
-  not at the next wake-up (which may be the pulse's end);
+  the role has them (an LED change made outside tick - the cycle's flash or steady light -
+  makes the cell board's ``wake_in_ms`` 0: the next wake-up comes at once and shows it);
 * the cycle: a frame-clocked role (one with ``cycle_due()``: Between, End) runs
   ``role.cycle(dt_ms)`` at the first wake-up at which ``cycle_due()`` is True (a frame has
   passed it, or its fallback timer expired - roles.FrameClock); any other role (Begin, the
@@ -159,20 +158,13 @@ class Loop:
         if self._tick is not None:
             self._tick(dt_tick)
         due = self._due
-        ran = False
         if due is not None:
             if due():
                 self._cycle(now, 0)
-                ran = True
         else:
             late = ticks_diff(now, self._next_cycle)
             if late >= 0:
                 self._cycle(now, late)
-                ran = True
-        if ran:
-            c = getattr(self.role, "cell", None)
-            if c is not None and hasattr(c, "tick"):
-                c.tick(0)       # what the cycle changed (LED pulse, steady) reaches the pin now
         self._sleep()
 
     def _cycle(self, now, late):

@@ -44,7 +44,6 @@ class End:
         self.broken = False
         self.complete_frames = 0
         self._complete = False
-        self._flash = False             # a good frame reached us: flash in the next cycle
         self._a_ok = False
         self._prev_full = False         # the last frame slot had a whole good frame
         self._own_due = True
@@ -131,7 +130,7 @@ class End:
                 brk = out[frame.O_BRK]
                 if self._a_ok:
                     frame.apply_b(out, fw.w, snap.cell_count, snap)
-                    self._flash = True          # the LED flash: in the cycle right after
+                    self.cell.frame_seen()
                 if brk:
                     snap.break_position = brk
                 elif self._a_ok and not out[frame.O_FLAGS] & frame.F_LOST:
@@ -172,9 +171,6 @@ class End:
             self.own_position = snap.cell_count
         else:
             self._prev_full = False
-        if self._flash:
-            self._flash = False
-            cell.frame_seen()           # the loop's tick(0) after the cycle lights the LED
         self._complete = False
         if not self._fresh:
             cell.measure(dt_ms)

@@ -313,4 +313,4 @@ def test_begin_led_flashes_on_every_frame_it_sends():
     for k in range(len(cycles)):
         c = cycles[k]
         t, length = fl[k]
-        assert t == c and length == FRAME_FLASH_MS, (c, t, length)
+        assert 0 <= t - c <= 1 and length == FRAME_FLASH_MS, (c, t, length)
