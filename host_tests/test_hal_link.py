@@ -221,6 +221,60 @@ def test_pio_58_byte_bursts_back_to_back_nothing_between():
     assert r.got == (list(burst) + [codec.GAP]) * 2
 
 
+
+def _idle_reports(r, pin, step_us, until_us):
+    """(first time pending() said 0, time of the line's last edge) over until_us."""
+    first_idle = None
+    t_end = r.clock.ns + until_us * 1000
+    while r.clock.ns < t_end:
+        if first_idle is None and r.tx.pending() == 0:
+            first_idle = r.clock.ns
+        r.clock.advance_us(step_us)
+    return first_idle, pin.history[-1][0]
+
+
+def test_pio_pending_counts_the_character_in_the_shift_register():
+    """Issue 19: light sleep gated the PIO clock with the last character (CRC_B) half sent,
+    because pending() counted the FIFO only. Now "idle" is reported only once every character
+    has left the pin, and soon after (within a character time and a bit)."""
+    for invert in (False, True):
+        for n in (1, 3, 9):
+            r = pio_rig(invert)
+            r.tx = link_pio.PioTx(2, r.m.Pin(5, r.m.Pin.OUT), invert, BAUD, rp2=r.rp2,
+                                  ticks_us=r.clock.ticks_us, ticks_diff=r.clock.ticks_diff)
+            pin = r.m.pins[5]
+            pin.record = True
+            sm = r.rp2.machines[2]
+            sent = [r.tx.write_byte(0x00) for _ in range(n)]     # 0x00: the last edge is late
+            t0 = r.clock.ns
+            fifo_empty = None
+            first_idle = None
+            while r.clock.ns < t0 + 15000000:
+                if fifo_empty is None and sm.tx_fifo() == 0:
+                    fifo_empty = r.clock.ns
+                if first_idle is None and r.tx.pending() == 0:
+                    first_idle = r.clock.ns
+                r.clock.advance_us(20)
+            last_edge = pin.history[-1][0]
+            k = sum(sent)
+            assert fifo_empty < last_edge                     # the FIFO empties long before
+            assert first_idle >= last_edge, (invert, n, first_idle, last_edge)
+            char_ns = 10 * NS // BAUD
+            assert first_idle - t0 <= (k + 1) * char_ns + 100000  # and idle is seen soon after
+            assert r.tx.pending() == 0
+
+
+def test_pio_pending_after_a_burst_write():
+    r = pio_rig(False)
+    r.tx = link_pio.PioTx(2, r.m.Pin(5, r.m.Pin.OUT), False, BAUD, rp2=r.rp2,
+                          ticks_us=r.clock.ticks_us, ticks_diff=r.clock.ticks_diff)
+    pin = r.m.pins[5]
+    pin.record = True
+    r.tx.write(bytes(20), 20)
+    first_idle, last_edge = _idle_reports(r, pin, 20, 20000)
+    assert last_edge <= first_idle <= last_edge + 2 * 10 * NS // BAUD
+
+
 # ---- UART ---------------------------------------------------------------------------------------
 
 def uart_rig():
@@ -260,6 +314,27 @@ def test_uart_write_and_pending():
     clock.advance_us(1100)
     assert tx.pending() == 0
 
+
+
+def test_uart_pending_outlasts_a_fifo_only_txdone():
+    """rp2's UART.txdone() is True once the FIFO is empty, with the last character still in
+    the shift register: pending() keeps counting it until it has left the pin."""
+    clock = Clock()
+    m = make_machine(clock)
+    u = link_uart.make_uart(m, 1, BAUD, tx=21, rx=35, invert=True)
+    u.txdone = lambda: not u.starts or clock.ns >= u.starts[-1]    # FIFO empty: last one started
+    tx = link_uart.UartTx(u, BAUD, ticks_us=clock.ticks_us, ticks_diff=clock.ticks_diff,
+                          ticks_add=clock.ticks_add)
+    for burst in (1, 5):
+        for i in range(burst):
+            assert tx.write_byte(0x55 + i)
+        end_ns = u.starts[-1] + u.char_ns()
+        seen_idle = None
+        while clock.ns < end_ns + 3000000:
+            if seen_idle is None and tx.pending() == 0:
+                seen_idle = clock.ns
+            clock.advance_us(20)
+        assert end_ns <= seen_idle <= end_ns + 200000, (burst, seen_idle, end_ns)
 
 def test_uart_58_byte_burst_back_to_back():
     clock, m, tx, rx = uart_rig()

@@ -200,7 +200,8 @@ def test_virtual_link_ends_cost_what_the_pio_hal_costs():
             pass
     link_pio._ASSEMBLED.clear()
     rx = link_pio.PioRx(0, Pin(), False, 9600, 30, rp2=RP2, ticks_us=lambda: 0, ticks_diff=lambda a, b: a - b)
-    tx = link_pio.PioTx(1, Pin(), False, 9600, rp2=RP2)
+    tx = link_pio.PioTx(1, Pin(), False, 9600, rp2=RP2, ticks_us=lambda: 0,
+                          ticks_diff=lambda a, b: a - b)   # the board path: ticks kept
     link_pio._ASSEMBLED.clear()
     c = opcount.Counter([os.path.dirname(os.path.abspath(link_pio.__file__)) + os.sep])
     assert abs(c.run(rx.read) - board_time.HAL_INSTR["rx_read"]) <= 6
