@@ -142,6 +142,7 @@ def pio_rig(invert, tx_scale=1.0, phase_ns=0, rx_backend="pio", tx_backend="pio"
         drain(r)
 
     r.rx.set_handler(handler)
+    r.clock.advance_us(5000)     # the line idle a gap long since the start (hal/link.py "Start-up")
     return r
 
 
@@ -283,6 +284,7 @@ def uart_rig():
     tx = link_uart.UartTx(link_uart.make_uart(m, 1, BAUD, tx=21, rx=35, invert=True))
     rx = link_uart.UartRx(link_uart.make_uart(m, 2, BAUD, tx=26, rx=27, invert=True), BAUD, 30,
                           ticks_us=clock.ticks_us, ticks_diff=clock.ticks_diff)
+    clock.advance_us(5000)     # the line idle a gap long since the start (hal/link.py "Start-up")
     return clock, m, tx, rx
 
 
@@ -568,3 +570,44 @@ def test_backends_import_without_hardware():
     import importlib
     for mod in (link, link_soft, link_pio, link_uart):
         importlib.reload(mod)
+
+
+def test_pio_receiver_started_mid_frame_drops_the_tail_and_takes_the_next_frame():
+    """Issue 19 (emulated chip): the End's receiver ran while the End loaded its settings, the FIFO
+    filled with the tail of a frame and the role then counted a cut and a bad frame. What piled
+    up before set_handler, and what follows it by less than a gap, is dropped unseen; the next
+    frame after a gap of idle line arrives whole."""
+    clock = Clock()
+    m = make_machine(clock)
+    rp2 = make_rp2(clock)
+    tx_pin = m.Pin(0, m.Pin.OUT, value=1)
+    tx = link_pio.PioTx(0, tx_pin, False, BAUD, rp2=rp2)
+    rx_pin = m.Pin(1, m.Pin.IN)
+    m.connect(0, 1)
+    rx = link_pio.PioRx(1, rx_pin, False, BAUD, 30, rp2=rp2, ticks_us=clock.ticks_us,
+                        ticks_diff=clock.ticks_diff)
+    first = bytes(range(0x40, 0x40 + 20))
+    tx.write(first, 12)                       # a frame passing while the role is not listening
+    clock.advance_us(12 * 1100)               # the FIFO fills (8) and the state machine stalls
+    got = []
+
+    def handler():
+        while True:
+            v = rx.read()
+            if v == codec.NONE:
+                return
+            got.append(v)
+    rx.set_handler(handler)
+    assert rx.dropped >= 8
+    tx.write(first[12:], 8)                   # the rest of that frame
+    clock.advance_us(8 * 1100)
+    handler()
+    assert got == [] and rx.framing_errors == 0
+    clock.advance_us(5000)                    # the gap after it
+    second = bytes(range(0x80, 0x80 + 10))
+    tx.write(second, 10)
+    clock.advance_us(10 * 1100 + 500)
+    handler()
+    clock.advance_us(5000)
+    handler()
+    assert got == list(second) + [codec.GAP]

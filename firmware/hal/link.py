@@ -16,6 +16,14 @@ Transmitter: ``write_byte(b)`` -> bool (False = buffer full, byte dropped), ``wr
 Receiver: ``read()`` -> byte 0..255, or core.codec.FRAMING / GAP / NONE;
 ``set_handler(fn)``: fn() is scheduled (micropython.schedule) when characters arrive, so a
 role's ``poll`` runs within a character time instead of at the next loop wake-up.
+
+Start-up: a board whose receiver runs before its role listens (the End loads its settings
+first) sees a frame's tail, and a PIO state machine whose FIFO filled meanwhile resumes
+mid-character. ``PioRx.set_handler`` then drops what piled up and hunts: characters that follow
+by less than a gap (GAP_BITS of idle line) are dropped unseen (``dropped``), not counted as a cut
+or bad frame; the first character after a gap starts a frame. A board started on an idle line
+loses nothing (issue 19: the End's boot frame on the emulated chip). The UART and soft receivers
+do not hunt yet: a board of theirs that starts mid-frame counts one bad or cut frame.
 """
 GAP_BITS = 30        # idle bit times after a character that end a frame (core.codec.Decoder)
 OPTO_INVERTS = True  # the documented opto stage (docs/wiring.md): LED on = transistor pulls IN low

@@ -209,7 +209,12 @@ class PioTx:
 
 
 class PioRx:
-    """``read()`` -> byte, codec.FRAMING, codec.GAP or codec.NONE; ``set_handler(fn)``."""
+    """``read()`` -> byte, codec.FRAMING, codec.GAP or codec.NONE; ``set_handler(fn)``.
+
+    Start-up (hal/link.py): when ``set_handler`` finds characters piled up in the FIFO (the
+    state machine ran before anyone read it, a frame was passing), it drops them and hunts:
+    characters that follow by less than a gap are that frame's tail, dropped unseen; the first
+    character after a gap of idle line starts a frame."""
 
     def __init__(self, sm_id, pin, invert, baud, gap_bits, rp2=None, ticks_us=None,
                  ticks_diff=None):
@@ -225,6 +230,8 @@ class PioRx:
         self.gap_us = (gap_bits * 1000000 + baud - 1) // baud
         self._last = ticks_us()
         self._armed = False
+        self._hunt = False             # set_handler found a frame passing: until a gap
+        self.dropped = 0               # characters dropped while hunting (diag)
         self._handler = None
         self.framing_errors = 0
         self._irq_ref = self._irq      # bound method made once
@@ -234,6 +241,17 @@ class PioRx:
         self.sm.active(1)
 
     def set_handler(self, fn):
+        """Read from now on (scheduled per character; None: reading stops). Characters the FIFO
+        piled up before are dropped, and the receiver hunts for the next frame's start."""
+        if fn is not None and self._handler is None:
+            sm = self.sm
+            if sm.rx_fifo():
+                while sm.rx_fifo():
+                    sm.get()
+                    self.dropped += 1
+                self._last = self._ticks_us()
+                self._armed = False
+                self._hunt = True
         self._handler = fn
 
     def _irq(self, _sm):
@@ -243,9 +261,16 @@ class PioRx:
 
     def read(self):
         sm = self.sm
-        if sm.rx_fifo():
+        while sm.rx_fifo():
             v = sm.get(None, 23)           # bits 31..23: 8 data bits, then bit 23 (0 = good)
-            self._last = self._ticks_us()
+            now = self._ticks_us()
+            if self._hunt:
+                if self._ticks_diff(now, self._last) < self.gap_us:
+                    self._last = now       # mid-frame since the start: not ours to judge
+                    self.dropped += 1
+                    continue
+                self._hunt = False
+            self._last = now
             self._armed = True
             if v & 1:
                 self.framing_errors += 1
