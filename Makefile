@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 MPY    := $(VENV)/bin/micropython
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench clean mp32
+.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench clean mp32 hil
 
 help:
 	@echo "cellchain make targets:"
@@ -14,6 +14,7 @@ help:
 	@echo "  make lint         ruff"
 	@echo "  make images       build every (board, role) image with mpy-cross into build/"
 	@echo "  make mp32         a 32-bit MicroPython core build for the heap figures (tools/mp32, needs gcc-multilib)"
+	@echo "  make hil          the chip tier: the images on emulated RP2040 chains (node + ../shared/rp2emu firmware)"
 	@echo "  make bench        measure link, reaction, memory, CPU, accuracy -> bench/results.json"
 	@echo "  ./flash.sh ROLE BOARD [PORT] [--dry-run]   flash one board"
 
@@ -37,7 +38,7 @@ typecheck: $(STAMP)
 	$(PY) tools/typecheck.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check firmware board_defs host_tests tools sim bench cellchain
+	$(VENV)/bin/ruff check firmware board_defs host_tests tools sim bench cellchain chip_tier
 
 mp32: $(STAMP)
 	tools/mp32/build.sh
@@ -47,6 +48,10 @@ images: $(STAMP)
 
 sim: $(STAMP)
 	$(PY) -m sim demo
+
+hil: $(STAMP)
+	$(PY) -m chip_tier
+	$(PY) -m pytest host_tests/test_chip_tier.py -m hil
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -72,21 +72,19 @@ def _fmt_dc(dc):
     return "%s%d.%d" % (sign, dc // 10, dc % 10)
 
 
-def _counters(obj):
-    out: "list[str]" = []
+def _counters(obj, into):
+    """Add obj's counters (``diag_counters()``, else the known int attributes) to ``into``."""
     if obj is None:
-        return out
+        return into
     fn = getattr(obj, "diag_counters", None)
     if fn is not None:
-        d = fn()
-        for k in sorted(d):
-            out.append("%s=%s" % (k, d[k]))
-        return out
+        into.update(fn())
+        return into
     for name in _COUNTER_NAMES:
         v = getattr(obj, name, None)
         if isinstance(v, int):
-            out.append("%s=%d" % (name, v))
-    return out
+            into[name] = v
+    return into
 
 
 def _settings_line(role):
@@ -133,7 +131,9 @@ def lines(measure=True):
         b.derated, b.hot_stop, b.on_s))
     out.append("status: 0x%02x %s; frames seen %d" % (cb.status, status_names(cb.status), cb.frames))
     port = getattr(role, "link", None) or getattr(role, "port", None)
-    link = _counters(port) + _counters(role)
+    # the role's counters include its port's (Between, End): each name once
+    d = _counters(role, _counters(port, {}) if port is not role else {})
+    link = ["%s=%s" % (k, d[k]) for k in sorted(d)]
     out.append("link: %s" % (" ".join(link) if link else "no counters (role not running)"))
     st = _settings_line(role)
     if st is not None:

@@ -6,7 +6,7 @@
 * only hal/ (and boot.py, which sets the outputs safe before anything else) imports the
   hardware modules machine / rp2 / esp32 / bluetooth;
 * nothing in firmware/ imports the host side (sim, bench, tools, cellchain, host_tests);
-* the host tools (sim/, bench/, tools/, cellchain/) do not import firmware's ``core`` as a
+* the host tools (sim/, bench/, tools/, cellchain/, chip_tier/) do not import firmware's ``core`` as a
   top-level package: they ask sim/fw.py (``fw.core("codec")``), the one place that knows;
 * board_defs/ are data: they import nothing but ``micropython``.
 
@@ -36,7 +36,7 @@ CORE_OS_OK = {"firmware/core/store.py", "firmware/core/password.py"}
 HARDWARE = {"machine", "rp2", "esp32", "bluetooth"}
 HARDWARE_OK_OUTSIDE_HAL = {"firmware/boot.py"}
 HOST = {"sim", "bench", "tools", "cellchain", "host_tests", "host_shims", "numpy", "pytest"}
-HOST_DIRS = ("sim", "bench", "tools", "cellchain")
+HOST_DIRS = ("sim", "bench", "tools", "cellchain", "chip_tier")
 FW_DOOR = "sim/fw.py"
 # stands in for main.py inside a built image on the Unix port: it imports what the image imports
 HOST_CORE_OK = {"tools/role_heap.py"}

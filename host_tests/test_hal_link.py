@@ -142,6 +142,7 @@ def pio_rig(invert, tx_scale=1.0, phase_ns=0, rx_backend="pio", tx_backend="pio"
         drain(r)
 
     r.rx.set_handler(handler)
+    r.clock.advance_us(5000)     # the line idle a gap long since the start (hal/link.py "Start-up")
     return r
 
 
@@ -221,6 +222,60 @@ def test_pio_58_byte_bursts_back_to_back_nothing_between():
     assert r.got == (list(burst) + [codec.GAP]) * 2
 
 
+
+def _idle_reports(r, pin, step_us, until_us):
+    """(first time pending() said 0, time of the line's last edge) over until_us."""
+    first_idle = None
+    t_end = r.clock.ns + until_us * 1000
+    while r.clock.ns < t_end:
+        if first_idle is None and r.tx.pending() == 0:
+            first_idle = r.clock.ns
+        r.clock.advance_us(step_us)
+    return first_idle, pin.history[-1][0]
+
+
+def test_pio_pending_counts_the_character_in_the_shift_register():
+    """Issue 19: light sleep gated the PIO clock with the last character (CRC_B) half sent,
+    because pending() counted the FIFO only. Now "idle" is reported only once every character
+    has left the pin, and soon after (within a character time and a bit)."""
+    for invert in (False, True):
+        for n in (1, 3, 9):
+            r = pio_rig(invert)
+            r.tx = link_pio.PioTx(2, r.m.Pin(5, r.m.Pin.OUT), invert, BAUD, rp2=r.rp2,
+                                  ticks_us=r.clock.ticks_us, ticks_diff=r.clock.ticks_diff)
+            pin = r.m.pins[5]
+            pin.record = True
+            sm = r.rp2.machines[2]
+            sent = [r.tx.write_byte(0x00) for _ in range(n)]     # 0x00: the last edge is late
+            t0 = r.clock.ns
+            fifo_empty = None
+            first_idle = None
+            while r.clock.ns < t0 + 15000000:
+                if fifo_empty is None and sm.tx_fifo() == 0:
+                    fifo_empty = r.clock.ns
+                if first_idle is None and r.tx.pending() == 0:
+                    first_idle = r.clock.ns
+                r.clock.advance_us(20)
+            last_edge = pin.history[-1][0]
+            k = sum(sent)
+            assert fifo_empty < last_edge                     # the FIFO empties long before
+            assert first_idle >= last_edge, (invert, n, first_idle, last_edge)
+            char_ns = 10 * NS // BAUD
+            assert first_idle - t0 <= (k + 1) * char_ns + 100000  # and idle is seen soon after
+            assert r.tx.pending() == 0
+
+
+def test_pio_pending_after_a_burst_write():
+    r = pio_rig(False)
+    r.tx = link_pio.PioTx(2, r.m.Pin(5, r.m.Pin.OUT), False, BAUD, rp2=r.rp2,
+                          ticks_us=r.clock.ticks_us, ticks_diff=r.clock.ticks_diff)
+    pin = r.m.pins[5]
+    pin.record = True
+    r.tx.write(bytes(20), 20)
+    first_idle, last_edge = _idle_reports(r, pin, 20, 20000)
+    assert last_edge <= first_idle <= last_edge + 2 * 10 * NS // BAUD
+
+
 # ---- UART ---------------------------------------------------------------------------------------
 
 def uart_rig():
@@ -229,6 +284,7 @@ def uart_rig():
     tx = link_uart.UartTx(link_uart.make_uart(m, 1, BAUD, tx=21, rx=35, invert=True))
     rx = link_uart.UartRx(link_uart.make_uart(m, 2, BAUD, tx=26, rx=27, invert=True), BAUD, 30,
                           ticks_us=clock.ticks_us, ticks_diff=clock.ticks_diff)
+    clock.advance_us(5000)     # the line idle a gap long since the start (hal/link.py "Start-up")
     return clock, m, tx, rx
 
 
@@ -260,6 +316,27 @@ def test_uart_write_and_pending():
     clock.advance_us(1100)
     assert tx.pending() == 0
 
+
+
+def test_uart_pending_outlasts_a_fifo_only_txdone():
+    """rp2's UART.txdone() is True once the FIFO is empty, with the last character still in
+    the shift register: pending() keeps counting it until it has left the pin."""
+    clock = Clock()
+    m = make_machine(clock)
+    u = link_uart.make_uart(m, 1, BAUD, tx=21, rx=35, invert=True)
+    u.txdone = lambda: not u.starts or clock.ns >= u.starts[-1]    # FIFO empty: last one started
+    tx = link_uart.UartTx(u, BAUD, ticks_us=clock.ticks_us, ticks_diff=clock.ticks_diff,
+                          ticks_add=clock.ticks_add)
+    for burst in (1, 5):
+        for i in range(burst):
+            assert tx.write_byte(0x55 + i)
+        end_ns = u.starts[-1] + u.char_ns()
+        seen_idle = None
+        while clock.ns < end_ns + 3000000:
+            if seen_idle is None and tx.pending() == 0:
+                seen_idle = clock.ns
+            clock.advance_us(20)
+        assert end_ns <= seen_idle <= end_ns + 200000, (burst, seen_idle, end_ns)
 
 def test_uart_58_byte_burst_back_to_back():
     clock, m, tx, rx = uart_rig()
@@ -493,3 +570,44 @@ def test_backends_import_without_hardware():
     import importlib
     for mod in (link, link_soft, link_pio, link_uart):
         importlib.reload(mod)
+
+
+def test_pio_receiver_started_mid_frame_drops_the_tail_and_takes_the_next_frame():
+    """Issue 19 (emulated chip): the End's receiver ran while the End loaded its settings, the FIFO
+    filled with the tail of a frame and the role then counted a cut and a bad frame. What piled
+    up before set_handler, and what follows it by less than a gap, is dropped unseen; the next
+    frame after a gap of idle line arrives whole."""
+    clock = Clock()
+    m = make_machine(clock)
+    rp2 = make_rp2(clock)
+    tx_pin = m.Pin(0, m.Pin.OUT, value=1)
+    tx = link_pio.PioTx(0, tx_pin, False, BAUD, rp2=rp2)
+    rx_pin = m.Pin(1, m.Pin.IN)
+    m.connect(0, 1)
+    rx = link_pio.PioRx(1, rx_pin, False, BAUD, 30, rp2=rp2, ticks_us=clock.ticks_us,
+                        ticks_diff=clock.ticks_diff)
+    first = bytes(range(0x40, 0x40 + 20))
+    tx.write(first, 12)                       # a frame passing while the role is not listening
+    clock.advance_us(12 * 1100)               # the FIFO fills (8) and the state machine stalls
+    got = []
+
+    def handler():
+        while True:
+            v = rx.read()
+            if v == codec.NONE:
+                return
+            got.append(v)
+    rx.set_handler(handler)
+    assert rx.dropped >= 8
+    tx.write(first[12:], 8)                   # the rest of that frame
+    clock.advance_us(8 * 1100)
+    handler()
+    assert got == [] and rx.framing_errors == 0
+    clock.advance_us(5000)                    # the gap after it
+    second = bytes(range(0x80, 0x80 + 10))
+    tx.write(second, 10)
+    clock.advance_us(10 * 1100 + 500)
+    handler()
+    clock.advance_us(5000)
+    handler()
+    assert got == list(second) + [codec.GAP]

@@ -285,6 +285,55 @@ def test_ctrl_c_keeps_watchdog_fed(monkeypatch):
     assert hw.feeds == before + 1
 
 
+def test_ctrl_c_timer_stays_referenced_after_run_returns(monkeypatch):
+    """Issue 19: run() dropped the Timer keep_fed made; rp2's Timer has a finaliser, so a
+    garbage collection at the REPL (gc.collect(), diag.show()) cancelled it and the watchdog
+    reset the board. The loop module keeps it: it outlives run() and any collection."""
+    import gc
+    import weakref
+    clock = Clock()
+    m = Machine(clock)
+    made = []
+    finalised = []
+
+    class Timer:
+        def __init__(self, tid, period, callback):
+            self.callback = callback
+            made.append(weakref.ref(self))
+
+        def __del__(self):                    # rp2: the finaliser deinit()s the timer
+            finalised.append(1)
+
+    m.Timer = Timer
+    role = Role(clock)
+    hw = Hw()
+    calls = []
+
+    def cycle(dt):
+        calls.append(dt)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    role.cycle = cycle
+    fake_board_mod = types.ModuleType("hal.board")
+    fake_board_mod.make_hw = lambda bd, name: hw
+    role_mod = types.ModuleType("roles.end")
+    role_mod.make = lambda h, bd: role
+    monkeypatch.setitem(sys.modules, "machine", m)
+    monkeypatch.setitem(sys.modules, "time", clock)
+    import hal
+    monkeypatch.setattr(hal, "board", fake_board_mod, raising=False)
+    monkeypatch.setitem(sys.modules, "hal.board", fake_board_mod)
+    monkeypatch.setattr(loop_mod, "_repl_timer", None, raising=False)
+    loop_mod.run(Board, role_mod)
+    gc.collect()
+    assert len(made) == 1 and made[0]() is not None and not finalised
+    assert loop_mod._repl_timer is made[0]()
+    before = hw.feeds
+    loop_mod._repl_timer.callback(None)
+    assert hw.feeds == before + 1
+
+
 def test_startup_failure_resets_after_delay(monkeypatch):
     clock = Clock()
     m = Machine(clock)
@@ -606,3 +655,39 @@ def test_step_does_one_wake_up_and_returns_its_wait_without_sleeping():
     lp, clock, m, hw, role = _loop()
     wait = lp.step(clock.ticks_ms())
     assert role.dts == [0] and lp.light_ms == 0 and 0 < wait <= 1000
+
+
+def test_diag_link_line_names_each_counter_once(monkeypatch, tmp_path, capsys):
+    """Issue 19: the 'link:' line printed the port's counters and then the role's, which
+    include the port's: every receive counter twice. Between, End and Begin: each name once."""
+    import diag
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "core"))
+    from test_cell_board import Board as CellDef
+    from test_cell_board import FakeHw
+    from test_end_loop import _end_rig
+
+    from core.current import SensorPair
+    from roles import begin, between
+    from roles.cell_board import CellBoard
+    from sim.wire import WireRx
+
+    hw = FakeHw(str(tmp_path), 3300)
+    hw.link_rx = WireRx()
+    hw.link_tx = None
+    roles = [("between", between.Between(hw, CellDef, CellBoard(hw, CellDef))),
+             ("end", _end_rig(False)[1]),
+             ("begin", begin.Begin(hw, CellDef, CellBoard(hw, CellDef), SensorPair(CellDef)))]
+    for name, role in roles:
+        monkeypatch.setattr(loop_mod, "current_role", role)
+        monkeypatch.setattr(loop_mod, "current_loop", None)
+        monkeypatch.setattr(loop_mod, "current_board", CellDef)
+        monkeypatch.setattr(loop_mod, "role_name", name)
+        diag.show()
+        out = capsys.readouterr().out
+        line = [x for x in out.splitlines() if x.startswith("link: ")][0]
+        keys = [kv.split("=")[0] for kv in line[6:].split()]
+        assert keys and len(keys) == len(set(keys)), (name, line)
+        want = role.diag_counters()
+        assert sorted(keys) == sorted(want), (name, line)
+        if name != "begin":
+            assert "rx_chars" in keys and "good_frames" in keys

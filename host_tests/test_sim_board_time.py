@@ -152,8 +152,8 @@ def test_counted_mode_is_reproducible_and_charges_firmware_instructions():
     assert all(r["comm_ok"] for r in recs[3:])
     # a forwarded character: a few hundred instructions, well within its 1.04 ms on the line
     t = a.fw.chain.time
-    per_char = t._samples[("poll", 1, False, 0, 1, 0, False, None)]
-    assert 100 < per_char[len(per_char) // 2] * t.ns_per_instr / 1e3 < 700     # us
+    per_char = t._samples[("poll", 1, "between", False, 0, 1, 0, False, None)]
+    assert 100 < per_char[len(per_char) // 2] * t.nspi("between", "rx_char") / 1e3 < 700     # us
 
 
 def test_virtual_link_ends_cost_what_the_pio_hal_costs():
@@ -200,7 +200,8 @@ def test_virtual_link_ends_cost_what_the_pio_hal_costs():
             pass
     link_pio._ASSEMBLED.clear()
     rx = link_pio.PioRx(0, Pin(), False, 9600, 30, rp2=RP2, ticks_us=lambda: 0, ticks_diff=lambda a, b: a - b)
-    tx = link_pio.PioTx(1, Pin(), False, 9600, rp2=RP2)
+    tx = link_pio.PioTx(1, Pin(), False, 9600, rp2=RP2, ticks_us=lambda: 0,
+                          ticks_diff=lambda a, b: a - b)   # the board path: ticks kept
     link_pio._ASSEMBLED.clear()
     c = opcount.Counter([os.path.dirname(os.path.abspath(link_pio.__file__)) + os.sep])
     assert abs(c.run(rx.read) - board_time.HAL_INSTR["rx_read"]) <= 6

@@ -65,7 +65,7 @@ NS_PER_INSTR = {"rp2040": 1172.0}
 # counted mode: instructions charged for the virtual link ends, as the board's HAL methods they
 # stand for (sim/opcount.py count of hal/link_pio.py with native state-machine calls at
 # opcount.FOREIGN each; host_tests/test_board_time_counted.py checks them against the HAL)
-HAL_INSTR = {"rx_read": 61, "tx_write_byte": 38}
+HAL_INSTR = {"rx_read": 61, "tx_write_byte": 60}   # 60: + the ticks of the last put (issue 19)
 MODES = ("zero", "fixed", "measured", "counted")
 TRACE_FIRST = 200         # counted mode: calls of each (role, call) counted from the start, then
 #                           while a kind of it has no count yet (its first call: host time x
@@ -138,6 +138,16 @@ class BoardTime:
                 self.factor = calibrate() * TARGET_VS_RP2040.get(cpu, 1.0)
             self.ns_per_instr = float(cfg.get("ns_per_instr", NS_PER_INSTR["rp2040"] *
                                               TARGET_VS_RP2040.get(cpu, 1.0)))
+            # per kind of call from the chip tier (sim/cost/rp2040.json), unless the scenario
+            # fixes one figure for every call
+            self.costs = {}
+            if "ns_per_instr" not in cfg:
+                from sim import cost
+                t = cost.ns_per_instr_table(cost.load("rp2040"))
+                scale = TARGET_VS_RP2040.get(cpu, 1.0)
+                self.costs = {k: v * scale for k, v in t.items()}
+                if t:
+                    self.ns_per_instr = self.costs["default"]
             from sim import opcount
             from sim import wire
             self._counter = opcount.Counter([_firmware_dir()], costs={
@@ -234,10 +244,21 @@ class BoardTime:
                 got = self._offs.get("handler")
         return got
 
-    def _count_cost(self, key, pre, instr, host_ns):
-        """Counted mode: ns_per_instr x the median of the first SAMPLES instruction counts of
-        this kind of call; a kind with no count yet costs host time x factor, and the next call
-        of its (role, call) is counted."""
+    def nspi(self, role, call):
+        """Counted mode: board ns per instruction of a (role, call) ("cycle", "rx_char"): the
+        chip tier's calibration of that kind, else the one figure."""
+        c = self.costs
+        if not c:
+            return self.ns_per_instr
+        from sim import cost
+        return c.get(cost.kind_of(role, call), c["default"])
+
+    def _count_cost(self, key, pre, instr, host_ns, nspi=None):
+        """Counted mode: ns per instruction (``nspi``, default ns_per_instr) x the median of the
+        first SAMPLES instruction counts of this kind of call; a kind with no count yet costs
+        host time x factor, and the next call of its (role, call) is counted."""
+        if nspi is None:
+            nspi = self.ns_per_instr
         got = self._samples.get(key)
         if got is None:
             got = self._samples[key] = []
@@ -248,7 +269,7 @@ class BoardTime:
             if op and key in op:
                 del op[key]
         if got:
-            return int(got[len(got) // 2] * self.ns_per_instr)
+            return int(got[len(got) // 2] * nspi)
         op = self._open.setdefault(pre, {})
         if key not in op:
             op[key] = self._traced.get(pre, 0)
@@ -256,10 +277,10 @@ class BoardTime:
         # the cheapest of the same call (reproducible), else host time x factor
         like = [v[len(v) // 2] for k, v in self._samples.items() if v and k[:2] == key[:2]]
         if like:
-            return int(max(like) * self.ns_per_instr)
+            return int(max(like) * nspi)
         like = [v[len(v) // 2] for k, v in self._samples.items() if v and k[0] == key[0]]
         if like:
-            return int(min(like) * self.ns_per_instr)
+            return int(min(like) * nspi)
         self.host_charged.append(key)
         return int(host_ns * self.scale * self.factor)
 
@@ -285,17 +306,27 @@ class BoardTime:
         if self.mode == "measured":
             return self._measured((role, "cycle") + key, host_ns)
         if self.counted:
-            return self._count_cost((role, "cycle") + key, pre, instr, host_ns)
+            return self._count_cost((role, "cycle") + key, pre, instr, host_ns, self.nspi(role, "cycle"))
         return 0
 
     def poll_cost(self, chars, host_ns, key=(), instr=None, pre=None):
+        """Board ns of a byte-path call that handled ``chars`` received characters (``pre``:
+        (is Begin, is End, call), which says the role)."""
         if self.mode == "fixed":
             return chars * self.poll_ns_per_char
         if self.mode == "measured":
             return self._measured(("poll", chars) + key, host_ns)
         if self.counted:
-            return self._count_cost(("poll", chars) + key, pre, instr, host_ns)
+            role = role_of(pre)
+            return self._count_cost(("poll", chars, role) + key, pre, instr, host_ns, self.nspi(role, "rx_char"))
         return 0
+
+
+def role_of(pre):
+    """The role of a call's ``pre`` tuple (is Begin, is End, call)."""
+    if not pre:
+        return "between"
+    return "begin" if pre[0] else "end" if pre[1] else "between"
 
 
 def _firmware_dir():

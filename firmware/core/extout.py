@@ -2,8 +2,8 @@
 
 Byte-exact spec: docs/extended-output.md (as the public readers decode it). Readers
 (Venus OS driver behind the vendor's USB cable, SignalK, Solar Assistant, hobby displays) find
-packets only by the idle gap between them, so ``ExtOutSender`` writes each packet in one burst
-and nothing else, ever.
+packets only by the idle gap between them, so ``ExtOutSender`` sends each packet back to back
+and nothing else, ever (queued and fed to the transmitter's FIFO without blocking the loop).
 
 What readers see is fixed here: no cell data at all without cell communication (N = 0), a
 pack voltage that is the sum of the packet's own cells (0 when one is not data), a reader flag
@@ -30,6 +30,8 @@ PACKET_LEN = const(58)
 BAUD = const(9600)
 _BURST_MS = const(61)         # 58 bytes x 10 bits at 9600 baud = 60.4 ms, rounded up
 MIN_GAP_MS = const(400)      # idle time readers need to find the next packet boundary
+_FIFO_DEPTH = const(8)       # the smallest transmitter FIFO (PIO; a UART's buffer takes a packet)
+_CHAR_US = const(1042)       # a transmitter without ``char_us``: 10 bits at 9600 baud
 KEYS = const(19)             # key/value pairs 0..18 make one round
 KEY_OFFSET = const(25)       # byte 47 = key + 25; a byte below 25 means "no pair"
 _DEFAULT_CHARGE_EFFICIENCY_PCT = const(100)  # SoC counts charge 1:1 unless the brain says otherwise
@@ -403,13 +405,18 @@ class ExtOutEncoder:
 class ExtOutSender:
     """Paces packets onto the extended-output transmitter.
 
-    ``tx.write(buf, n)`` sends n bytes of buf back to back (the link's transmitter class, with
-    the board definition's EXTOUT_INVERT polarity); an optional ``tx.busy()`` that is True
-    delays the packet to the next cycle. ``cycle(dt_ms, snap, brain, settings)`` is
-    called once per role cycle and sends at most one whole packet, only when the line has been
-    idle for at least ``MIN_GAP_MS`` since the previous packet ended (and, after boot, since the
-    sender was created), so the first byte a reader ever sees starts a packet and nothing is
-    ever sent between packets. Returns True when a packet went out.
+    ``cycle(dt_ms, snap, brain, settings)`` is called once per role cycle and starts at most
+    one whole packet, only when the line has been idle for at least ``MIN_GAP_MS`` since the
+    previous packet ended (and, after boot, since the sender was created), so the first byte a
+    reader ever sees starts a packet and nothing is ever sent between packets. Returns True
+    when a packet was started. An optional ``tx.busy()`` that is True delays it a cycle.
+
+    A transmitter with ``write_byte(b)`` -> bool (the link's classes: PIO, UART, soft) gets the
+    packet without blocking: it is queued (in the encoder's ``buf``), the FIFO takes what fits
+    now and ``pump()`` - at every wake-up of the loop (the End's poll) - the rest; the loop
+    wakes every ``poll_ms`` while ``busy()`` (half an 8-deep FIFO's character time at
+    ``tx.char_us``), so the FIFO never runs dry inside a packet. A transmitter with only
+    ``tx.write(buf, n)`` gets the packet in one call (simulator captures, tests).
     """
 
     def __init__(self, tx, encoder=None, gap_ms: int = MIN_GAP_MS):
@@ -419,6 +426,12 @@ class ExtOutSender:
         self.gap_ms = gap_ms
         self.enabled = True
         self.packets = 0          # sent since boot (saturates at 2^30 - 1)
+        self.queued = 0            # bytes of the queued packet not yet handed over
+        w = 0                     # 0: no write_byte, the packet goes out in one write()
+        if hasattr(tx, "write_byte"):
+            w = _FIFO_DEPTH * getattr(tx, "char_us", _CHAR_US) // 2000
+            w = w if w > 0 else 1
+        self.poll_ms = w
         # Time since the last packet started. At boot the line counts as if a packet had just
         # ended, so the first packet waits a full gap after the pin was set idle.
         self._since_start_ms = _BURST_MS
@@ -429,11 +442,35 @@ class ExtOutSender:
             self._since_start_ms = t if t < 3600000 else 3600000
         if not self.enabled or self._since_start_ms < _BURST_MS + self.gap_ms:
             return False
+        if self.queued:
+            return False          # the last packet is still queued: never overlap
         if self._busy is not None and self._busy():
             return False          # previous burst still going out: never overlap, try next cycle
         buf = self.encoder.encode(snap, brain, settings)
-        self.tx.write(buf, PACKET_LEN)
+        if self.poll_ms:
+            self.queued = PACKET_LEN
+            self.pump()
+        else:
+            self.tx.write(buf, PACKET_LEN)
         self._since_start_ms = 0
         if self.packets < 0x3FFFFFFF:
             self.packets += 1
         return True
+
+    def busy(self) -> bool:
+        """Bytes of a packet still queued (not yet in the transmitter's FIFO)."""
+        return self.queued > 0
+
+    def pump(self) -> int:
+        """Hand the transmitter what it takes now; returns the bytes still queued."""
+        left = self.queued
+        if left <= 0:
+            return 0
+        tx = self.tx
+        buf = self.encoder.buf
+        i = PACKET_LEN - left
+        while i < PACKET_LEN and tx.write_byte(buf[i]):
+            i += 1
+        left = PACKET_LEN - i
+        self.queued = left
+        return left

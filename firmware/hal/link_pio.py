@@ -148,11 +148,23 @@ def _rp2(rp2):
 
 
 class PioTx:
-    """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()`` (characters in the FIFO;
-    the one being shifted out is not counted)."""
+    """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()``: characters not yet on the
+    wire, counting the one the state machine is still shifting out (``ticks_us`` of the last
+    put and the FIFO level then bound when the line is idle again: at most (level + 1)
+    character times later). ``char_us``: for pacing a queue into the FIFO."""
 
-    def __init__(self, sm_id, pin, invert, baud, rp2=None):
+    def __init__(self, sm_id, pin, invert, baud, rp2=None, ticks_us=None, ticks_diff=None):
         rp2 = _rp2(rp2)
+        if ticks_us is None or ticks_diff is None:
+            import time
+            # CPython has no ticks: int() (0) stands in, and pending() is the FIFO level only
+            ticks_diff = getattr(time, "ticks_diff", None)
+            ticks_us = getattr(time, "ticks_us", int) if ticks_diff is not None else int
+        self._ticks_us = ticks_us
+        self._ticks_diff = ticks_diff
+        self.char_us = (10000000 + baud - 1) // baud
+        self._last = 0            # ticks_us of the last put
+        self._lvl = 0             # FIFO level right after it (0: the line is known idle)
         pin.value(0 if invert else 1)
         prog = program(rp2, "tx_inverted" if invert else "tx_normal")
         self._xor = 0xFF if invert else 0
@@ -161,9 +173,13 @@ class PioTx:
         self.sm.active(1)
 
     def write_byte(self, b):
-        if self.sm.tx_fifo() >= _FIFO_MAX:
+        sm = self.sm
+        n = sm.tx_fifo()
+        if n >= _FIFO_MAX:
             return False
-        self.sm.put((b ^ self._xor) & 0xFF)
+        sm.put((b ^ self._xor) & 0xFF)
+        self._last = self._ticks_us()
+        self._lvl = n + 1
         return True
 
     def write(self, buf, n):
@@ -172,13 +188,33 @@ class PioTx:
         x = self._xor
         for i in range(n):
             sm.put((buf[i] ^ x) & 0xFF)
+        if n > 0:
+            self._last = self._ticks_us()
+            lvl = sm.tx_fifo()
+            self._lvl = lvl if lvl else 1
 
     def pending(self):
-        return self.sm.tx_fifo()
+        n = self.sm.tx_fifo()
+        if n:
+            return n
+        lvl = self._lvl
+        if lvl and self._ticks_diff is not None:
+            # the last put found lvl - 1 characters queued and maybe one in the shift register
+            d = self._ticks_diff(self._ticks_us(), self._last)
+            c = self.char_us
+            if 0 <= d < (lvl + 1) * c + (c >> 5):
+                return 1
+            self._lvl = 0
+        return 0
 
 
 class PioRx:
-    """``read()`` -> byte, codec.FRAMING, codec.GAP or codec.NONE; ``set_handler(fn)``."""
+    """``read()`` -> byte, codec.FRAMING, codec.GAP or codec.NONE; ``set_handler(fn)``.
+
+    Start-up (hal/link.py): when ``set_handler`` finds characters piled up in the FIFO (the
+    state machine ran before anyone read it, a frame was passing), it drops them and hunts:
+    characters that follow by less than a gap are that frame's tail, dropped unseen; the first
+    character after a gap of idle line starts a frame."""
 
     def __init__(self, sm_id, pin, invert, baud, gap_bits, rp2=None, ticks_us=None,
                  ticks_diff=None):
@@ -194,6 +230,8 @@ class PioRx:
         self.gap_us = (gap_bits * 1000000 + baud - 1) // baud
         self._last = ticks_us()
         self._armed = False
+        self._hunt = False             # set_handler found a frame passing: until a gap
+        self.dropped = 0               # characters dropped while hunting (diag)
         self._handler = None
         self.framing_errors = 0
         self._irq_ref = self._irq      # bound method made once
@@ -203,6 +241,17 @@ class PioRx:
         self.sm.active(1)
 
     def set_handler(self, fn):
+        """Read from now on (scheduled per character; None: reading stops). Characters the FIFO
+        piled up before are dropped, and the receiver hunts for the next frame's start."""
+        if fn is not None and self._handler is None:
+            sm = self.sm
+            if sm.rx_fifo():
+                while sm.rx_fifo():
+                    sm.get()
+                    self.dropped += 1
+                self._last = self._ticks_us()
+                self._armed = False
+                self._hunt = True
         self._handler = fn
 
     def _irq(self, _sm):
@@ -212,9 +261,16 @@ class PioRx:
 
     def read(self):
         sm = self.sm
-        if sm.rx_fifo():
+        while sm.rx_fifo():
             v = sm.get(None, 23)           # bits 31..23: 8 data bits, then bit 23 (0 = good)
-            self._last = self._ticks_us()
+            now = self._ticks_us()
+            if self._hunt:
+                if self._ticks_diff(now, self._last) < self.gap_us:
+                    self._last = now       # mid-frame since the start: not ours to judge
+                    self.dropped += 1
+                    continue
+                self._hunt = False
+            self._last = now
             self._armed = True
             if v & 1:
                 self.framing_errors += 1

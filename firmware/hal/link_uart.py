@@ -38,15 +38,44 @@ def make_uart(machine, uart_id, baud, tx, rx, invert=False, rx_invert=None):
 
 
 class UartTx:
-    """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()`` (1 until the UART is done)."""
+    """``write_byte(b)`` -> bool, ``write(buf, n)``, ``pending()``: 1 until the UART says it is
+    done and, where ``txdone()`` only means "FIFO empty" (rp2), the last character has had the
+    time to leave the shift register (the characters written, back to back, from ``ticks_us``)."""
 
-    def __init__(self, uart):
+    def __init__(self, uart, baud=9600, ticks_us=None, ticks_diff=None, ticks_add=None):
+        if ticks_us is None or ticks_diff is None or ticks_add is None:
+            import time
+            ticks_us = getattr(time, "ticks_us", None)     # None on CPython: txdone() only
+            ticks_diff = getattr(time, "ticks_diff", None)
+            ticks_add = getattr(time, "ticks_add", None)
+        if ticks_diff is None or ticks_add is None:
+            ticks_us = None
+        self._ticks_us = ticks_us
+        self._ticks_diff = ticks_diff
+        self._ticks_add = ticks_add
+        self.char_us = (10000000 + baud - 1) // baud
+        self._until = 0           # ticks_us when the last character written has left the pin
+        self._armed = False
         self.uart = uart
         self._one = bytearray(1)
 
+    def _sent(self, n):
+        t = self._ticks_us
+        if t is None:
+            return
+        now = t()
+        u = self._until
+        if not self._armed or self._ticks_diff(u, now) < 0:
+            u = now
+        self._until = self._ticks_add(u, n * self.char_us)
+        self._armed = True
+
     def write_byte(self, b):
         self._one[0] = b & 0xFF
-        return self.uart.write(self._one) == 1
+        if self.uart.write(self._one) == 1:
+            self._sent(1)
+            return True
+        return False
 
     def write(self, buf, n):
         """A burst: the UART's TX buffer (512 bytes) sends it back to back."""
@@ -55,9 +84,18 @@ class UartTx:
         for i in range(n):
             one[0] = buf[i]
             u.write(one)
+        self._sent(n)
 
     def pending(self):
-        return 0 if self.uart.txdone() else 1
+        if not self.uart.txdone():
+            return 1
+        if self._armed:
+            d = self._ticks_diff(self._until, self._ticks_us())
+            c = self.char_us
+            if -(c >> 5) < d <= (_BUF + 1) * c:
+                return 1
+            self._armed = False
+        return 0
 
 
 class UartRx:

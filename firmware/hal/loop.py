@@ -10,7 +10,8 @@ light-sleep); ``Loop.rest`` sleeps that on the board (``run`` = step + rest, for
 virtual pack (both engines) and the bench drive the same ``step`` in virtual time:
 
 * every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
-  the role has them;
+  the role has them (an LED change made outside tick - the cycle's flash or steady light -
+  makes the cell board's ``wake_in_ms`` 0: the next wake-up comes at once and shows it);
 * the cycle: a frame-clocked role (one with ``cycle_due()``: Between, End) runs
   ``role.cycle(dt_ms)`` at the first wake-up at which ``cycle_due()`` is True (a frame has
   passed it, or its fallback timer expired - roles.FrameClock); any other role (Begin, the
@@ -75,6 +76,7 @@ current_hw: "Any" = None
 current_board: "Any" = None
 current_loop: "Any" = None
 role_name = ""
+_repl_timer: "Any" = None   # keep_fed's Timer after Ctrl-C: referenced, or rp2's finaliser stops it
 
 
 class LoopStats:
@@ -122,6 +124,8 @@ class Loop:
         self._wdt = None
         self._wdt_timeout_ms = getattr(board_def, "WDT_TIMEOUT_MS", 5000)
         self.sleeper = sleeper
+        if sleeper is not None and hasattr(sleeper, "watch"):
+            sleeper.watch(getattr(role, "tx_busy", None))   # bytes the role still queues
         self._budget = getattr(role, "sleep_budget_ms", None) if sleeper is not None else None
         self._wake_ms = getattr(sleeper, "wake_ms", 0)
         m = self._wdt_timeout_ms // 4        # the watchdog keeps counting in light sleep
@@ -362,7 +366,7 @@ def keep_fed(machine, loop):
 
 def run(board_def, role_module):
     """Build hw and role, then loop forever under the supervisor (does not return on a board)."""
-    global current_role, current_hw, current_board, current_loop, role_name
+    global current_role, current_hw, current_board, current_loop, role_name, _repl_timer
     import machine
     import time
 
@@ -397,7 +401,9 @@ def run(board_def, role_module):
         loop.run()
     except KeyboardInterrupt:
         make_safe(role, hw)
-        keep_fed(machine, loop)
+        # held here: an unreferenced rp2 Timer is cancelled by its finaliser at the next
+        # garbage collection (gc.collect(), diag.show()) and the watchdog resets the board
+        _repl_timer = keep_fed(machine, loop)
         print("loop stopped (Ctrl-C): outputs safe. import diag; diag.show()  -  machine.reset() restarts")
         return
     except Exception as e:

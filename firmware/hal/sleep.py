@@ -10,8 +10,9 @@ What MicroPython 1.2x does, and what this module does about it (docs/cell-board.
 * rp2: ``lightsleep(ms)`` runs clk_sys from the 12 MHz crystal, stops the PLLs and gates
   every peripheral clock but the timer (``time.ticks_ms`` keeps counting) with interrupts off:
   the PIO state machines (the link), PWM and ADC stop, so the board is deaf until it wakes and
-  only the timer wakes it. So: only between frames (the role's budget), never while the
-  transmitter still shifts a character out (``link_tx.pending()``), never with the balance
+  only the timer wakes it. So: only between frames (the role's budget), never while the role
+  still queues bytes (its ``tx_busy()``, handed over by hal/loop.py through ``watch``) or a
+  transmitter still shifts a character out (``pending()``, the shift register counted), never with the balance
   output at a partial PWM duty (the output would freeze high or low for the sleep; 0 and full
   duty are steady levels). On wake the clocks come back at the frequency they had before (1.22
   reset it to the default: checked, ``machine.freq`` set again), so the PIO clock dividers,
@@ -75,13 +76,24 @@ class LightSleep:
         self.sleeps = 0
         self.declined = 0
         self.retry_ms = 0
+        self._tx_busy: "Any" = None
+
+    def watch(self, tx_busy):
+        """``tx_busy()`` (the role's, bound once; None: none): True while bytes of the role's
+        software queues (Originator, forwarder, extended output) are still to reach a FIFO."""
+        self._tx_busy = tx_busy
 
     def ready(self):
-        """Nothing that a light sleep would stop is running: no character still shifting out,
-        the balance output at a steady level (off or full on)."""
+        """Nothing that a light sleep would stop is running: no byte still queued in software
+        or shifting out (the transmitters' ``pending()`` counts the shift register), the
+        balance output at a steady level (off or full on)."""
         d = getattr(self.hw, "duty_permille", 0)
         if 0 < d < _FULL:
             self.retry_ms = _NO_RETRY
+            return False
+        b = self._tx_busy
+        if b is not None and b():
+            self.retry_ms = TX_RETRY_MS
             return False
         for t in self._txs:
             if t.pending():

@@ -79,6 +79,10 @@ class Begin:
             o.pump()
         return 0
 
+    def tx_busy(self):
+        """Bytes of the frame still to hand to the transmitter (hal/sleep.py asks)."""
+        return self.origin.busy()
+
     def wake_in_ms(self):
         if self.origin.busy():
             return 1

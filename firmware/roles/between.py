@@ -142,6 +142,12 @@ class Between:
         measure_before_frame(self)
         self.cell.tick(dt_ms)
 
+    def tx_busy(self):
+        """Bytes still to hand to the transmitter: a frame we originate, or one passing through
+        the forwarder (hal/sleep.py asks)."""
+        o = self.origin
+        return o.queued != 0 or o.i < o.n or self.fw.in_frame()
+
     def wake_in_ms(self):
         if self.origin.busy():
             return 1

@@ -80,6 +80,7 @@ class CellBoard:
         self.cal_message = ""
         self._cal_point = None     # (nominal_01mv, applied_mv) after the first calibration point
         self._led_on = False
+        self._led_due = 0          # LED change made outside tick: 1 show it, 2 start the flash
         self.reset_cause = hw.reset_cause() if hasattr(hw, "reset_cause") else "unknown"
         self.watchdog_reset = self.reset_cause == "watchdog"
         self.cal_path = g(hw, "data_dir", ".") + CAL_FILE
@@ -148,6 +149,8 @@ class CellBoard:
             t_ok = self.chip_ok
         duty = self.balancer.update(self.cell_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms)
         if duty != self.duty:
+            if not self._led_due and (duty == 0) != (self.duty == 0):
+                self._led_due = 1      # steady on / off: shown at the next tick, now
             self.duty = duty
             self.hw.set_balance_duty(duty)
         if duty:
@@ -158,8 +161,10 @@ class CellBoard:
         return duty
 
     def frame_seen(self):
-        """A good frame passed this board: one LED flash; one-shot status bits age out."""
-        self.led.pulse()
+        """A good frame passed this board: one LED flash; one-shot status bits age out. The
+        flash starts at the next tick (asked for at once: wake_in_ms 0), so the time before
+        it - the rest of a cycle, the wait for the wake-up - does not shorten it."""
+        self._led_due = 2
         if self.frames < 1000000:
             self.frames += 1
         if self.watchdog_reset and self.frames >= _ONE_SHOT_FRAMES:
@@ -174,7 +179,14 @@ class CellBoard:
                 self.long_press = True
             elif ev == ui.SHORT:
                 self.short_press = True
-        on = self.led.update(dt_ms)
+        led = self.led
+        on = led.update(dt_ms)
+        d = self._led_due
+        if d:
+            self._led_due = 0
+            if d == 2:
+                led.pulse()
+                on = led.update(0)
         if on != self._led_on:
             self._led_on = on
             self.hw.set_led(on)
@@ -189,8 +201,12 @@ class CellBoard:
     def confirm(self):
         """Fast flash: the role's long-press action is done (manual: 'until the LED flashes fast')."""
         self.led.fast()
+        if not self._led_due:
+            self._led_due = 1
 
     def wake_in_ms(self):
+        if self._led_due:
+            return 0                   # an LED change to show (the cycle's flash): now
         a = self.led.wake_in_ms()
         b = self.button.wake_in_ms() if self.has_button else ui.IDLE_WAKE_MS
         return a if a < b else b
@@ -202,6 +218,7 @@ class CellBoard:
         self.hw.set_balance_duty(0)
         self.led.off()
         self._led_on = False
+        self._led_due = 0
         self.hw.set_led(False)
         self._update_status()
 

@@ -253,11 +253,15 @@ class End:
         ms = frame_wake_ms(self)
         if self._services_poll and ms > SERVICE_POLL_MS:
             ms = SERVICE_POLL_MS       # BLE / USB app bytes move in poll()
+        s = self.services
+        x = s.extout if s is not None else None
+        if x is not None and x.queued and x.poll_ms < ms:
+            ms = x.poll_ms             # its queue into the FIFO, in poll(), while it drains
         return self.port.wake_in_ms(ms)
 
     def sleep_budget_ms(self, wake_ms):
         """For the board loop: ms it may light-sleep now - never while app transports (BLE,
-        USB) are served (they need the board awake; a board with BLE on does not light-sleep
+        USB) or the extended output (its queue: no tx_busy() needed) are served (they need the board awake; a board with BLE on does not light-sleep
         anyway, hal/sleep.py), else its cell side between frames (roles.frame_sleep_ms)."""
         if self._services_poll:
             return 0

@@ -90,19 +90,25 @@ class EndServices:
             print("end_app: transport error", repr(e))
 
     def poll(self):
-        """Move radio bytes in and out (called on every wake-up of the board loop)."""
-        if self.ble is not None:
-            self._guard(self.ble.poll)
+        """Every wake-up of the board loop: the extended-output queue into its FIFO, radio
+        bytes in and out. No allocation (``ble.poll()`` is called, not passed as a bound method)."""
+        x = self.extout
+        if x is not None and x.queued:
+            x.pump()
+        ble = self.ble
+        if ble is not None:
+            try:
+                ble.poll()
+            except Exception as e:  # a radio fault must not stop the pack brain
+                if self.transport_errors < _TRANSPORT_ERRORS_MAX:
+                    self.transport_errors += 1
+                self.last_transport_error = repr(e)
+                print("end_app: transport error", repr(e))
 
     # ---- once per cycle ---------------------------------------------------------------------
     def update(self, snap, brain, dt_ms):
         if brain is not None:
             self.events.update(snap, brain)
-        if self.extout is not None:
-            if snap.comm_ok:
-                self.extout_started = True
-            if self.extout_started:
-                self.extout.cycle(dt_ms, snap, brain, self.settings)
         app = self._app
         if app is not None:
             app.tick(dt_ms)
@@ -116,6 +122,12 @@ class EndServices:
                 self.saves += 1
             else:
                 self.save_errors += 1
+        # last: after the flash write (interrupts off), so the FIFO never runs dry in a packet
+        if self.extout is not None:
+            if snap.comm_ok:
+                self.extout_started = True
+            if self.extout_started:
+                self.extout.cycle(dt_ms, snap, brain, self.settings)
 
     def button_long_press(self):
         """Manual: hold the End board button 5 s -> password back to 1234, every session

@@ -42,6 +42,9 @@ class Clock:
     def ticks_diff(self, a, b):
         return a - b
 
+    def ticks_add(self, a, b):
+        return a + b
+
     # -- micropython.schedule stand-in (no allocation: preallocated slots) ----------------------
     def schedule(self, fn, arg):
         if self._n >= len(self._fns):

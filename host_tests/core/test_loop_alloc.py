@@ -1,4 +1,4 @@
-"""The WHOLE board loop - hal/loop.py's step() with the role's poll, tick and cycle, the
+"""The WHOLE board loop - hal/loop.py's once() (step + rest) with the role's poll, tick and cycle, the
 real CellBoard, frames arriving and leaving - runs with the heap locked on the MicroPython
 Unix port (a garbage collection in a Between board mid-frame cuts the frame at the next
 board). Virtual time from closures (no bound methods made per call), a ring-buffer receiver
@@ -339,3 +339,37 @@ def test_between_loop_light_sleeping_runs_with_the_heap_locked():
     assert _run_locked(lp, world, 300, warmup=300)
     assert lp.stats.light_sleeps >= 3 and m.slept[0] > 2000 and lp.stats.sleep_errors == 0
     assert role.port.fw.frames >= 3 and role.link_ok
+
+
+def test_light_sleep_waits_for_bytes_the_role_still_queues():
+    """Issue 19: the sleeper asked the transmitters only; bytes still in the role's software
+    queues (a frame the Originator holds, a frame passing through the forwarder) were cut by
+    the sleep. The loop hands the role's tx_busy() to the sleeper, which declines on it."""
+    from hal import sleep as hal_sleep
+    hw = Hw(NO_DATA)
+    hw.link_rx = RingRx()
+    hw.link_tx = FifoTx()
+    hw.duty_permille = 0
+    hw.link_tx.pending = lambda: 0     # FIFO and shift register empty: only software queues
+    role = between.Between(hw, SleepDef, CellBoard(hw, SleepDef))
+    world = World(None, hw.link_tx)
+    m = SleepMachine(world)
+    sl = hal_sleep.make(SleepDef, hw, m)
+    Loop(role, SleepDef, hw, None, world, sl)
+    assert sl.ready()
+    assert role.originate() > 0        # queued in the Originator, none of it in the FIFO yet
+    assert not sl.ready() and not sl.sleep(100) and m.slept[0] == 0
+    while role.origin.busy():
+        role.poll()
+        world.advance(1)
+    assert sl.ready()
+    f = world.frame
+    for i in range(20):                # the first characters of a frame from upstream
+        hw.link_rx.push(f[i])
+    role.poll()
+    assert role.fw.in_frame() and not sl.ready() and not sl.sleep(100)
+    for i in range(20, world.n):
+        hw.link_rx.push(f[i])
+        role.poll()
+        world.advance(1)
+    assert not role.fw.in_frame() and sl.ready() and sl.sleep(50) and m.slept[0] == 50
