@@ -642,14 +642,14 @@ def test_light_sleep_stays_under_the_watchdog_timeout():
 
 def test_step_does_one_wake_up_and_returns_its_wait_without_sleeping():
     """Loop.step(now) is the whole wake-up (the virtual pack drives it in virtual time): it
-    sleeps nothing and returns the wait and the light-sleep budget; run()/once() sleep it."""
+    sleeps nothing and returns the wait and the light-sleep budget; once()/run() sleep it."""
     sl = CountingSleeper()
     lp, clock, m, hw, role = _sleep_loop(sl, SleepRole(600))
     wait = lp.step(clock.ticks_ms())
     assert 0 < wait <= loop_mod.MAX_SLEEP_MS and lp.light_ms == 598
     assert sl.calls == 0 and getattr(clock, "slept_ms", 0) == 0 and m.light_ms == 0
     assert lp.stats.sleeps == 1
-    lp.rest(wait)
+    assert lp.light(lp.light_ms) == -1          # what once() does with it: slept
     assert sl.calls == 1 and lp.stats.light_sleeps == 1
     # a timed role: the wait ends at its next cycle
     lp, clock, m, hw, role = _loop()

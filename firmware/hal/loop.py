@@ -6,7 +6,7 @@
 ``role_module.__name__``), the role with ``role_module.make(hw, board_def)``, registers both for
 ``diag`` (``loop.current_role`` ...) and drives them with a ``Loop``. ``Loop.step(now)`` is one
 wake-up and returns how long the loop wants to wait (and in ``light_ms`` how much of it it may
-light-sleep); ``Loop.rest`` sleeps that on the board (``run`` = step + rest, forever). The
+light-sleep); ``Loop.once`` is a step and its sleep on the board (``run`` repeats it). The
 virtual pack (both engines) and the bench drive the same ``step`` in virtual time:
 
 * every wake-up: ``role.poll()`` (byte paths) and ``role.tick(dt_ms)`` (LED/button timing), if
@@ -139,8 +139,8 @@ class Loop:
         self._wake_us = us
         self._cycle_start_us = us
         self._awake_us = 0
-        self._resting = False         # step() returned a wait: the next one starts awake time
-        self.light_ms = 0             # light-sleep budget of the wait step() returned
+        self.light_ms = -1            # light-sleep budget of the wait step() returned; -1: no
+        #                               wait (awake time goes on into the next step)
 
     def feed(self):
         if self._feed is not None:
@@ -154,14 +154,13 @@ class Loop:
     def step(self, now):
         """One wake-up at ``now`` (``ticks_ms``): poll/tick, the cycle when due. Sleeps nothing:
         returns how long the loop wants to wait before the next wake-up (ms, 0: at once) and
-        leaves in ``light_ms`` how much of that it may light-sleep (0: none). ``run`` (the board)
-        sleeps it with ``rest``; the virtual pack advances its virtual time by it. Exceptions
-        propagate."""
+        leaves in ``light_ms`` how much of that it may light-sleep (0: none; -1: no wait).
+        ``once`` / ``run`` (the board) sleep it; the virtual pack advances its virtual time
+        by it. Exceptions propagate."""
         time = self.time
         ticks_diff = time.ticks_diff
-        if self._resting:
+        if self.light_ms >= 0:        # after a wait: awake again from now
             self._wake_us = time.ticks_us()
-            self._resting = False
         dt_tick = ticks_diff(now, self._last_tick)
         self._last_tick = now
         if self._poll is not None:
@@ -176,11 +175,51 @@ class Loop:
             late = ticks_diff(now, self._next_cycle)
             if late >= 0:
                 self._cycle(now, late)
-        return self._plan()
+        # the wait until the next wake-up and its light-sleep budget (light_ms)
+        self.light_ms = -1
+        if self._due is not None:
+            wait = MAX_SLEEP_MS       # the role's wake_in_ms() includes its fallback timer
+        else:
+            wait = ticks_diff(self._next_cycle, time.ticks_ms())
+        if self.poll_ms < wait:
+            wait = self.poll_ms
+        if self._wake_in is not None:
+            w = self._wake_in()
+            if w < wait:
+                wait = w
+        if wait > MAX_SLEEP_MS:
+            wait = MAX_SLEEP_MS
+        if wait <= 0:
+            return 0
+        light = 0
+        if self._budget is not None:
+            light = self._budget(self._wake_ms)
+            if self._due is None:       # a timed cycle: awake again before it is due
+                w = ticks_diff(self._next_cycle, time.ticks_ms()) - self._wake_ms
+                if w < light:
+                    light = w
+            if light > self._light_max:
+                light = self._light_max
+        self.light_ms = light if light >= SLEEP_MIN_MS else 0
+        self._awake_us += ticks_diff(time.ticks_us(), self._wake_us)
+        self.stats.sleeps += 1
+        return wait
 
     def once(self):
-        """One wake-up now, then its sleep (what ``run`` repeats on a board)."""
-        self.rest(self.step(self.time.ticks_ms()))
+        """One wake-up now, then what it asked for (what ``run`` repeats on a board): its
+        ``light_ms`` through the sleeper (light sleep), else - declined, an error, no budget -
+        ``time.sleep_ms`` (at most the sleeper's retry time)."""
+        wait = self.step(self.time.ticks_ms())
+        if wait <= 0:
+            return
+        light = self.light_ms
+        if light > 0:
+            r = self.light(light)
+            if r < 0:
+                return
+            if r < wait:                # declined: how soon it may say yes
+                wait = r
+        self.time.sleep_ms(wait)
 
     def _cycle(self, now, late):
         time = self.time
@@ -215,53 +254,6 @@ class Loop:
             st.max_cycle_us = us
         st.cycles += 1
         self.feed()
-
-    def _plan(self):
-        """After a wake-up: the wait until the next one and its light-sleep budget (light_ms)."""
-        time = self.time
-        self.light_ms = 0
-        if self._due is not None:
-            wait = MAX_SLEEP_MS       # the role's wake_in_ms() includes its fallback timer
-        else:
-            wait = time.ticks_diff(self._next_cycle, time.ticks_ms())
-        if self.poll_ms < wait:
-            wait = self.poll_ms
-        if self._wake_in is not None:
-            w = self._wake_in()
-            if w < wait:
-                wait = w
-        if wait > MAX_SLEEP_MS:
-            wait = MAX_SLEEP_MS
-        if wait <= 0:
-            return 0
-        light = 0
-        if self._budget is not None:
-            light = self._budget(self._wake_ms)
-            if self._due is None:       # a timed cycle: awake again before it is due
-                w = time.ticks_diff(self._next_cycle, time.ticks_ms()) - self._wake_ms
-                if w < light:
-                    light = w
-            if light > self._light_max:
-                light = self._light_max
-        self.light_ms = light if light >= SLEEP_MIN_MS else 0
-        self._awake_us += time.ticks_diff(time.ticks_us(), self._wake_us)
-        self.stats.sleeps += 1
-        self._resting = True
-        return wait
-
-    def rest(self, wait):
-        """Sleep what ``step`` returned: its ``light_ms`` through the sleeper (light), else - a
-        decline, an error, no budget - ``time.sleep_ms`` (at most the sleeper's retry time)."""
-        if wait <= 0:
-            return
-        light = self.light_ms
-        if light:
-            r = self.light(light)
-            if r < 0:
-                return
-            if r < wait:                # declined: how soon it may say yes
-                wait = r
-        self.time.sleep_ms(wait)
 
     def light(self, ms):
         """Light-sleep ms through the sleeper: -1 when it slept, else the ms to idle at most
