@@ -115,6 +115,23 @@ def summary_rows(res):
             add("%g h, clocks +-2 %%, BER 1e-5%s" % (d["hours"], "" if d["opto"] else ", ideal opto"),
                 "%s comm drops, %s relay openings, relays closed %.1f %% of the time" % (
                     d["comm_drops"], d["relay_openings"], 100.0 * d["relays_closed_fraction"]))
+    chip = _get(res, "chip")
+    if chip:
+        for run, rows in sorted((chip.get("kinds") or {}).items()):
+            for kind, r in sorted(rows.items()):
+                add("model vs chip %s %s" % (run, kind), "model %.3f ms, chip %.3f ms (x%.2f)" % (
+                    r["model_ms"], r["chip_ms"], r["ratio"]))
+        for role, r in sorted((chip.get("roles") or {}).items()):
+            m, c = r["model"], r["chip"]
+            add("%s awake / light sleep / est. mA: model | chip" % role,
+                "%.1f %% / %.1f %% / %s | %.1f %% / %.1f %% / %s (123SmartBMS ~%s mA)" % (
+                    100.0 * (m.get("awake_fraction") or 0), 100.0 * (m.get("asleep_fraction") or 0), m.get("est_ma"),
+                    100.0 * c.get("awake_fraction", 0), 100.0 * c.get("asleep_fraction", 0), c.get("est_ma"),
+                    chip.get("smartbms123_ma")))
+        h = chip.get("end_heap") or {}
+        add("End heap on the chip: ROMFS / stock firmware", "%s / %s B" % (h.get("romfs_firmware_bytes"),
+                                                                         h.get("stock_firmware_bytes")))
+        add("V-max ramp on the chip -> charge relay open", "%s s" % _get(chip, "ramp", "charge_open_after_s"))
     bal = _get(res, "balance")
     if bal:
         add("top-of-charge spread after %s cycles" % bal.get("days"),
