@@ -117,8 +117,8 @@ def summary_rows(res):
                     d["comm_drops"], d["relay_openings"], 100.0 * d["relays_closed_fraction"]))
     chip = _get(res, "chip")
     if chip:
-        for run, rows in sorted((chip.get("kinds") or {}).items()):
-            for kind, r in sorted(rows.items()):
+        for run, per_kind in sorted((chip.get("kinds") or {}).items()):
+            for kind, r in sorted(per_kind.items()):
                 add("model vs chip %s %s" % (run, kind), "model %.3f ms, chip %.3f ms (x%.2f)" % (
                     r["model_ms"], r["chip_ms"], r["ratio"]))
         for role, r in sorted((chip.get("roles") or {}).items()):
