@@ -43,6 +43,7 @@ def firmware_root():
         up = os.path.dirname(up)
         cands.append(os.path.join(up, "shared", "rp2emu", "firmware"))
     cands.append(os.path.join(os.path.dirname(ROOT), "shared", "rp2emu", "firmware"))
+    cands.append("/work/shared/rp2emu/firmware")     # where the project's machines keep shared/
     for c in cands:
         if c and os.path.isfile(os.path.join(c, "RPI_PICO", "firmware.bin")):
             return c
