@@ -165,6 +165,7 @@ class BoardTime:
         if self.mode in ("measured", "counted"):
             self.overhead_ns, self.stamp_ns = timer_overhead()
         self._samples = {}
+        self.charged = {}         # counted mode: (role, call) -> [board ns charged, calls]
 
     @staticmethod
     def now_ns():
@@ -306,8 +307,23 @@ class BoardTime:
         if self.mode == "measured":
             return self._measured((role, "cycle") + key, host_ns)
         if self.counted:
-            return self._count_cost((role, "cycle") + key, pre, instr, host_ns, self.nspi(role, "cycle"))
+            # a loop wake-up that ran the role's cycle, or one that did not (the cell
+            # measurement, service polls, TX feeding): the last element of ``key`` says
+            call = "cycle" if key and key[-1] is True else "wake"
+            ns = self._count_cost((role, "cycle") + key, pre, instr, host_ns, self.nspi(role, call))
+            self._charge(role, call, ns)
+            return ns
         return 0
+
+    def _charge(self, role, call, ns):
+        """Counted mode: board ns charged per (role, call), and how many calls (the mean cost of
+        a kind over a run, frequency-weighted: sim/cost calibration)."""
+        k = (role, call)
+        got = self.charged.get(k)
+        if got is None:
+            got = self.charged[k] = [0, 0]
+        got[0] += ns
+        got[1] += 1
 
     def poll_cost(self, chars, host_ns, key=(), instr=None, pre=None):
         """Board ns of a byte-path call that handled ``chars`` received characters (``pre``:

@@ -11,7 +11,10 @@ prices, or when the model under-estimates the chip by more than ``MAX_UNDER`` on
 
 Kinds: ``<role>.cycle`` (the role's cycle call: Begin builds and starts its frame, Between and
 End run after a frame), ``<role>.rx_char`` (one received character through the byte path: IRQ,
-scheduled handler, forwarder). Begin's transmit feeding and anything else use ``default``.
+scheduled handler, forwarder), ``<role>.wake`` (a loop wake-up that runs no cycle: the cell
+measurement, the End's service polls, Begin's transmit feeding; its chip figure is what the
+board's awake time leaves per such wake-up once cycles and characters are taken off). Anything
+else uses ``default``.
 """
 import hashlib
 import json
@@ -19,7 +22,8 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HERE = os.path.dirname(os.path.abspath(__file__))
-KINDS = ("begin.cycle", "between.cycle", "end.cycle", "between.rx_char", "end.rx_char")
+KINDS = ("begin.cycle", "between.cycle", "end.cycle", "between.rx_char", "end.rx_char",
+         "begin.wake", "between.wake", "end.wake")
 MAX_UNDER = 0.20            # the model may under-estimate the chip by at most 20 % on a kind
 LABEL = "emulated RP2040 (zero-wait flash)"
 
