@@ -4,18 +4,20 @@ PY     := $(VENV)/bin/python
 MPY    := $(VENV)/bin/micropython
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench clean mp32 hil
+.PHONY: help venv test test-cpython test-micropython typecheck lint images sim bench bench-long clean mp32 hil
 
 help:
 	@echo "cellchain make targets:"
 	@echo "  make sim          run the virtual 16-cell pack (charge to full, discharge to empty)"
+	@echo "  make sim GATEWAY=victron   the same with the gateway board on CAN (victron, pylon, pylon13, sma)"
 	@echo "  make test         host tests on CPython and the same core tests on the MicroPython Unix port"
 	@echo "  make typecheck    mypy over firmware/ and board_defs/ against rp2 and esp32 stubs"
 	@echo "  make lint         ruff"
 	@echo "  make images       build every (board, role) image with mpy-cross into build/"
 	@echo "  make mp32         a 32-bit MicroPython core build for the heap figures (tools/mp32, needs gcc-multilib)"
 	@echo "  make hil          the chip tier: the images on emulated RP2040 chains (node + ../shared/rp2emu firmware)"
-	@echo "  make bench        measure link, reaction, memory, CPU, accuracy -> bench/results.json"
+	@echo "  make bench        quick benchmarks (a few minutes): link, memory, images, reaction, SoC standby"
+	@echo "  make bench-long   every benchmark at full size (chip tier, accuracy, board speed: hours)"
 	@echo "  ./flash.sh ROLE BOARD [PORT] [--dry-run]   flash one board"
 
 venv: $(STAMP)
@@ -46,8 +48,10 @@ mp32: $(STAMP)
 images: $(STAMP)
 	$(PY) tools/build_images.py
 
+# GATEWAY=victron|pylon|pylon13|sma adds the gateway board and a virtual inverter (docs/gateway.md)
+GATEWAY ?=
 sim: $(STAMP)
-	$(PY) -m sim demo
+	$(PY) -m sim demo $(if $(GATEWAY),--gateway $(GATEWAY))
 
 hil: $(STAMP)
 	$(PY) -m chip_tier
@@ -55,6 +59,9 @@ hil: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-long: $(STAMP)
+	$(PY) -m bench --long
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache

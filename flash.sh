@@ -15,7 +15,7 @@
 #   place from flash instead of being loaded into the heap. Steps 3-4 then copy only main.py,
 #   boot.py and board.py: no .mpy stays on the filesystem to shadow /rom. /data is kept the same
 #   way. A firmware without a ROMFS partition makes the deploy fail (exit 1): flash without --romfs.
-# ROLE: begin | between | end. BOARD: a name from board_defs/ (pico, pico_w, esp32_devkitc, ...).
+# ROLE: begin | between | end | gateway. BOARD: a name from board_defs/ (pico, pico_w, esp32_devkitc, ...).
 # PORT: a serial device (/dev/ttyACM0), "port:/dev/pts/N", or "auto" (default).
 # --dry-run prints the exact commands instead of running them.
 # Env: CELLCHAIN_MPREMOTE_RESUME=1 passes `resume` to mpremote and skips the resets (the virtual
@@ -25,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-ROLES="begin between end"
+ROLES="begin between end gateway"
 usage() {
     echo "usage: ./flash.sh ROLE BOARD [PORT] [--dry-run] [--factory-reset] [--romfs]" >&2
     echo "  ROLE:  $ROLES" >&2

@@ -111,6 +111,15 @@ def build(out, boards=None, roles=None):
     return res.returncode, res.stdout + res.stderr
 
 
+def _verdict(b, ok, bits):
+    if ok:
+        return "%.1f kB ok" % (b / 1000.0)
+    if bits == "64":
+        return "%.1f kB: the 64-bit upper bound is above the limit (objects are larger there); the 32-bit figure decides" % (
+            b / 1000.0)
+    return "%.1f kB: over the limit" % (b / 1000.0)
+
+
 def run(results, boards=None, roles=None):
     mpy32 = micropython32()
     out = tempfile.mkdtemp(prefix="cellchain-bench-img-")
@@ -163,7 +172,7 @@ def run(results, boards=None, roles=None):
             b = c["romfs%s_bytes" % bits]
             print("End heap at boot <= %.1f kB (90 KiB, issue 12), %s, romfs %s-bit%s: %s" % (
                 c["limit_bytes"] / 1000.0, t, bits, " (upper bound)" if bits == "64" else "",
-                "%.1f kB %s" % (b / 1000.0, "ok" if c["romfs%s_ok" % bits] else "FAIL") if b is not None
+                _verdict(b, c["romfs%s_ok" % bits], bits) if b is not None
                 else "not measured (no 32-bit build: tools/mp32/build.sh)"))
     if rc != 0:
         print("note: build_images.py exit %d (some image failed):\n%s" % (rc, log[-1500:]))

@@ -4,4 +4,4 @@ Each module is copied as ``board.py`` into the images for that board (tools/buil
 """
 
 BOARDS = ("pico", "pico_w", "esp32_devkitc", "esp32c3_devkitm")
-ROLE_NAMES = ("begin", "between", "end")
+ROLE_NAMES = ("begin", "between", "end", "gateway")

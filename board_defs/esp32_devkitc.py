@@ -1,4 +1,4 @@
-"""Espressif ESP32-DevKitC (ESP32-WROOM-32, Bluetooth LE): Begin, Between or End board.
+"""Espressif ESP32-DevKitC (ESP32-WROOM-32, Bluetooth LE): Begin, Between, End or gateway board.
 Data only, no logic.
 
 Analog inputs only on ADC1 (GPIO32..39): ADC2 cannot be used while the radio is on. Avoided:
@@ -20,7 +20,7 @@ NAME = "esp32_devkitc"
 TITLE = "ESP32-DevKitC (ESP32-WROOM-32)"
 CPU = "esp32"
 MPY_ARCH = "xtensawin"
-ROLES = ("begin", "between", "end")
+ROLES = ("begin", "between", "end", "gateway")
 HAS_BLE = True
 WDT_TIMEOUT_MS = 5000
 
@@ -32,15 +32,32 @@ CELL_DIVIDER_DEN = 2
 ADC_READ = "read_uv"           # ADC.read_uv(): factory-calibrated microvolts
 ADC_VREF_UV = None
 
+# Input self-test (core/probe.py): GPIO36 has no pull resistors, so a 100 kOhm test resistor
+# from the ADC node to CELL_PROBE_PIN, driven low every CELL_PROBE_EVERY cycles (else an input),
+# loads the node (the divider's source resistance against 100 kOhm): a live input reads about
+# 0.67 of its unloaded value, a frozen one does not move -> VOLT_SENSOR_FAULT.
+CELL_PROBE_EVERY = 2
+CELL_PROBE_PIN = 5             # strapping pin (SDIO timing, sampled at reset only): free otherwise
+CELL_PROBE_MIN_PERMILLE = 300
+CELL_PROBE_MAX_PERMILLE = 900
+
 NTC_ADC_PIN = 39               # SENSOR_VN, ADC1_CH3
 NTC_BETA = 3950
 NTC_R25_OHM = 10000
 NTC_SERIES_OHM = 10000
 NTC_SUPPLY_UV = 2500000        # NTC divider fed from a 2.5 V reference, inside the ADC span
 
+# NTC input self-test: a second 100 kOhm test resistor from the NTC node to the same test pin
+# (live: 0.91 (-20 degC) .. 0.99 (80 degC) of its value; frozen: 1.0).
+NTC_PROBE_EVERY = 2
+NTC_PROBE_PIN = 5
+NTC_PROBE_MIN_PERMILLE = 500
+NTC_PROBE_MAX_PERMILLE = 996
+
 BALANCE_PIN = 25
 BALANCE_PWM_HZ = 1000
-BALANCE_FLOOR_MV = 3000        # never balance below (LiFePO4; NMC/NCA packs 3700, LTO 2400)
+BALANCE_FLOOR_MV = 1800        # absolute floor, below every balance switch value (the rule that
+#                                protects is the End's consent: balancing only while the pack charges)
 
 LINK_IN_PIN = 27
 LINK_OUT_PIN = 26
@@ -86,3 +103,21 @@ EXTOUT_UART_RX_PIN = 35        # UART1's unused RX: input-only, free on the End 
 
 # Pins that float at reset and drive power switches: the wiring has a pull-down on each.
 EXTERNAL_PULL_DOWN_PINS = (25, 32, 33)
+
+# Gateway board (ground potential, docs/gateway.md): the End board's extended output comes in
+# through an opto-isolator on GPIO27 (the cell boards' link-in pin) to UART2 (its unused TX on
+# GPIO26); an MCP2515 CAN controller (8 MHz crystal, 3.3 V, SN65HVD230 transceiver) on SPI2
+# routed through the GPIO matrix (MISO on input-only GPIO34; CS on GPIO22, not strapping pin 5).
+EXTIN_PIN = 27
+EXTIN_INVERT = False           # the opto stage inverts the End's idle-low line back to idle high
+EXTIN_BACKEND = "uart"
+EXTIN_UART_ID = 2
+EXTIN_UART_TX_PIN = 26
+CAN_SPI_ID = 2
+CAN_SCK_PIN = 18
+CAN_MOSI_PIN = 19
+CAN_MISO_PIN = 34
+CAN_CS_PIN = 22
+CAN_SPI_HZ = 4000000
+CAN_XTAL_HZ = 8000000
+GW_PROFILE = "victron"         # victron, pylon (v1.2: Deye, Growatt, Sofar, GoodWe, MidNite), pylon13, sma

@@ -20,6 +20,14 @@ CELL_DIVIDER_DEN = 1
 ADC_READ = "read_u16"          # ADC.read_u16(): 0..65535 full scale = ADC_VREF_UV
 ADC_VREF_UV = 3300000          # ADC reference (the Pico's 3V3 rail through its RC filter)
 
+# Input self-test (core/probe.py): every CELL_PROBE_EVERY cycles the ADC pad's pull-down loads
+# the divider node (50-80 kOhm against the divider's 50 kOhm source): a live input reads
+# 0.38-0.62 of its unloaded value, a frozen one does not move -> VOLT_SENSOR_FAULT.
+CELL_PROBE_EVERY = 2
+CELL_PROBE_PIN = None          # None: the ADC pad's own pull-down
+CELL_PROBE_MIN_PERMILLE = 300
+CELL_PROBE_MAX_PERMILLE = 900
+
 # Cell temperature: NTC from GP27 to GND, series resistor from the NTC supply to GP27.
 NTC_ADC_PIN = 27               # ADC1
 NTC_BETA = 3950
@@ -27,10 +35,18 @@ NTC_R25_OHM = 10000
 NTC_SERIES_OHM = 10000
 NTC_SUPPLY_UV = 3300000
 
+# NTC input self-test: the same with the NTC node (source resistance NTC || series resistor:
+# a live input reads 0.88 (-20 degC) .. 0.985 (80 degC) of its value, a frozen one 1.0).
+NTC_PROBE_EVERY = 2
+NTC_PROBE_PIN = None
+NTC_PROBE_MIN_PERMILLE = 500
+NTC_PROBE_MAX_PERMILLE = 995
+
 # Balance resistor MOSFET gate (PWM for derated duty).
 BALANCE_PIN = 15
 BALANCE_PWM_HZ = 1000
-BALANCE_FLOOR_MV = 3000        # never balance below (LiFePO4; NMC/NCA packs 3700, LTO 2400)
+BALANCE_FLOOR_MV = 1800        # absolute floor, below every balance switch value (the rule that
+#                                protects is the End's consent: balancing only while the pack charges)
 
 # Daisy-chain link through the opto-couplers (see docs/wiring.md).
 LINK_IN_PIN = 1

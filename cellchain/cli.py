@@ -13,7 +13,9 @@ app protocol (docs/ble-protocol.md).
 The password comes from ``--password`` or the CELLCHAIN_PASSWORD environment variable
 (default 1234; ``version`` needs none). ``--json`` may stand before or after the command.
 Exit status: 0 done, 1 refused by the board (wrong password included; the reason is printed),
-2 no connection / no reply.
+2 board unreachable (no connection, no reply, a reply out of step). While the board still has
+the factory password 1234, every command but ``password`` and ``version`` is refused (exit 1)
+until a password of 6 to 16 digits is set.
 """
 import argparse
 import json
@@ -21,15 +23,44 @@ import os
 import sys
 
 from cellchain import client as _client
+from cellchain.history import known_pack
 from cellchain.pack_link import cell_flags, normalise_cell, parse_status
+
+
+def break_text(position):
+    """The link's failing position as a person checks it (the same words as the firmware's
+    core.events.break_text): the first board whose input failed is ``position``, so board
+    ``position - 1`` is dead or unpowered, or the wire after it is cut."""
+    position = int(position)
+    if position <= 0:
+        return "intact"
+    if position == 1:
+        return "board 1 (Begin)"
+    return "board %d or the wire after it (to board %d)" % (position - 1, position)
+
 
 CHEMISTRY_NAMES = ("unknown", "lifepo4", "lto", "nmc", "nca")
 MODE_NAMES = ("normal", "critical")
 NO_LOGIN = ("version",)          # V@ and F? answer without a login
 
 
+FACTORY_OK = ("password", "version")   # what may run while the factory password is set
+
+
 class LoginRefused(Exception):
     """The board refused the password (exit 1, as a refused request)."""
+
+
+def _factory_password(c, args):
+    """True when the board still has the factory password (ST? pw_factory; firmware without
+    the flag: the password used is 1234)."""
+    try:
+        flag = c.status().get("pw_factory")
+    except _client.LinkError:
+        raise
+    except _client.ProtocolError:
+        flag = None
+    return args.password == "1234" if flag is None else flag == "1"
 
 
 def _connect(args, login=True):
@@ -48,6 +79,10 @@ def _connect(args, login=True):
             pass  # older firmware without LK?
         c.close()
         raise LoginRefused("login refused (%s)" % why)
+    if login and args.cmd not in FACTORY_OK and _factory_password(c, args):
+        c.close()
+        raise LoginRefused("the End board still has the factory password 1234: set your own first "
+                           "(6 to 16 digits): cellchain ... --password 1234 password NEW")
     return c
 
 
@@ -81,20 +116,36 @@ def cmd_status(c, args):
     al = c.alarms()
     st["alarm_names"] = al["names"]
     cells = st.get("cells") or 0
+    pack, lo, hi = known_pack(st)       # unknown (not a partial sum) unless every cell is trusted
+    st["pack_mv"], st["min_mv"], st["max_mv"] = pack, lo, hi     # JSON: null = unknown
+
+    def volts(mv):
+        return "unknown" if mv is None else "%.3f V" % (mv / 1000)
     text = "\n".join((
-        "cells      %d   pack %.3f V   min %.3f V  max %.3f V" % (
-            cells, st["pack_mv"] / 1000, st["min_mv"] / 1000, st["max_mv"] / 1000),
+        "cells      %d   pack %s   min %s  max %s" % (cells, volts(pack), volts(lo), volts(hi)),
         "current    %+.2f A   in %d W  out %d W" % (st["current_ma"] / 1000, st["pin_w"], st["pout_w"]),
         "SoC        %.1f %%%s   stored %d Wh   SoH %s %%   cycles %s" % (
             st["soc_c"] / 100, "" if st["soc_cal"] == 1 else " (not calibrated)",
             st["stored_wh"], st["soh"], st["cycles"]),
-        "relays     charge %s   load %s   link %s" % (
+        "relays     charge %s   load %s   link %s%s" % (
             "ON" if st["charge"] == 1 else "off", "ON" if st["load"] == 1 else "off",
-            "ok" if st["comm"] == 1 else "LOST (break at %s)" % st["break"]),
-        "alarms     %s" % (", ".join(al["names"]) or "none"),
+            "ok" if st["comm"] == 1 else _link_lost_text(st, al["names"]),
+            "" if st.get("link") is None else "   quality %s/64 good frames" % st["link"]),
+        "alarms     %s%s" % (", ".join(al["names"]) or "none",
+                             "   (board %s keeps restarting)" % st["rst"] if st.get("rst") else ""),
     ))
     _out(args, st, text)
     return 0
+
+
+def _link_lost_text(st, names):
+    """Why the link is down: never came up (no position known), a failing link held open, or
+    a break at a position."""
+    if "link_never_up" in names:
+        return "NEVER UP (no complete frame since the End board started: wiring, baud or clocks)"
+    if "link_quality" in names:
+        return "HELD OPEN (the link keeps failing: relays stay open until it has been clean for a while)"
+    return "LOST (%s)" % break_text(st["break"] or 0)
 
 
 def _flag_text(status):
@@ -148,9 +199,26 @@ def cmd_settings(c, args):
         else:
             _out(args, s, "\n".join("%-22s %s" % (k, setting_text(k, v)) for k, v in s.items()))
         return 0
+    if args.action == "export":
+        return _settings_export(c, args)
+    if args.action == "import":
+        return _settings_import(c, args)
     if args.name is None or args.value is None:
         print("usage: cellchain settings set NAME VALUE", file=sys.stderr)
         return 2
+    if args.name == "chemistry":
+        # a chemistry is a preset (every voltage and temperature limit moves with it): the board
+        # refuses the bare field, so this asks as `preset` does and applies the preset (issue 20)
+        v = _value(args.value)
+        if isinstance(v, int):
+            name = CHEMISTRY_NAMES[v] if 1 <= v < len(CHEMISTRY_NAMES) else None
+        else:
+            name = v.lower() if v.lower() in CHEMISTRY_NAMES[1:] else None
+        if name is None:
+            print("chemistry must be 1..4 or lifepo4, lto, nmc, nca", file=sys.stderr)
+            return 2
+        args.chemistry = name
+        return cmd_preset(c, args)
     c.set_setting(args.name, args.value)
     # show what the board stored, never what was typed (they differ on a board that clamps)
     stored = c.settings().get(args.name)
@@ -158,6 +226,58 @@ def cmd_settings(c, args):
     if str(stored) != str(_value(args.value)):
         print("board stored %s, not %s" % (stored, args.value), file=sys.stderr)
         return 1
+    return 0
+
+
+def _settings_export(c, args):
+    from cellchain import settings_io
+    if not args.name:
+        print("usage: cellchain settings export FILE   (- = stdout)", file=sys.stderr)
+        return 2
+    text = settings_io.export_text(c.settings())
+    if args.name == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.name, "w") as f:
+            f.write(text)
+        print("settings written to %s" % args.name)
+    return 0
+
+
+def _settings_import(c, args):
+    """Checked as a whole by the board's rules first (one bad field refuses the file, nothing
+    written), then written in an order the board accepts."""
+    from cellchain import settings_io
+    from cellchain.pack_link import core_settings
+    if not args.name:
+        print("usage: cellchain settings import FILE   (- = stdin)", file=sys.stderr)
+        return 2
+    try:
+        text = sys.stdin.read() if args.name == "-" else open(args.name).read()
+        new = settings_io.parse(text)
+    except (OSError, settings_io.ImportRefused) as e:
+        print("cannot import %s: %s" % (args.name, e), file=sys.stderr)
+        return 1
+
+    def write(name, value):
+        try:
+            c.set_setting(name, value)
+        except _client.ProtocolError as e:
+            return str(e)
+        return None
+    try:
+        def preset(chemistry):
+            try:
+                c.preset(chemistry)
+            except _client.ProtocolError as e:
+                return str(e)
+            return None
+        done = settings_io.import_settings(c.settings(), new, write, core_settings(), preset)
+    except settings_io.ImportRefused as e:
+        print("import %s: %s" % (args.name, e), file=sys.stderr)
+        return 1
+    _out(args, {"written": done}, "imported %s: %s" % (
+        args.name, ", ".join(done) if done else "nothing to change (the board has these settings)"))
     return 0
 
 
@@ -180,6 +300,8 @@ def cmd_preset(c, args):
         have = CHEMISTRY_NAMES[current] if 0 <= current < len(CHEMISTRY_NAMES) else str(current)
         question = ("the pack is set up as %s; the %s preset replaces V-min, V-balance, V-max and the "
                     "temperature limits (wrong limits over-charge or over-discharge the cells)" % (have, args.chemistry))
+        if args.cmd == "settings":
+            question = "chemistry is a preset: " + question
         if not sys.stdin.isatty():
             print("refused: %s. Run again with --yes to apply it." % question, file=sys.stderr)
             return 1
@@ -200,8 +322,13 @@ def cmd_calibrate(c, args):
 
 def cmd_alarms(c, args):
     a = c.alarms()
-    _out(args, a, "alarms %04X  %s  break position %d" % (
-        a["mask"], ", ".join(a["names"]) or "none", a["break_position"]))
+    st = parse_status(c.status())
+    a["link_good_of_64"] = st.get("link")
+    a["reset_position"] = st.get("rst")
+    _out(args, a, "alarms %04X  %s  break position %d%s%s" % (
+        a["mask"], ", ".join(a["names"]) or "none", a["break_position"],
+        "" if st.get("link") is None else "  link %s/64 good frames" % st["link"],
+        "  restarting board %s" % st["rst"] if st.get("rst") else ""))
     return 0
 
 
@@ -213,12 +340,16 @@ def cmd_events(c, args):
     ev = c.events()
     lines = ["   #  uptime         event    what                  cells             current    SoC"]
     for e in ev:
+        if e["kind"] == "boot":       # the log is in flash: entries above are from an earlier run
+            lines.append("%4d  %s  %-7s  %-20s  (the End board started)" % (
+                e["n"], _uptime(e["uptime_s"]), e["kind"], e["what"]))
+            continue
         lines.append("%4d  %s  %-7s  %-20s  %.3f..%.3f V  %+7.2f A  %5.1f %%%s" % (
             e["n"], _uptime(e["uptime_s"]), e["kind"], e["what"], e["min_mv"] / 1000, e["max_mv"] / 1000,
             e["current_ma"] / 1000, e["soc_c"] / 100,
-            "  break at %d" % e["break_position"] if e["break_position"] else ""))
+            "  break: " + break_text(e["break_position"]) if e["break_position"] else ""))
     if not ev:
-        lines.append("(no events since the End board started)")
+        lines.append("(no events stored on the End board)")
     _out(args, ev, "\n".join(lines))
     return 0
 
@@ -311,10 +442,11 @@ def build_parser():
     p.add_argument("--scan-timeout", type=float, default=5.0)
     sub.add_parser("status", help="pack summary")
     sub.add_parser("cells", help="every cell")
-    p = sub.add_parser("settings", help="settings get [NAME] | set NAME VALUE")
-    p.add_argument("action", choices=("get", "set"))
-    p.add_argument("name", nargs="?")
+    p = sub.add_parser("settings", help="settings get [NAME] | set NAME VALUE | export FILE | import FILE")
+    p.add_argument("action", choices=("get", "set", "export", "import"))
+    p.add_argument("name", nargs="?", help="setting name (get, set) or file (export, import; - = stdout/stdin)")
     p.add_argument("value", nargs="?")
+    p.add_argument("--yes", action="store_true", help="set chemistry: apply its preset without asking")
     p = sub.add_parser("password", help="change the password (--password is the old one)")
     p.add_argument("new")
     p = sub.add_parser("mode", help="normal or critical")
@@ -334,10 +466,55 @@ def build_parser():
     p.add_argument("--history", default="cellchain-history.sqlite", help="SQLite history file")
     p.add_argument("--retention-days", type=float, default=30.0, help="keep this many days of history")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
+    p.add_argument("--allow-host", action="append", metavar="NAME",
+                   help="a further name the page may be opened by (Host header; default 127.0.0.1, "
+                        "localhost and the --host address)")
+    p.add_argument("--replay", metavar="TRACE", default=None,
+                   help="first fill the history from a virtual-pack trace (sim run --trace), in virtual time "
+                        "ending now (a simulated week shows as the last 7 days)")
+    p.add_argument("--replay-every", type=int, default=10, metavar="S",
+                   help="replay one trace second in S (default 10)")
+    p = sub.add_parser("mqtt", help="publish the pack to an MQTT broker with Home Assistant discovery (docs/gateway.md)")
+    p.add_argument("--broker", default="127.0.0.1:1883", help="HOST[:PORT] of the broker (default 127.0.0.1:1883)")
+    p.add_argument("--username", default=None)
+    p.add_argument("--mqtt-password", default=os.environ.get("CELLCHAIN_MQTT_PASSWORD"))
+    p.add_argument("--node-id", default="pack", help="this pack's id in topics and unique ids (default pack)")
+    p.add_argument("--name", default="cellchain pack", help="the device name in Home Assistant")
+    p.add_argument("--base-topic", default="cellchain")
+    p.add_argument("--discovery-prefix", default="homeassistant")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between readings")
     return ap
 
 
-COMMANDS = {"status": cmd_status, "cells": cmd_cells, "settings": cmd_settings,
+def cmd_mqtt(c, args):
+    from cellchain import mqtt, pack_link
+    link = pack_link.PackLink(c)
+    link.password = args.password
+    try:
+        args.sw_version = c.firmware()
+    except _client.ProtocolError:
+        args.sw_version = None
+    return mqtt.run(link, args)
+
+
+def replay(args):
+    """``dashboard --replay TRACE``: the trace into the history file; True when a board is given
+    to serve the page for."""
+    from cellchain import history
+    store = history.HistoryStore(args.history, retention_days=None)
+    try:
+        n, t0, t1 = history.replay_trace(store, args.replay, every_s=max(1, args.replay_every))
+    finally:
+        store.close()
+    if not n:
+        print("no readings in %s" % args.replay, file=sys.stderr)
+        return False
+    print("history %s: %d readings from %s (%.1f days of virtual time)" % (
+        args.history, n, args.replay, (t1 - t0) / 86400.0), flush=True)
+    return True
+
+
+COMMANDS = {"mqtt": cmd_mqtt, "status": cmd_status, "cells": cmd_cells, "settings": cmd_settings,
             "password": cmd_password, "mode": cmd_mode, "preset": cmd_preset,
             "calibrate": cmd_calibrate, "alarms": cmd_alarms, "version": cmd_version, "events": cmd_events,
             "watch": cmd_watch}
@@ -350,6 +527,13 @@ def main(argv=None):
             return cmd_scan(args)
         if args.cmd == "dashboard":
             from cellchain import dashboard
+            if args.replay:
+                if not replay(args):
+                    return 1
+                if not (args.socket or args.serial or args.ble):
+                    print("to see it: .venv/bin/cellchain --socket 127.0.0.1:8123 dashboard --history %s"
+                          "   (with make sim running)" % args.history)
+                    return 0
             args.password_given = bool(os.environ.get("CELLCHAIN_PASSWORD")) or any(
                 a == "--password" or a.startswith("--password=") for a in (argv or sys.argv[1:]))
             return dashboard.run(args)
@@ -357,11 +541,17 @@ def main(argv=None):
     except LoginRefused as e:
         print("refused: %s" % e, file=sys.stderr)
         return 1
+    except _client.LinkError as e:
+        print("cellchain: board unreachable: %s" % e, file=sys.stderr)
+        return 2
     except Exception as e:  # no adapter, no port: one line, not a traceback
         print("cellchain: %s" % e, file=sys.stderr)
         return 2
     try:
         return COMMANDS[args.cmd](c, args)
+    except _client.LinkError as e:
+        print("cellchain: board unreachable: %s" % e, file=sys.stderr)
+        return 2
     except _client.ProtocolError as e:
         print("refused: %s" % e, file=sys.stderr)
         return 1

@@ -30,6 +30,19 @@ class ProtocolError(Exception):
     """The board refused a request (``NA ...``) or did not answer."""
 
 
+class LinkError(ProtocolError):
+    """The link failed: no reply in time, a reply out of step with its request, the
+    connection lost. The connection is not used again (``Client.broken``): a reply that comes
+    late would be taken for the next request's. Reconnect and log in again."""
+
+
+class Unreachable(LinkError):
+    """No connection to the End board at all (socket refused, port or radio missing)."""
+
+
+FENCE_CHARS = "0123456789abcdef"
+
+
 # ---- transports -------------------------------------------------------------------------------
 
 class SocketTransport:
@@ -47,7 +60,7 @@ class SocketTransport:
             return b""
         data = self.sock.recv(4096)
         if not data:
-            raise ProtocolError("connection closed by the board")
+            raise LinkError("connection closed by the board")
         return data
 
     def close(self):
@@ -136,14 +149,21 @@ def scan(timeout_s=5.0):
 
 
 def open_transport(socket_addr=None, serial_port=None, ble_address=None, baud=115200):
-    if socket_addr:
-        host, _, port = socket_addr.rpartition(":")
-        return SocketTransport(host or "127.0.0.1", int(port))
-    if serial_port:
-        return SerialTransport(serial_port, baud)
-    if ble_address:
+    """A transport to the End board; raises Unreachable when there is none (connection
+    refused, no such port, no adapter, ...), ProtocolError when none is given."""
+    if not (socket_addr or serial_port or ble_address):
+        raise ProtocolError("no connection given: use --socket HOST:PORT, --serial PORT or --ble ADDRESS")
+    try:
+        if socket_addr:
+            host, _, port = socket_addr.rpartition(":")
+            return SocketTransport(host or "127.0.0.1", int(port))
+        if serial_port:
+            return SerialTransport(serial_port, baud)
         return BleTransport(ble_address)
-    raise ProtocolError("no connection given: use --socket HOST:PORT, --serial PORT or --ble ADDRESS")
+    except ValueError as e:
+        raise ProtocolError("bad address: %s" % e) from e
+    except Exception as e:   # OSError, serial.SerialException, bleak errors, timeouts
+        raise Unreachable("%s (%s)" % (e, socket_addr or serial_port or ble_address)) from e
 
 
 # ---- parsing ----------------------------------------------------------------------------------
@@ -250,6 +270,32 @@ def _is_version_line(line):
     return len(line) > 4 and line[0] in "0123456789ABCDEF" and line[1] != "_" and "_" in line
 
 
+def check_reply(line, got, prefix, fail):
+    """The lines ``got`` between a request's fences must be one well-formed reply: any number
+    of ``prefix`` lines, then ``OK``; or an optional ``ERR:`` reason line, then ``NA``. Returns
+    the prefix lines (prefix cut off); raises ProtocolError on a refusal; calls ``fail(why)``
+    (which raises) on anything else - a lost, doubled or foreign line."""
+    if not got:
+        fail("no answer to %s between its fences" % line)
+    last = got[-1]
+    body = got[:-1]
+    if last == "OK":
+        out = []
+        for reply in body:
+            if not (prefix and reply.startswith(prefix)):
+                fail("unexpected line %r in the reply to %s" % (reply[:40], line))
+            out.append(reply[len(prefix):])
+        return out
+    if last == "NA" or last.startswith("NA "):
+        reason = last[3:] if last.startswith("NA ") else None
+        if len(body) > 1 or (body and not body[0].startswith("ERR:")):
+            fail("unexpected lines %r before NA in the reply to %s" % ([r[:40] for r in body], line))
+        if body:
+            reason = body[0][4:]
+        raise ProtocolError(reason or "refused")
+    fail("reply to %s out of step: %r" % (line, [r[:40] for r in got[:4]]))
+
+
 def _kv(text):
     out = {}
     for item in text.split():
@@ -262,13 +308,24 @@ def _kv(text):
 
 class Client:
     """Line-oriented, synchronous: one request at a time; data lines that arrive meanwhile
-    are kept in ``data_lines`` for ``rounds()``."""
+    are kept in ``data_lines`` for ``rounds()``.
+
+    Every request goes out between two fences, ``ID:<a>?`` and ``ID:<b>?`` with fresh random
+    tokens, which the board echoes as ``ID:<a>`` / ``ID:<b>`` (docs/ble-protocol.md). The reply
+    is the lines between the two echoes, nothing else: whatever came before ``ID:<a>`` (a late
+    reply to an earlier request, a stray line) is skipped, and the lines in between must be
+    exactly one well-formed reply (one ``OK``/``NA`` at the end, only the request's own tag
+    before it). A timeout or a reply out of that shape raises LinkError and marks the client
+    ``broken``; it refuses every further request, so a reply can never be taken for another
+    request's: reconnect (PackLink does) instead."""
 
     def __init__(self, transport, timeout_s=5.0):
         self.t = transport
         self.timeout_s = timeout_s
         self._buf = b""
         self.data_lines = []
+        self.broken = None           # why the link is out of step (then no request goes out)
+        self.fences = True
 
     def close(self):
         self.t.close()
@@ -283,54 +340,93 @@ class Client:
             left = end - time.monotonic()
             if left <= 0:
                 return None
-            self._buf += self.t.read(min(left, 0.5))
+            try:
+                self._buf += self.t.read(min(left, 0.5))
+            except LinkError as e:
+                self._break(str(e))
+            except OSError as e:
+                self._break("connection lost: %s" % e)
+            if len(self._buf) > 65536 and b"\r" not in self._buf:
+                self._buf = b""
+                self._break("a line of over 64 kB from the board")
         line, _, self._buf = self._buf.partition(b"\r")
         return line.replace(b"\n", b"").decode("ascii", "replace")
 
-    def request(self, line, prefix=None):
-        """Send a command; returns the lines starting with ``prefix`` before the closing OK.
-        Raises ProtocolError on NA or timeout."""
-        self.send(line)
-        got = []
-        reason = None
+    def _break(self, why):
+        self.broken = why
+        raise LinkError(why)
+
+    @staticmethod
+    def _token():
+        import secrets
+        return secrets.token_hex(6)
+
+    def exchange(self, line):
+        """Send one request line between two fences; returns the reply lines between the
+        fences' echoes (streamed data lines go to ``data_lines``). LinkError on a timeout or a
+        lost connection (the client is then ``broken``)."""
+        if self.broken:
+            raise LinkError("link out of step (%s): reconnect" % self.broken)
+        if not line or len(line) > 64 or any(not 32 <= ord(c) < 127 or c == "$" for c in line):
+            raise ProtocolError("not one request line: %r" % line)
+        a, b = self._token(), self._token()
+        try:
+            self.t.write(("ID:%s?\r%s\rID:%s?\r" % (a, line, b)).encode("ascii"))
+        except LinkError as e:
+            self._break(str(e))
+        except OSError as e:
+            self._break("connection lost: %s" % e)
         end = time.monotonic() + self.timeout_s
+        got = None
         while True:
             reply = self.readline(max(0.0, end - time.monotonic()))
             if reply is None:
-                raise ProtocolError("no reply to %s" % line)
-            if reply == "OK":
-                return got
-            if reply.startswith("ERR:"):     # the reason for the NA that follows
-                reason = reply[4:]
-            elif reply == "NA" or reply.startswith("NA "):
-                if reply.startswith("NA "):  # older firmware: the reason on the NA line
-                    reason = reply[3:]
-                raise ProtocolError(reason or "refused")
-            if prefix and reply.startswith(prefix):
-                got.append(reply[len(prefix):])
-            elif parse_data_line(reply):
+                self._break("no reply to %s within %g s" % (line, self.timeout_s))
+            if parse_data_line(reply):
                 self.data_lines.append(reply)
+            elif got is None:
+                if reply == "ID:" + a:
+                    got = []
+            elif reply == "ID:" + b:
+                return got
+            elif reply == "ID:" + a:
+                self._break("fence %s twice" % a)
+            else:
+                got.append(reply)
+                if len(got) > 4096:
+                    self._break("reply to %s too long" % line)
+
+    def request(self, line, prefix=None):
+        """Send a command; returns the lines starting with ``prefix`` before the closing OK.
+        Raises ProtocolError on NA (with the ``ERR:`` reason), LinkError when the reply is
+        not exactly one well-formed answer."""
+        got = self.exchange(line)
+        return check_reply(line, got, prefix, self._break)
 
     # gen3
     def login(self, password):
+        """True only on the board's OK to this very ``PW`` (between its fences); False on its
+        refusal; LinkError (not False) when the link failed."""
         try:
             self.request("PW%s!" % password)
             return True
+        except LinkError:
+            raise
         except ProtocolError:
             return False
 
+    def _one(self, lines, line):
+        if len(lines) != 1:
+            self._break("%d answer lines to %s, not 1" % (len(lines), line))
+        return lines[0]
+
     def version(self):
-        self.send("V@")
-        end = time.monotonic() + self.timeout_s
-        while time.monotonic() < end:
-            line = self.readline(max(0.0, end - time.monotonic()))
-            if line is None:
-                break
-            if _is_version_line(line):
-                if not version_ok(line):
-                    raise ProtocolError("bad version checksum: %s" % line)
-                return line
-        raise ProtocolError("no reply to V@")
+        got = self.exchange("V@")
+        if len(got) != 1 or not _is_version_line(got[0]):
+            self._break("reply to V@ out of step: %r" % got[:4])
+        if not version_ok(got[0]):
+            raise ProtocolError("bad version checksum: %s" % got[0])
+        return got[0]
 
     def stream(self, on=True):
         self.request("E!" if on else "D!")
@@ -339,21 +435,43 @@ class Client:
         self.t.write(b"$")
 
     # extensions
+    def check_password(self, password):
+        """``PV``: True when the board takes ``password`` (its lockout counts a wrong one), the
+        session's login unchanged; False on a refusal (wrong, or locked)."""
+        try:
+            self.request("PV%s!" % password)
+            return True
+        except LinkError:
+            raise
+        except ProtocolError:
+            return False
+
     def lock_status(self):
         """Password lockout: {"connection_ms", "global_ms", "global_failures"} (no login)."""
-        parts = self.request("LK?", "LK:")[0].split()
-        return {"connection_ms": int(parts[0]), "global_ms": int(parts[1]),
-                "global_failures": int(parts[2])}
+        def parse(lines):
+            parts = self._one(lines, "LK?").split()
+            return {"connection_ms": int(parts[0]), "global_ms": int(parts[1]),
+                    "global_failures": int(parts[2])}
+        return self._parsed("LK?", "LK:", parse)
 
     def firmware(self):
-        return self.request("F?", "F:")[0]
+        return self._one(self.request("F?", "F:"), "F?")
+
+    def _parsed(self, line, prefix, parse):
+        lines = self.request(line, prefix)
+        try:
+            return parse(lines)
+        except (ValueError, IndexError):
+            self._break("malformed reply to %s: %r" % (line, [x[:40] for x in lines[:3]]))
 
     def settings(self):
-        out = {}
-        for item in self.request("S?", "S:"):
-            k, _, v = item.partition("=")
-            out[k] = v if k == "name" else int(v)
-        return out
+        def parse(lines):
+            out = {}
+            for item in lines:
+                k, _, v = item.partition("=")
+                out[k] = v if k == "name" else int(v)
+            return out
+        return self._parsed("S?", "S:", parse)
 
     def set_setting(self, name, value):
         self.request("S:%s=%s!" % (name, value))
@@ -371,32 +489,38 @@ class Client:
         self.request("ZC!")
 
     def alarms(self):
-        text = self.request("A?", "A:")[0].split(" ")
-        names = [] if len(text) < 3 or text[2] == "-" else text[2].split(",")
-        return {"mask": int(text[0], 16), "break_position": int(text[1]), "names": names}
+        def parse(lines):
+            text = self._one(lines, "A?").split(" ")
+            names = [] if len(text) < 3 or text[2] == "-" else text[2].split(",")
+            return {"mask": int(text[0], 16), "break_position": int(text[1]), "names": names}
+        return self._parsed("A?", "A:", parse)
 
     def status(self):
-        return _kv(self.request("ST?", "ST:")[0])
+        return _kv(self._one(self.request("ST?", "ST:"), "ST?"))
 
     def cells(self):
-        out = []
-        for item in self.request("CL?", "CL:"):
-            f = item.split(" ")
-            out.append({"cell": int(f[0]), "mv": None if f[1] == "X" else int(f[1]),
-                        "temp_dc": None if f[2] == "X" else int(f[2]), "status": int(f[3], 16)})
-        return out
+        def parse(lines):
+            out = []
+            for item in lines:
+                f = item.split(" ")
+                out.append({"cell": int(f[0]), "mv": None if f[1] == "X" else int(f[1]),
+                            "temp_dc": None if f[2] == "X" else int(f[2]), "status": int(f[3], 16)})
+            return out
+        return self._parsed("CL?", "CL:", parse)
 
     def events(self):
         """The End board's event log (EV?), oldest first."""
-        out = []
-        for item in self.request("EV?", "EV:"):
-            f = item.split(" ")
-            if len(f) < 9:
-                continue
-            out.append({"n": int(f[0]), "uptime_s": int(f[1]), "kind": f[2], "what": f[3],
-                        "min_mv": int(f[4]), "max_mv": int(f[5]), "current_ma": int(f[6]),
-                        "soc_c": int(f[7]), "break_position": int(f[8])})
-        return out
+        def parse(lines):
+            out = []
+            for item in lines:
+                f = item.split(" ")
+                if len(f) < 9:
+                    continue
+                out.append({"n": int(f[0]), "uptime_s": int(f[1]), "kind": f[2], "what": f[3],
+                            "min_mv": int(f[4]), "max_mv": int(f[5]), "current_ma": int(f[6]),
+                            "soc_c": int(f[7]), "break_position": int(f[8])})
+            return out
+        return self._parsed("EV?", "EV:", parse)
 
     def rounds(self, max_rounds=None, keepalive_s=0.5):
         """Yield one dict per streamed round (keys = tags; 'C' is the list of cells, 'CS' the

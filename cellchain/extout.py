@@ -159,6 +159,40 @@ def assemble_round(values):
     }
 
 
+class ReaderRules:
+    """What the third-party readers survive (issue 22), checked packet by packet on decoded
+    packets: the vendor's Venus driver exits on a detail cell above N and, when N changes,
+    rebuilds its cell table (a crash in one driver version, phantom cells in another); Solar
+    Assistant rebuilds its table on a changed N; a detail cell 0 or N = 0 leaves a phantom
+    "cell 0". So: N > 0 and constant for one chain, every cell number 1..N, a pack voltage
+    that is never 0 V once one was sent, currents with a proper sign byte.
+    ``check(p)`` returns the list of broken rules for this packet (empty = fine)."""
+
+    def __init__(self):
+        self.cells = None
+        self.pack_seen = False
+        self.violations = []
+
+    def check(self, p):
+        bad = []
+        n = p["cells"]
+        if n == 0:
+            bad.append("N = 0 (readers keep a phantom cell 0)")
+        elif self.cells is not None and n != self.cells:
+            bad.append("cell count changed %d -> %d (readers rebuild or crash)" % (self.cells, n))
+        if n:
+            self.cells = n
+        for key in ("cell", "min_cell", "max_cell", "min_temp_cell", "max_temp_cell"):
+            if not 1 <= p[key] <= max(n, 1):
+                bad.append("%s %d outside 1..%d" % (key, p[key], n))
+        if p["pack_v"] > 0:
+            self.pack_seen = True
+        elif self.pack_seen:
+            bad.append("pack voltage 0 V after a real one (a GX takes it as the system voltage)")
+        self.violations.extend(bad)
+        return bad
+
+
 class RoundAssembler:
     """Collects the rotating pairs like the readers: key 0 starts a round, the round is
     complete when keys 0..18 have all arrived since."""
@@ -391,13 +425,13 @@ def main(argv=None, stdout=None, stderr=None):
     stdout = stdout if stdout is not None else sys.stdout
     stderr = stderr if stderr is not None else sys.stderr
     ap = argparse.ArgumentParser(
-        prog="python -m cellchain.extout",
+        prog=".venv/bin/python -m cellchain.extout",
         description="Decode a cellchain / 123\\SmartBMS extended data output stream into JSON lines.")
     ap.add_argument("source", help="capture file ('-' = stdin) or serial port / pyserial URL")
     ap.add_argument("--port", action="store_true", help="treat SOURCE as a serial port even if a file has that name")
     ap.add_argument("--baud", type=int, default=9600, help="serial baud rate (default 9600)")
     ap.add_argument("--gap-ms", type=int, default=200, help="idle time that ends a packet on a port (default 200)")
-    ap.add_argument("--count", type=int, default=0, help="stop after this many packets (port; 0 = until Ctrl-C)")
+    ap.add_argument("--count", type=int, default=0, help="stop after this many packets (port or file; 0 = all / until Ctrl-C)")
     ap.add_argument("--seconds", type=float, default=0, help="stop reading a port after this long (0 = no limit)")
     ap.add_argument("--hex", action="store_true", help="add each packet's bytes as hex")
     ap.add_argument("--gaps", default=None,
@@ -409,9 +443,17 @@ def main(argv=None, stdout=None, stderr=None):
 
     dec = Decoder(report)
 
+    class _Enough(Exception):
+        pass
+
+    emitted = [0]
+
     def emit(p):
         stdout.write(json.dumps(p) + "\n")
         stdout.flush()
+        emitted[0] += 1
+        if args.count and emitted[0] >= args.count:
+            raise _Enough()          # --count holds for files too (issue 22)
 
     is_file = args.source == "-" or (not args.port and os.path.isfile(args.source))
     try:
@@ -472,7 +514,7 @@ def main(argv=None, stdout=None, stderr=None):
                 report("port closed: %s" % e)
             finally:
                 ser.close()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Enough):
         pass
     except BrokenPipeError:
         return 0

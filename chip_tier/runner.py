@@ -78,6 +78,19 @@ def run_hash(name):
 
 
 def build_images(roles):
+    """The images into build/, taking turns with the virtual pack's builds (sim.mp_engine's lock
+    file: CI runs the chip tier beside the tests)."""
+    import fcntl
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", ".image.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _build_images(roles)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_images(roles):
     for role in sorted(set(roles)):
         r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_images.py"),
                             "--board", BOARD_OF_ROLE[role], "--role", role],

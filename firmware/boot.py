@@ -14,6 +14,8 @@ IMAGE_ROLE = None  # set per image by tools/build_images.py
 
 def safe_levels(board, role):
     """(attribute name, level) of every output the role drives, at its safe level."""
+    if role == "gateway":                  # no balancer, no relays (its CAN controller starts silent)
+        return [("LED_PIN", 0)]
     levels = [("BALANCE_PIN", 0),          # balance resistor MOSFET off
               ("LED_PIN", 0)]
     if role == "end":

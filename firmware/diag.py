@@ -98,22 +98,7 @@ def _settings_line(role):
     return " ".join("%s=%s" % (k, d[k]) for k in sorted(d))
 
 
-def lines(measure=True):
-    """The report as a list of strings (show() prints them; tests read them)."""
-    lp = _loop()
-    role = lp.current_role
-    bd = lp.current_board
-    out = []
-    try:
-        from core.version import FIRMWARE_VERSION
-        ver = "%d.%d.%d" % FIRMWARE_VERSION
-    except ImportError:
-        ver = "?"
-    out.append("cellchain %s  role: %s  board: %s" % (ver, lp.role_name or "(none running)",
-                                                      getattr(bd, "NAME", "?")))
-    pos = getattr(role, "position", None)
-    out.append("chain position: %s" % (pos if pos is not None else "unknown (from the next frame)"))
-    cb = cell_board()
+def _cell_lines(cb, measure, out):
     if measure:
         cb.measure(0)
     cal = cb.channel.cal
@@ -130,6 +115,37 @@ def lines(measure=True):
         cb.duty, cb.vbal_mv, " (off by switches)" if cb.vbal_mv == 0 else "", "ok" if cb.link_ok else "STALE",
         b.derated, b.hot_stop, b.on_s))
     out.append("status: 0x%02x %s; frames seen %d" % (cb.status, status_names(cb.status), cb.frames))
+
+
+def lines(measure=True):
+    """The report as a list of strings (show() prints them; tests read them)."""
+    lp = _loop()
+    role = lp.current_role
+    bd = lp.current_board
+    out = []
+    try:
+        from core.version import FIRMWARE_VERSION
+        ver = "%d.%d.%d" % FIRMWARE_VERSION
+    except ImportError:
+        ver = "?"
+    out.append("cellchain %s  role: %s  board: %s" % (ver, lp.role_name or "(none running)",
+                                                      getattr(bd, "NAME", "?")))
+    if lp.role_name == "gateway":     # no cell board here (its pins are the gateway's): counters only
+        c = _counters(role, {})
+        out.append("gateway: " + " ".join("%s=%s" % (k, c[k]) for k in sorted(c)))
+        return out
+    pos = getattr(role, "position", None)
+    out.append("chain position: %s" % (pos if pos is not None else "unknown (from the next frame)"))
+    try:
+        cb = cell_board()
+    except (AttributeError, ImportError, OSError, ValueError) as e:
+        # a virtual board (the Unix port: no machine.Pin/ADC) or a board definition that does
+        # not fit the chip: say so, and show what needs no hardware (issue 22)
+        cb = None
+        out.append("cell: no board hardware here (%s): a virtual board or the Unix port has no "
+                   "pins or ADC; link, settings and errors below" % e)
+    if cb is not None:
+        _cell_lines(cb, measure, out)
     port = getattr(role, "link", None) or getattr(role, "port", None)
     # the role's counters include its port's (Between, End): each name once
     d = _counters(role, _counters(port, {}) if port is not role else {})
@@ -138,8 +154,8 @@ def lines(measure=True):
     st = _settings_line(role)
     if st is not None:
         out.append("settings: %s" % st)
-    out.append("reset cause: %s" % cb.reset_cause)
-    data_dir = getattr(cb.hw, "data_dir", None) or lp.DATA_DIR
+    out.append("reset cause: %s" % (cb.reset_cause if cb is not None else "n/a"))
+    data_dir = (getattr(cb.hw, "data_dir", None) if cb is not None else None) or lp.DATA_DIR
     err = lp.last_error(data_dir)
     out.append("last error: %s" % (err.strip().replace("\n", " | ") if err else "none"))
     loop = lp.current_loop

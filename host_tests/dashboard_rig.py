@@ -15,10 +15,11 @@ from sim.app_server import serve
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 T0 = 1798761600.0     # 2027-01-01 00:00 UTC: the virtual pack's clock starts here
+OWNER = "135790"      # the password the rig sets (the factory one must be changed at the first login)
 
 
 class PackRig:
-    def __init__(self, tmp_path, sc, retention_days=None):
+    def __init__(self, tmp_path, sc, retention_days=None, factory=False):
         self.sim = engine.Simulation(scenario.load(sc), workdir=str(tmp_path / "boards"))
         self.app = serve(self.sim, 0)
         self._pending = 0
@@ -26,11 +27,19 @@ class PackRig:
         self._stop = False
         self._thread = threading.Thread(target=self._drive, daemon=True)
         self._thread.start()
-        self.link = pack_link.PackLink(client.Client(client.SocketTransport("127.0.0.1", self.app.port),
-                                                     timeout_s=10.0))
+        if not factory:                 # the owner has set his own password
+            c = client.Client(client.SocketTransport("127.0.0.1", self.app.port), timeout_s=10.0)
+            assert c.login("1234")
+            c.change_password("1234", OWNER)
+            c.close()
+        self.password = "1234" if factory else OWNER
+        self.link = pack_link.PackLink(self.connect(), connect=self.connect)
         self.store = history.HistoryStore(str(tmp_path / "history.sqlite"), retention_days=retention_days)
         self.dash = dashboard.Dashboard(self.link, self.store, port=0, clock=self.now,
                                         transport_name="virtual pack").start(record=False)
+
+    def connect(self):
+        return client.Client(client.SocketTransport("127.0.0.1", self.app.port), timeout_s=10.0)
 
     def now(self):
         return T0 + self.sim.t_ms / 1000.0
@@ -67,9 +76,9 @@ class PackRig:
                 self.read()
 
     def read(self):
-        """One reading by the dashboard (logging it in with the factory password if needed)."""
+        """One reading by the dashboard (logging it in with the rig's password if needed)."""
         if not self.link.logged_in:
-            assert self.link.login("1234")
+            assert self.link.login(self.password)
         assert self.dash.poll_once(), self.dash.error
         return self.dash.latest
 

@@ -43,6 +43,12 @@ def test_python_m_bench_writes_results(tmp_path):
     with open(results) as f:
         res = json.load(f)
     assert "memory" in res                # the sections not run are kept
+    # issue 22: progress and the time each section took; the summary holds only this run's figures
+    assert "[1/1] link ..." in out.stdout and "[1/1] link done in" in out.stdout
+    assert "sections: link " in out.stdout and res["bench_run"]["sections"] == ["link"]
+    summary = out.stdout[out.stdout.index("bench summary"):]
+    assert "link 16 cells" in summary and "reaction" not in summary and "board speed" not in summary
+    assert "FAIL" not in out.stdout
     for n in ("4", "16", "64", "255"):
         cell = res["link"]["cells"][n]
         assert cell["aggregates_latency_ms"] > 0 and cell["detail_cycles"] >= 1

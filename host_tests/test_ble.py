@@ -340,11 +340,64 @@ def test_readers_parse_the_stream_healthy_and_during_comm_loss(ble_mod):
     cells = [v for tag, v in healthy if tag == "C"]
     assert len(cells) == 4 and all(c["status"] == 0 and c["v"] == 3.5 for c in cells)
     assert [v for tag, v in healthy if tag == "CS"][0]["status"] == [0x21] * 4
+    ctl.snap.hold()                        # the End role keeps the complete chain each cycle
     ctl.snap.comm_ok = False
+    ctl.snap.cell_count = 2                # the boards before the break
     ctl.brain.alarms = alarms.COMM_LOST
     broken = one_round()
     cells = [v for tag, v in broken if tag == "C"]
+    # issue 22: both readers read an X field as 0 (0 V, -276 degC) and rebuild on a new count:
+    # the same 4 cells with their last heard values, every one flagged 0x80 (a problem)
     assert len(cells) == 4
-    assert all(c["v"] is None and c["t_c"] is None and c["status"] == 0x80 for c in cells)
+    assert all(c["v"] == 3.5 and c["t_c"] is not None and c["status"] == 0x80 for c in cells)
     u = dict(broken)["U"]
-    assert u["pack_v"] is None
+    assert u["pack_v"] == 14.0                                   # the last trusted pack voltage
+    assert u["i_a"] is None and u["i1_a"] is None                 # not "+0000"
+
+
+def _aiobmsble_model(lines):
+    """How Home Assistant's aiobmsble reads a gen3 round (shared/spec/ble-123.md and the issue):
+    fields as hex with an 'X' field read as 0, temperature = raw - 276, problem = any C line's
+    status & 0x0EFC, battery temperature = the mean of the cells."""
+    def num(f):
+        return 0 if f.startswith("X") else int(f, 16)
+    cells = []
+    problem = False
+    for ln in lines:
+        f = ln.split("_")
+        if f[0] == "C" and len(f) == 6:
+            cells.append((num(f[3]) * 0.005, num(f[4]) - 276))
+            problem |= bool(num(f[5]) & 0x0EFC)
+    temps = [t for _, t in cells]
+    return {"cells": cells, "problem": problem, "temp_c": sum(temps) / len(temps) if temps else None}
+
+
+def test_aiobmsble_sees_every_fault_as_a_problem_and_no_phantom_values(ble_mod):
+    """Issue 22: an open NTC read as problem: false, the cell at -276 degC and the battery at
+    -35 degC; during comm loss the X fields read as 0 V / -276 degC."""
+    from core import alarms
+    from core.snapshot import CellStatus
+    fake, t, ctl, app = started(ble_mod)
+    fake.handler(IRQ_CONNECT, (1, 0, b""))
+    t.poll()
+    fake.central_write(1, b"PW1234!\rE!\r")
+    t.poll()
+
+    def one_round():
+        fake.notified.clear()
+        app.stream_round()
+        t.poll()
+        return [ln.decode() for ln in fake.received(1).split(b"\r") if ln]
+    ctl.snap.hold()
+    healthy = _aiobmsble_model(one_round())
+    assert not healthy["problem"] and 20 < healthy["temp_c"] < 30
+    ctl.snap.cell_status[2] = CellStatus.TEMP_SENSOR_FAULT          # an open NTC
+    ntc = _aiobmsble_model(one_round())
+    assert ntc["problem"] and abs(ntc["temp_c"] - healthy["temp_c"]) < 2
+    assert all(t_c > -40 for _, t_c in ntc["cells"])
+    ctl.snap.cell_status[2] = 0
+    ctl.snap.comm_ok = False                                           # a link break
+    ctl.brain.alarms = alarms.COMM_LOST
+    lost = _aiobmsble_model(one_round())
+    assert lost["problem"] and len(lost["cells"]) == 4
+    assert all(v > 2.5 and t_c > -40 for v, t_c in lost["cells"])     # no 0 V, no -276 degC

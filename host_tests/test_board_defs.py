@@ -47,6 +47,10 @@ def _defs():
 
 def _role_pins(d, role):
     """(label, pin) for every pin a role uses on this board."""
+    if role == "gateway":
+        return [("led", d.LED_PIN), ("extin", d.EXTIN_PIN), ("spi sck", d.CAN_SCK_PIN),
+                ("spi mosi", d.CAN_MOSI_PIN), ("spi miso", d.CAN_MISO_PIN), ("can cs", d.CAN_CS_PIN)] + (
+            [("extin uart tx", d.EXTIN_UART_TX_PIN)] if d.EXTIN_BACKEND == "uart" else [])
     pins = [("cell adc", d.CELL_ADC_PIN), ("balance", d.BALANCE_PIN), ("led", d.LED_PIN),
             ("button", d.BUTTON_PIN)]
     if d.NTC_ADC_PIN is not None:
@@ -245,6 +249,10 @@ OUTPUT_LABELS = POWER_SWITCHES + ("led", "link out", "charge led", "load led", "
 def _uart_pins(d, role):
     """(label, pin) of every pin a UART of this role is routed to, including unused directions."""
     pins = []
+    if role == "gateway":
+        if d.EXTIN_BACKEND == "uart":
+            pins += [("extin uart tx", d.EXTIN_UART_TX_PIN), ("extin uart rx", d.EXTIN_PIN)]
+        return pins
     if d.LINK_BACKEND == "uart" and d.LINK_UART_ID is not None:
         pins += [("link uart tx", d.LINK_OUT_PIN), ("link uart rx", d.LINK_IN_PIN)]
     if role == "end" and d.EXTOUT_UART_ID is not None:
@@ -314,7 +322,7 @@ def test_uart_pins_do_not_collide_with_the_roles_other_pins():
             for label, p in _uart_pins(d, role):
                 if p in own:
                     # the UART's own pin is the role's pin of the same job
-                    assert own[p] in ("link out", "link in", "extout"), (d.NAME, role, label, p, own[p])
+                    assert own[p] in ("link out", "link in", "extout", "extin", "extin uart tx"), (d.NAME, role, label, p, own[p])
 
 
 def test_esp32_devkitc_keeps_relays_off_jtag_and_uart1_off_gpio9():

@@ -66,7 +66,18 @@ def test_every_between_led_flashes_on_every_frame(chip, name):
 @pytest.mark.parametrize("name", ("c16", "c16_skew"))
 def test_end_cycle_at_16_cells(chip, name):
     end = chip[name]["boards"][-1]
-    assert end["loop"]["max_cycle_us"] <= END_CYCLE_MAX_US_16, end["loop"]
+    # the End's own work <= 20 ms; a flash write (the event log since issue 22, the state every
+    # 5 min) adds the chip's stall on top, in the post-frame window where it cuts nothing
+    assert end["loop"]["max_cycle_us"] <= END_CYCLE_MAX_US_16 + _longest_write_us(end["stalls"]), (
+        end["loop"], end["stalls"])
+
+
+def _longest_write_us(stalls):
+    """The most stall (us) the flash put into any 200 ms (one write: erases and programs)."""
+    best = 0
+    for t, _ms, _kind in stalls:
+        best = max(best, sum(ms for t2, ms, _k in stalls if t <= t2 < t + 0.2))
+    return int(best * 1000)
 
 
 @hil

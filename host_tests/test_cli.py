@@ -15,6 +15,7 @@ from core.relays import RESTART_DWELL_MS
 from test_app_protocol import ROUND_4S, Ctl, fill
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OWNER = "135790"       # the owner's own password (the factory one must be changed first)
 
 
 class BrainCtl(Ctl):
@@ -37,7 +38,11 @@ class BrainCtl(Ctl):
         self.brain.update(self.snap, 1000)
 
 
-def serve(ctl, cycle_s=0.02):
+def serve(ctl, cycle_s=0.02, factory=False):
+    if not factory:
+        from core import password
+        ctl.settings.pw_salt = "0011223344556677"
+        ctl.settings.pw_hash = password.make_hash(ctl.settings.pw_salt, OWNER)
     app = AppProtocol(ctl)
     srv = client.serve_socket(app, "127.0.0.1", 0)
     lock = threading.Lock()
@@ -46,7 +51,8 @@ def serve(ctl, cycle_s=0.02):
 
 
 def run(capsys, srv, *argv):
-    code = cli.main(["--socket", "127.0.0.1:%d" % srv.port, "--timeout", "3"] + list(argv))
+    pw = [] if "--password" in argv else ["--password", OWNER]
+    code = cli.main(["--socket", "127.0.0.1:%d" % srv.port, "--timeout", "3"] + pw + list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -287,4 +293,114 @@ def test_python_m_cellchain_entry_point():
     assert r.returncode == 0 and "watch" in r.stdout and "settings" in r.stdout
     r = subprocess.run([sys.executable, "-m", "cellchain", "--socket", "127.0.0.1:1", "status"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "cellchain:" in r.stderr
+    assert r.returncode == 2 and "cellchain: board unreachable:" in r.stderr
+
+
+def test_the_factory_password_must_be_changed_first(capsys):
+    """Issue 21: the CLI refuses to work with the factory password 1234 until it is changed,
+    to at least 6 digits."""
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl, factory=True)
+    try:
+        code, out, err = run(capsys, srv, "--password", "1234", "status")
+        assert code == 1 and "factory password" in err and "password NEW" in err
+        assert run(capsys, srv, "--password", "1234", "version")[0] == 0
+        code, out, err = run(capsys, srv, "--password", "1234", "password", "5678")
+        assert code == 1 and "6..16 digits" in err
+        assert run(capsys, srv, "--password", "1234", "password", "24681357")[0] == 0
+        code, out, err = run(capsys, srv, "--password", "24681357", "status")
+        assert code == 0, err
+    finally:
+        srv.close()
+
+
+def test_a_board_that_stops_answering_is_unreachable_not_a_refusal(capsys):
+    """Issue 21: a lost board read as "login refused"; now exit 2 and "board unreachable"."""
+    import socket
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(1)                       # accepts, never answers
+    try:
+        code = cli.main(["--socket", "127.0.0.1:%d" % lsn.getsockname()[1], "--timeout", "0.3",
+                         "--password", OWNER, "status"])
+        err = capsys.readouterr().err
+        assert code == 2 and "board unreachable" in err and "refused" not in err
+    finally:
+        lsn.close()
+
+
+def test_settings_set_chemistry_is_the_preset_and_asks_first(capsys):
+    """Issue 20: `settings set chemistry 3` on a LiFePO4 pack was accepted silently; now it asks
+    as `preset` does (refused without a terminal unless --yes) and applies the whole preset."""
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl)
+    try:
+        before = ctl.settings.to_dict()
+        code, out, err = run(capsys, srv, "settings", "set", "chemistry", "3")
+        assert code == 1 and "chemistry is a preset" in err and "set up as lifepo4" in err and "--yes" in err
+        code, out, err = run(capsys, srv, "settings", "set", "vmax_mv", "4200")
+        assert code == 1 and "refused: vmax_mv=4200" in err, err
+        assert ctl.settings.to_dict() == before
+        code, out, err = run(capsys, srv, "settings", "set", "chemistry", "nmc", "--yes")
+        assert code == 0, err
+        s = ctl.settings
+        assert (s.chemistry, s.vmin_mv, s.vmax_mv, s.tmax_dc) == (settings.NMC, 3490, 4150, 550)
+        assert run(capsys, srv, "settings", "set", "chemistry", "7")[0] == 2
+    finally:
+        srv.close()
+
+
+def test_status_says_unknown_not_a_partial_sum_and_cells_not_heard(capsys):
+    """Issue 22: during a break `status` printed section A's running sum (9.902 V for a
+    16.5 V pack) and `cells` printed unheard cells as "ok"."""
+    ctl = Ctl(5)
+    ctl.snap.hold()
+    ctl.snap.comm_ok = False
+    ctl.snap.cell_count = 3
+    ctl.snap.pack_mv = 9902
+    srv, app, lock = serve(ctl)
+    try:
+        code, out, err = run(capsys, srv, "status")
+        assert code == 0, err
+        assert "pack unknown   min unknown  max unknown" in out and "9.902" not in out
+        code, out, err = run(capsys, srv, "--json", "status")
+        assert json.loads(out)["pack_mv"] is None
+        code, out, err = run(capsys, srv, "cells")
+        lines = [ln for ln in out.splitlines() if ln.strip()]
+        assert len(lines) >= 5 and not any(ln.rstrip().endswith(" ok") for ln in lines), out
+    finally:
+        srv.close()
+
+
+def test_settings_export_and_import_whole_file(capsys, tmp_path):
+    """Issue 22: a backup before a firmware update. Export every setting, import it back; a
+    file with one field out of range is refused whole (nothing written); a good file for
+    another chemistry goes in in an order the board accepts."""
+    from cellchain import settings_io
+    ctl = Ctl(4)
+    srv, app, lock = serve(ctl)
+    f = tmp_path / "pack.json"
+    try:
+        code, out, err = run(capsys, srv, "settings", "export", str(f))
+        assert code == 0, err
+        saved = json.loads(f.read_text())
+        assert saved["format"] == settings_io.FORMAT and saved["settings"]["vmax_mv"] == 3700
+        assert "pw_hash" not in saved["settings"]
+        before = ctl.settings.to_dict()
+        bad = dict(saved["settings"], vmax_mv=3650, tmax_dc=850)      # one good change, one out of range
+        f.write_text(json.dumps({"format": settings_io.FORMAT, "settings": bad}))
+        code, out, err = run(capsys, srv, "settings", "import", str(f))
+        assert code == 1 and "refused, nothing written: tmax_dc=850" in err, err
+        assert ctl.settings.to_dict() == before
+        nmc = dict(saved["settings"], chemistry=3, vnom_mv=3700, vmin_mv=3490, vbal_mv=4000, vmax_mv=4150)
+        f.write_text(json.dumps({"format": settings_io.FORMAT, "settings": nmc}))
+        code, out, err = run(capsys, srv, "settings", "import", str(f))
+        assert code == 0, err
+        assert (ctl.settings.chemistry, ctl.settings.vmax_mv, ctl.settings.vbal_mv) == (3, 4150, 4000)
+        code, out, err = run(capsys, srv, "settings", "import", str(f))
+        assert code == 0 and "nothing to change" in out
+        f.write_text("not json")
+        code, out, err = run(capsys, srv, "settings", "import", str(f))
+        assert code == 1 and "not a settings file" in err
+    finally:
+        srv.close()

@@ -34,11 +34,11 @@ def _rig(tmp_path, sc):
     return PackRig(tmp_path, sc)
 
 
-def _login(browser, rig, password="1234"):
+def _login(browser, rig, password=None):
     browser.get(rig.dash.url)
     box = wait_for(lambda: browser.find_element("id", "password"), what="login form")
     box.clear()
-    box.send_keys(password)
+    box.send_keys(password or rig.password)
     browser.find_element("id", "login-btn").click()
 
 
@@ -61,7 +61,7 @@ def test_login_then_live_values_equal_the_trace(tmp_path, browser):
         _login(browser, rig, "9999")
         wait_for(lambda: "refused" in _text(browser, "login-error"), what="wrong password refused")
         assert not browser.find_element("id", "main").is_displayed()
-        _login(browser, rig, "1234")
+        _login(browser, rig)
         wait_for(lambda: browser.find_element("id", "main").is_displayed(), what="main view after login")
         rig.advance(30)
         snap = rig.read()                       # the pack is paused: board state == last trace line
@@ -105,9 +105,15 @@ def test_setting_changed_then_refused_with_the_reason(tmp_path, browser):
         save("vmax_mv", "3650")
         wait_for(lambda: "saved" in _text(browser, "settings-msg"), what="vmax_mv saved")
         assert rig.sim.fw.state()["settings"]["vmax_mv"] == 3650
-        save("vmax_mv", "9999")                 # out of range: the page's own check
+        save("vmax_mv", "9999")                 # out of range: the page's own check, with the
         wait_for(lambda: "refused" in _text(browser, "settings-msg"), what="range refusal")
-        assert "must be 1500..5000 mV" in _text(browser, "settings-msg")
+        assert "must be 3360..4000 mV" in _text(browser, "settings-msg")     # LiFePO4 range (issue 22)
+        rng = browser.find_element("css selector", "#settings td.range[data-name='vmax_mv']").text
+        assert rng.startswith("3360..4000 mV"), rng
+        assert browser.find_element("id", "set-chemistry").tag_name == "select"   # enumerations: drop-downs
+        assert browser.find_element("id", "set-mode").tag_name == "select"
+        groups = [e.text for e in browser.find_elements("css selector", "#settings tr.group th")]
+        assert groups[:2] == ["Cell voltages", "Temperatures"]
         save("vmax_mv", "3300")                 # below V-balance: the board's whole-set rule
         wait_for(lambda: "vbal_mv" in _text(browser, "settings-msg"), what="consistency refusal")
         assert _text(browser, "settings-msg").startswith("refused: vmax_mv=3300: must be 3360..4000 mV (lifepo4 limit; at least vbal_mv + 10")
@@ -121,6 +127,30 @@ def test_setting_changed_then_refused_with_the_reason(tmp_path, browser):
         rig.close()
 
 
+def test_the_factory_password_is_replaced_at_the_first_login(tmp_path, browser):
+    """Issue 21: with the factory password 1234 the page shows only the form for a new one."""
+    rig = PackRig(tmp_path, CHARGING, factory=True)
+    try:
+        rig.advance(10)
+        _login(browser, rig, "1234")
+        wait_for(lambda: browser.find_element("id", "change-pw").is_displayed(), what="new-password form")
+        assert not browser.find_element("id", "main").is_displayed()
+        for a, b, why in (("56789", "56789", "6 to 16 digits"), ("567890", "567891", "differ")):
+            for box, text in (("new-password", a), ("new-password2", b)):
+                browser.find_element("id", box).clear()
+                browser.find_element("id", box).send_keys(text)
+            browser.find_element("id", "change-pw-btn").click()
+            wait_for(lambda w=why: w in _text(browser, "change-pw-error"), what=why)
+        browser.find_element("id", "new-password2").clear()
+        browser.find_element("id", "new-password2").send_keys("567890")
+        browser.find_element("id", "change-pw-btn").click()
+        wait_for(lambda: browser.find_element("id", "main").is_displayed(), what="main view after the change")
+        assert rig.link.password == "567890"
+        wait_for(lambda: len(_cell_texts(browser)) == 4, what="live cells")
+    finally:
+        rig.close()
+
+
 def test_chain_view_shows_where_the_link_is_broken(tmp_path, browser):
     rig = _rig(tmp_path, "comm_loss")          # the wire after board 2 breaks at t=100 s
     try:
@@ -129,13 +159,15 @@ def test_chain_view_shows_where_the_link_is_broken(tmp_path, browser):
         assert snap["alarms"]["break_position"] == 3
         _login(browser, rig)
         wait_for(lambda: _text(browser, "link-state") == "broken before board 3", what="link broken")
-        assert _text(browser, "chain-text").startswith("chain broken between board 2 and board 3")
+        assert _text(browser, "chain-text").startswith("no frames past board 2: check board 2 (powered, running) "
+                                                       "or the wire after it to board 3")
         lost = [e.text for e in browser.find_elements("css selector", "#chain .board.lost")]
         assert lost == ["B", "2"]
         assert len(browser.find_elements("css selector", "#chain .wire.broken")) == 1
         assert "comm lost" in _text(browser, "alarms") and "current sensor" not in _text(browser, "alarms")
         assert _text(browser, "pack-v") == "--" and _text(browser, "power") == "--"   # not a part-sum
-        wait_for(lambda: "comm lost (break at 3)" in _text(browser, "board-events"), what="the board's event log")
+        wait_for(lambda: "comm lost (board 2 or the wire after it" in _text(browser, "board-events"),
+                 what="the board's event log")
         if SCREENSHOTS:
             save_screenshot(browser, "dashboard-chain-broken.png")
     finally:
@@ -160,6 +192,15 @@ def _check_history_page(browser, rig, t_first):
     assert "charge" in relay and "load" in relay
     first, last = rig.store.span()
     assert first == t_first and last - first >= 85000
+    # issue 22: a legend per cell, a hover read-out with the cell's number and value
+    assert len(browser.find_elements("css selector", "#cells-legend span")) == ncell
+    from selenium.webdriver.common.action_chains import ActionChains
+    canvas = browser.find_element("id", "chart-cells")
+    browser.execute_script("arguments[0].scrollIntoView()", canvas)
+    ActionChains(browser).move_to_element(canvas).perform()
+    tip = wait_for(lambda: browser.find_element("id", "chart-cells-tip").is_displayed()
+                   and browser.find_element("id", "chart-cells-tip"), what="hover read-out")
+    assert tip.text.startswith("cell ") and " V at " in tip.text, tip.text
     return ms
 
 
@@ -197,3 +238,34 @@ def test_history_plotted_after_a_simulated_day(tmp_path, browser):
             save_screenshot(browser, "dashboard-history.png")
     finally:
         rig.close()
+
+
+def test_phone_width_keeps_the_bars_the_settings_and_the_history(tmp_path):
+    """Issue 22: at a phone's width (390 px) the cell bars disappeared and the settings table
+    ran off-screen. Every bar keeps a width, no settings row is wider than the screen, and the
+    history canvases fit."""
+    browser = chromium_driver(tmp_path, width=390, height=1600)
+    # a window cannot be narrower than 500 px: emulate the phone's viewport (iPhone 12..15: 390 px)
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 1600, "deviceScaleFactor": 1, "mobile": True})
+    rig = _rig(tmp_path, CHARGING)
+    try:
+        rig.advance(10)
+        _login(browser, rig)
+        wait_for(lambda: browser.find_elements("css selector", "#cells .cell .bar"), what="cell bars")
+        wait_for(lambda: browser.find_elements("id", "set-vmax_mv"), what="settings form")
+        width = browser.execute_script("return document.documentElement.clientWidth")
+        assert width <= 400
+        bars = browser.find_elements("css selector", "#cells .cell .bar")
+        assert bars and all(b.size["width"] >= 60 for b in bars), [b.size for b in bars]
+        for sel in ("#settings tr", "#cells .cell", "canvas", "#summary"):
+            for e in browser.find_elements("css selector", sel):
+                r = e.rect
+                assert r["x"] >= 0 and r["x"] + r["width"] <= width + 1, (sel, r, width)
+        scroll = browser.execute_script("return document.documentElement.scrollWidth")
+        assert scroll <= width + 1, (scroll, width)          # nothing runs off the side
+        if SCREENSHOTS:
+            save_screenshot(browser, "dashboard-phone.png")
+    finally:
+        rig.close()
+        browser.quit()

@@ -119,7 +119,7 @@ def test_web_bluetooth_login_live_values_and_a_refusal(tmp_path, browser):
         browser.find_element("id", "ble-btn").click()
         wait_for(lambda: "refused" in browser.find_element("id", "login-error").text, what="wrong password")
         box.clear()
-        box.send_keys("1234")
+        box.send_keys(rig.password)
         browser.find_element("id", "ble-btn").click()
         wait_for(lambda: browser.find_element("id", "main").is_displayed(), what="main view over Bluetooth")
         assert not rig.link.logged_in                     # the server's own session never logged in

@@ -323,6 +323,8 @@ def test_cli_file_json_lines(tmp_path):
     assert lines[0]["n"] == 1 and lines[0]["pack_v"] == 52.805 and len(lines[0]["hex"]) == 116
     assert lines[19]["round"]["soh_pct"] == 98
     assert "20 packets decoded, 0 checksum errors, 0 truncated" in err
+    rc, out, err = run_main([str(f), "--count", "5"])         # issue 22: --count holds for files
+    assert rc == 0 and len(out.splitlines()) == 5 and "5 packets decoded" in err
 
 
 def test_cli_rejections_give_status_1_and_counts(tmp_path):

@@ -213,6 +213,12 @@ def test_flash_real_image_onto_virtual_board(tmp_path):
     assert want <= _board_files(root) and "main.py" in want
     assert "diag.mpy" in want and "roles/between.mpy" in want and "roles/end.mpy" not in want
     assert (root / "data" / "calibration.json").read_text() == "keep me"
+    # issue 22: diag.show() on the virtual board said "module 'machine' has no attribute 'Pin'"
+    with virtual_board.VirtualBoard(str(root)) as vb:
+        r = subprocess.run([MPREMOTE, "connect", vb.port, "resume", "exec", "import diag; diag.show()"],
+                           capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "no board hardware here" in r.stdout and "last error:" in r.stdout, r.stdout
 
 
 def test_dry_run_of_the_real_firmware_with_a_relative_build_folder(tmp_path):

@@ -30,6 +30,7 @@ TREE = {
     "roles/begin.py": "from roles import common\n\n\ndef make(hw, bd):\n    return common\n",
     "roles/between.py": "from .common import C\n\n\ndef make(hw, bd):\n    return C\n",
     "roles/end.py": "from roles import common\nimport core.b\n\n\ndef make(hw, bd):\n    return common\n",
+    "roles/gateway.py": "from roles import common\n\n\ndef make(hw, bd):\n    return common\n",
     "roles/common.py": "C = 1\n",
 }
 
@@ -154,6 +155,8 @@ def test_images_hold_exactly_what_each_role_needs(tmp_path):
     assert _files(out / "pico_w" / "end") == common | {"roles/end.mpy", "hal/pio_thing.mpy", "hal/ble.mpy"}
     assert _files(out / "esp32_devkitc" / "end") == common | {"roles/end.mpy", "hal/ble.mpy"}
     assert _files(out / "esp32_devkitc" / "begin") == common | {"roles/begin.mpy"}
+    assert _files(out / "pico_w" / "gateway") == common | {"roles/gateway.mpy", "hal/pio_thing.mpy"}
+    assert _files(out / "esp32_devkitc" / "gateway") == common | {"roles/gateway.mpy"}
     # main.py starts the role; board.py is the definition as source
     main = (out / "pico_w" / "end" / "main.py").read_text()
     assert "import board\nfrom roles import end as role\nfrom hal import loop\n" in main
@@ -165,11 +168,11 @@ def test_images_hold_exactly_what_each_role_needs(tmp_path):
     assert head == b"M\x06"                                   # mpy v6 from mpy-cross 1.29
     # size table: one row per image with file count and bytes
     lines = [ln for ln in text.splitlines() if ln.startswith(("pico_w ", "esp32_devkitc "))]
-    assert len(lines) == 6
+    assert len(lines) == 8                                   # begin, between, end, gateway x 2 boards
     for ln in lines:
         cells = ln.split()
         assert int(cells[2]) > 0 and int(cells[3]) > 0 and cells[4] == "ok"
-    assert "6 image(s) built, 0 failed" in text
+    assert "8 image(s) built, 0 failed" in text
 
 
 def test_mpy_files_import_on_the_unix_port(tmp_path):
@@ -190,7 +193,7 @@ def test_missing_module_is_named_and_other_images_still_build(tmp_path):
     assert rc == 1
     assert "module core.missing_thing (imported by roles.end (line 1)) is missing" in text
     assert "module roles.between (imported by main (line 7)) is missing" in text
-    assert "1 image(s) built, 2 failed" in text
+    assert "2 image(s) built, 2 failed"           # begin and gateway in text
     assert (out / "esp32_devkitc" / "begin" / "roles" / "begin.mpy").exists()
 
 

@@ -691,3 +691,15 @@ def test_diag_link_line_names_each_counter_once(monkeypatch, tmp_path, capsys):
         assert sorted(keys) == sorted(want), (name, line)
         if name != "begin":
             assert "rx_chars" in keys and "good_frames" in keys
+
+
+def test_diag_on_the_gateway_shows_its_counters_and_builds_no_cell_board(monkeypatch, tmp_path, capsys):
+    import diag
+    role = types.SimpleNamespace(diag_counters=lambda: {"profile": "victron", "sets": 7, "stops": 0})
+    monkeypatch.setattr(loop_mod, "current_role", role)
+    monkeypatch.setattr(loop_mod, "current_board", types.SimpleNamespace(NAME="pico_w"))
+    monkeypatch.setattr(loop_mod, "role_name", "gateway")
+    monkeypatch.setattr(diag, "cell_board", lambda: (_ for _ in ()).throw(AssertionError("cell board built")))
+    diag.show()
+    out = capsys.readouterr().out
+    assert "role: gateway" in out and "profile=victron" in out and "sets=7" in out

@@ -3,7 +3,10 @@
 In every case the relays are off within the documented time, the failing position is reported
 (trace ``break_position`` / alarms / ``status``: the End board's per-cell bits) and nothing saved is
 lost. Each 16-cell campaign is ONE simulation shared by its parametrised cases (a fault every
-12 s, repaired after 5 s), so the whole file takes a few seconds.
+12 s, repaired after 5 s), so the whole file takes a few seconds. To the End board such a
+campaign is a link that keeps failing (issue 20): the first loss recovers as a single break
+does, each later one (within 10 minutes of the last) holds both relays open with LINK_QUALITY -
+which the campaign checks too, so it is also the no-chatter test for clean breaks.
 
 Documented times used:
 - link break / dead board: docs/link-protocol.md (comm_ok only while a complete frame arrived
@@ -24,6 +27,8 @@ PERIOD_S = 12           # one fault per 12 s in the shared runs
 FAULT_S = 5             # each fault lasts 5 s
 MID_FRAME_S = 0.06      # 60 ms after the Begin board started its frame: inside every hop's frame
 RECOVER_S = 6           # relays closed again within this after the repair (3 enable samples + margin)
+SENSOR_RECOVER_S = 10   # after a sensor fault: the input self-test's CLEAR good results first
+#                         (core/probe.py), then 3 enable samples + margin
 SENSOR_FAULT_CYCLES = 3
 
 
@@ -52,7 +57,9 @@ def test_broken_wire_opens_both_relays_and_is_located(wire_campaign, position):
     r = wire_campaign
     t = _t0(position)
     fault_ms = int((t + MID_FRAME_S) * 1000)
-    assert r.both_on_at(t), "relays not closed before the fault"
+    first = position == 1
+    if first:
+        assert r.both_on_at(t), "relays not closed before the fault"
     off = r.both_off_by(t + MID_FRAME_S, t + FAULT_S)
     assert off is not None, "relays not open (and kept open) while wire %d was broken" % position
     assert off - fault_ms <= doc_timeout_ms(r.header) + SAMPLE_MS, (off - fault_ms)
@@ -61,10 +68,27 @@ def test_broken_wire_opens_both_relays_and_is_located(wire_campaign, position):
     assert all(x["powered"] == [True] * CHAIN for x in during)
     assert [x["break_position"] for x in during] == [position + 1] * len(during)   # board whose input failed
     after = r.at_t[t + FAULT_S + RECOVER_S]
-    assert after["charge_allowed"] and after["load_allowed"] and after["break_position"] == 0
+    assert after["break_position"] == 0
+    _recovered_or_held(after, first)
+
+
+def _recovered_or_held(after, first):
+    """After the repair: the first loss recovers; a later one is a failing link's (no chatter)."""
+    if first:
+        assert after["charge_allowed"] and after["load_allowed"], after["alarms"]
+    else:
+        assert not after["charge_allowed"] and not after["load_allowed"]
+        assert "link_quality" in after["alarms"], after["alarms"]
 
 
 # --- every board in turn losing power in the middle of a frame ------------------------------------
+
+def _slot(board):
+    """The power campaign's order: the End board first, at its old slot (by then it has saved its
+    state; its restart starts a fresh link record, so the board after it is again a first loss),
+    then boards 1..15."""
+    return CHAIN if board == CHAIN else CHAIN + board
+
 
 @pytest.fixture(scope="module")
 def power_campaign(tmp_path_factory):
@@ -86,10 +110,10 @@ def power_campaign(tmp_path_factory):
             r.saved["relays_at_boot"] = r.relays()
 
     for k in range(1, CHAIN + 1):
-        t = _t0(k)
+        t = _t0(_slot(k))
         r.at(t + MID_FRAME_S, lambda k=k: off(k))
         r.at(t + FAULT_S + MID_FRAME_S, lambda k=k: on(k))
-    r.until(_t0(CHAIN + 1) + 1)
+    r.until(_t0(2 * CHAIN) + 1)
     r.finish()
     return r
 
@@ -99,9 +123,11 @@ def power_campaign(tmp_path_factory):
     for k in range(1, CHAIN)])
 def test_board_losing_power_mid_frame_opens_both_relays_and_is_located(power_campaign, board):
     r = power_campaign
-    t = _t0(board)
+    t = _t0(_slot(board))
     fault_ms = int((t + MID_FRAME_S) * 1000)
-    assert r.both_on_at(t)
+    first = board == 1          # the first loss the restarted End board sees
+    if first:
+        assert r.both_on_at(t)
     off = r.both_off_by(t + MID_FRAME_S, t + FAULT_S)
     assert off is not None and off - fault_ms <= doc_timeout_ms(r.header) + SAMPLE_MS, off
     during = [r.at_t[s] for s in range(t + 4, t + FAULT_S + 1)]
@@ -110,13 +136,13 @@ def test_board_losing_power_mid_frame_opens_both_relays_and_is_located(power_cam
     # the first board downstream of the dead one reports the break (Begin dead: board 2)
     assert [x["break_position"] for x in during] == [board + 1] * len(during)
     after = r.at_t[t + FAULT_S + RECOVER_S]
-    assert after["powered"] == [True] * CHAIN
-    assert after["charge_allowed"] and after["load_allowed"] and after["break_position"] == 0
+    assert after["powered"] == [True] * CHAIN and after["break_position"] == 0
+    _recovered_or_held(after, first)
 
 
 def test_end_board_losing_power_mid_frame_restarts_safe_with_its_saved_data(power_campaign):
     r = power_campaign
-    t = _t0(CHAIN)
+    t = _t0(_slot(CHAIN))
     fault_ms = int((t + MID_FRAME_S) * 1000)
     assert r.both_on_at(t)
     # a dead End board: relay coils unpowered at once
@@ -167,7 +193,7 @@ def test_stuck_cell_adc_is_a_located_sensor_fault_and_opens_both_relays(tmp_path
     assert all(x["balancing"][2] is False for x in during)                  # never drains the cell
     for t in (12, 15):                                                        # the failing position
         assert [bool(s & CellStatus.VOLT_SENSOR_FAULT) for s in _status(r, t)] == [False, False, True, False]
-    assert r.at_t[16 + RECOVER_S]["charge_allowed"] and r.at_t[16 + RECOVER_S]["load_allowed"]
+    assert r.at_t[16 + SENSOR_RECOVER_S]["charge_allowed"] and r.at_t[16 + SENSOR_RECOVER_S]["load_allowed"]
 
 
 def test_cell_adc_frozen_at_a_plausible_value_is_detected(tmp_path):

@@ -14,7 +14,10 @@ MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
 sys.path.insert(0, ROOT)
 from bench import images  # noqa: E402
 
-END_HEAP_64_MAX = 118000     # 64-bit romfs figure of the End (115.6 kB when set): no regressions
+END_HEAP_64_MAX = 129000     # 64-bit romfs figure of the End (115.6 kB when set; 124.2 kB with issue
+#                              20's input self-tests, sensor hold-off, empty decision, link quality and issue 22's event log in flash;
+#                              128.6 kB with the pack brain split into view, rules and follow check, issue 20 item 8:
+#                              +2.0 kB on the 32-bit build, 77.0 of 90 KiB; the 32-bit target below is the one that counts)
 
 
 def _heap(image, role, data, *flags, binary=MICROPYTHON):

@@ -30,7 +30,11 @@ def test_comm_loss_on_micropython_matches_the_manual(tmp_path):
         cut = [at[t] for t in range(t0 + timeout_s + 1, t1)]
         assert not any(r["charge_allowed"] or r["load_allowed"] for r in cut)
         assert all("comm_lost" in r["alarms"] for r in cut)
-        assert at[t1 + 20]["charge_allowed"] and at[t1 + 20]["load_allowed"]
+    # the first loss recovers; the second within 10 minutes holds the relays open (issue 20)
+    assert at[220]["charge_allowed"] and at[220]["load_allowed"]
+    held = [at[t] for t in range(400 + 20, 500)]
+    assert not any(r["charge_allowed"] or r["load_allowed"] for r in held)
+    assert all("link_quality" in r["alarms"] and r["powered"] == [True] * 5 for r in held)
     assert at[150]["break_position"] == 3
     assert all(abs(v - t) < 0.03 for v, t in zip(at[90]["v_meas"], at[90]["v_true"], strict=True))
     assert os.path.getsize(ext) > 0 and os.path.getsize(ext) % 58 == 0

@@ -53,7 +53,7 @@ def test_the_sensor_model_reads_the_same_on_cpython_and_on_the_unix_port():
     assert len(set(cells)) > 10                      # noise on a healthy reading
     assert len(set(here[200:220])) > 5               # frozen input: still noisy
     assert here[220:225] == [0] * 5                  # stuck: exactly the stuck value
-    assert here[225:] == [3300000, 0, 0]
+    assert abs(here[225] - 3300000) < 2000 and here[226:] == [0, 0]   # open NTC: the rail (ADC noise)
 
 
 @pytest.mark.skipif(not os.path.exists(mp_engine.MPY_DEFAULT), reason="MicroPython Unix port not installed")

@@ -7,11 +7,13 @@ import time
 
 from sim import paths  # noqa: F401
 
+GATEWAY_PROFILES = ("victron", "pylon", "pylon13", "sma")
+
 
 def _build(args, sc):
     from sim.engine import Simulation
     return Simulation(sc, engine=args.engine, seed=args.seed, trace=args.trace, extout=args.extout,
-                      realtime=args.realtime)
+                      realtime=args.realtime, gateway=args.gateway)
 
 
 def _serve_app(sim, port):
@@ -29,6 +31,11 @@ class Terminated(Exception):
 
 def _on_sigterm(signum, frame):
     raise Terminated()
+
+
+def _gateway_text(rec):
+    from sim.gateway import gateway_text
+    return gateway_text(rec)
 
 
 def cmd_run(args):
@@ -49,11 +56,11 @@ def cmd_run(args):
             return
         if rec["t"] - last[0] >= args.every:
             last[0] = rec["t"]
-            print("t=%6d s  pack %7.3f V  %+8.2f A  SoC true %5.1f %%  BMS %s  charge %s  load %s  %s" % (
+            print("t=%6d s  pack %7.3f V  %+8.2f A  SoC true %5.1f %%  BMS %s  charge %s  load %s  %s%s" % (
                 rec["t"], rec["pack_v"], rec["current"], rec["soc_true_pack"],
                 "-" if rec["soc_est"] is None else "%5.1f %%" % rec["soc_est"],
                 "ON " if rec["charge_allowed"] else "off", "ON " if rec["load_allowed"] else "off",
-                ",".join(rec["alarms"])))
+                ",".join(rec["alarms"]), _gateway_text(rec)))
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         sim.run(duration_s=args.duration, on_second=progress)
@@ -97,6 +104,8 @@ def main(argv=None):
     r.add_argument("--plot", default=None, help="write a PNG plot here")
     r.add_argument("--every", type=int, default=60, help="progress line every N simulated seconds")
     r.add_argument("--quiet", action="store_true")
+    r.add_argument("--gateway", choices=GATEWAY_PROFILES, default=None,
+                   help="add the gateway board and a virtual inverter on CAN (docs/gateway.md)")
     r.set_defaults(fn=cmd_run)
     d = sub.add_parser("demo", help="16-cell LiFePO4: charge to full, discharge to empty (make sim)")
     d.add_argument("--engine", choices=("cpython", "micropython"), default="cpython")
@@ -110,6 +119,9 @@ def main(argv=None):
                    help="serve the dashboard here (default 8124; -1: off)")
     d.add_argument("--history", default=os.path.join("out", "sim-demo-history.sqlite"),
                    help="the dashboard's history file")
+    d.add_argument("--gateway", choices=GATEWAY_PROFILES, default=None,
+                   help="the gateway board speaks this CAN profile to a virtual inverter (victron: an "
+                        "MPPT + Multi that obeys CVL only; pylon: a Deye) - closed-loop CVL/CCL/DCL")
     d.set_defaults(fn=cmd_demo)
     args = ap.parse_args(argv)
     return args.fn(args)

@@ -227,14 +227,19 @@ class BoardTime:
             return self._counter.n
         return time.perf_counter_ns()
 
-    def write_offsets(self, kind, held, counted, pre=None):
+    def write_offsets(self, kind, held, counted, pre=None, nspi=None):
         """Counted mode: board ns into the call of each byte a call of this kind writes (held:
         (byte, stamp) pairs), from the first counted call of the kind, else of the same
         (role, call) ``pre`` (a loop wake-up writes what its poll() drains, at its start),
-        else of any receive handler; None when there is none yet."""
+        else of any receive handler; None when there is none yet. The offsets are kept in
+        instructions and priced at ``nspi``, the calling (role, call)'s ns per instruction -
+        the same figure its whole cost is priced at (default: the mean of the kinds; that mean
+        once moved every forwarded byte when the End's cycle cost changed)."""
+        if nspi is None:
+            nspi = self.ns_per_instr
         got = self._offs.get(kind)
         if got is None and counted and held:
-            got = self._offs[kind] = [int(st * self.ns_per_instr) for _, st in held]
+            got = self._offs[kind] = [st for _, st in held]
             if pre is not None and pre not in self._offs:
                 self._offs[pre] = got
             if "handler" not in self._offs and pre is not None and pre[-1] == "poll":
@@ -243,7 +248,16 @@ class BoardTime:
             got = self._offs.get(pre)
             if got is None:
                 got = self._offs.get("handler")
-        return got
+        return None if got is None else [int(st * nspi) for st in got]
+
+    def call_nspi(self, pre, key):
+        """Counted mode: ns per instruction of a call (``pre``: (is Begin, is End, kind); ``key``
+        ends with True for a loop wake-up that ran the role's cycle), as cycle_cost / poll_cost
+        price it."""
+        role = role_of(pre)
+        if pre[-1] != "cycle":                  # priced by poll_cost
+            return self.nspi(role, "rx_char")
+        return self.nspi(role, "cycle" if key and key[-1] is True else "wake")
 
     def nspi(self, role, call):
         """Counted mode: board ns per instruction of a (role, call) ("cycle", "rx_char"): the

@@ -68,6 +68,8 @@ class CpythonFirmware:
             "comm_ok": bool(snap.comm_ok),
             "current_ma": brain.current_ma,
             "break_position": brain.break_position,
+            "reset_position": brain.reset_position,
+            "link_good": snap.link_good,
         }
 
     def close(self):

@@ -9,6 +9,7 @@ import time
 
 from sim import paths  # noqa: F401
 from sim import power, scenario
+from sim.gateway import gateway_text
 
 DEMO = {
     "name": "demo",
@@ -32,34 +33,60 @@ def run_demo(args):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if args.trace:
         os.makedirs(os.path.dirname(os.path.abspath(args.trace)), exist_ok=True)
-    sim = Simulation(sc, engine=args.engine, seed=args.seed, trace=args.trace)
+    gateway = getattr(args, "gateway", None)
+    sim = Simulation(sc, engine=args.engine, seed=args.seed, trace=args.trace, gateway=gateway)
     console = Console()
     console.print("[bold]cellchain virtual pack[/]: 16 LiFePO4 cells, real firmware (%s engine, link %s). "
                   "Charging to full, then discharging to empty. Ctrl-C stops." % (args.engine, sim.fw.link))
+    if gateway:
+        console.print("gateway: %s CAN profile to a virtual %s inverter, closed-loop CVL/CCL/DCL from the "
+                      "highest cell (docs/gateway.md)" % (gateway, sim.gateway.inverter.kind))
     srv = None
     dash = None
     if args.app_port is not None and args.app_port >= 0:
         from sim.app_server import serve
+        moved = ""
         try:
             srv = serve(sim, args.app_port)
         except OSError:
             srv = serve(sim, 0)          # the port is taken: any free one
-        console.print("app protocol on 127.0.0.1:%d until Ctrl-C - in another terminal: "
-                      "[bold].venv/bin/cellchain --socket 127.0.0.1:%d watch[/]"
-                      % (srv.port, srv.port))
+            moved = " (%d is taken, so the port moved: use these commands, not the README's)" % args.app_port
+        console.print("app protocol on 127.0.0.1:%d until Ctrl-C%s - in another terminal:\n"
+                      "  [bold].venv/bin/cellchain --socket 127.0.0.1:%d watch[/]\n"
+                      "  [bold].venv/bin/cellchain --socket 127.0.0.1:%d status[/]"
+                      % (srv.port, moved, srv.port, srv.port), soft_wrap=True)
         if args.dashboard_port is not None and args.dashboard_port >= 0:
             dash = start_dashboard(sim, srv.port, args.dashboard_port, args.history, console)
     state = {"phase": "charge", "full_t": None, "empty_t": None, "refresh": 0.0, "live_wall": None}
     wall0 = time.monotonic()
 
     def stop(s, rec):
+        ov = "over_voltage" in rec["alarms"]
+        if ov and not state.get("ov"):
+            state["vmax_trips"] = state.get("vmax_trips", 0) + 1
+        state["ov"] = ov
+        if s.gateway is not None and state["full_t"] is not None:
+            # the gateway demo kills the End board for a minute once the load runs: the
+            # inverter must stop on the gateway's stop set / its own timeout within 3 s
+            end_i = len(s.boards) - 1
+            if state.get("kill_t") is None and rec["t"] >= state["full_t"] + 300:
+                state["kill_t"] = rec["t"]
+                s.fw.power(end_i, False)
+                console.print("t=%d s: the End board is switched off (gateway and inverter must stop)" % rec["t"])
+            elif state.get("kill_t") is not None and not state.get("revived") and rec["t"] >= state["kill_t"] + 60:
+                state["revived"] = True
+                s.fw.power(end_i, True)
+                console.print("t=%d s: End board back on; inverter stopped %s after it went off" % (
+                    rec["t"], "-" if s.gateway.stop_after_end_death_s is None
+                    else "%.1f s" % s.gateway.stop_after_end_death_s))
         if state["phase"] == "charge":
             if rec.get("soc_calibrated") and not rec["charge_allowed"] and (rec["soc_est"] or 0) >= 99.9:
                 state["phase"] = "discharge"
                 state["full_t"] = rec["t"]
                 s.charger.schedule = power.Schedule([], default=False)
                 s.load.schedule = power.Schedule([], default=True)
-        elif state["phase"] == "discharge" and not rec["load_allowed"]:
+        elif state["phase"] == "discharge" and not rec["load_allowed"] and not (
+                state.get("kill_t") is not None and rec["t"] < state["kill_t"] + 300):   # End off and restarting
             if state["empty_t"] is None:
                 state["empty_t"] = rec["t"]
             if rec["t"] - state["empty_t"] >= 120:
@@ -99,10 +126,10 @@ def run_demo(args):
             state["refresh"] = now
             live.update(render(s, rec, "cellchain virtual pack - %s" % state["phase"]))
         elif live is None and rec["t"] % 300 == 0:
-            console.print("t=%5d s %-9s pack %.2f V %+6.1f A SoC %.1f %% (BMS %s) charge %s load %s %s" % (
+            console.print("t=%5d s %-9s pack %.2f V %+6.1f A SoC %.1f %% (BMS %s) charge %s load %s %s%s" % (
                 rec["t"], state["phase"], rec["pack_v"], rec["current"], rec["soc_true_pack"], rec["soc_est"],
                 "ON" if rec["charge_allowed"] else "off", "ON" if rec["load_allowed"] else "off",
-                ",".join(rec["alarms"])))
+                ",".join(rec["alarms"]), gateway_text(rec)), markup=False)
 
     live = None
     duration_s = None if srv is None else 10 * 365 * 86400      # serving: until Ctrl-C
@@ -125,6 +152,12 @@ def run_demo(args):
     h = sim.history[-1] if sim.history else None
     console.print("full at t=%s s, load relay opened (empty) at t=%s s; %d simulated s in %.1f s."
                   % (state["full_t"], state["empty_t"], sim.t_ms // 1000, wall))
+    if sim.gateway is not None:
+        g = sim.gateway
+        console.print("gateway: V-max trips %d, top cell at most %+d mV from the target, inverter stopped "
+                      "%s after the End board's last packet" % (
+                          state.get("vmax_trips", 0), g.top_over_target_mv,
+                          "-" if g.stop_after_end_death_s is None else "%.1f s" % g.stop_after_end_death_s))
     if h is not None:
         console.print("final: pack %.2f V, SoC true %.1f %%, BMS %.1f %%, alarms: %s"
                       % (h["pack_v"], h["soc_true_pack"], h["soc_est"] or 0, ", ".join(h["alarms"]) or "none"))
@@ -140,8 +173,9 @@ class _DemoDashboard:
         if os.path.exists(history_path):
             os.remove(history_path)                    # each demo starts a fresh history
         self.store = history.HistoryStore(history_path, retention_days=None)
-        self.link = pack_link.PackLink(client.Client(client.SocketTransport("127.0.0.1", app_port),
-                                                     timeout_s=10.0))
+        def connect():
+            return client.Client(client.SocketTransport("127.0.0.1", app_port), timeout_s=10.0)
+        self.link = pack_link.PackLink(connect(), connect=connect)
         t0 = time.time()
         self.dash = dashboard.Dashboard(self.link, self.store, port=port, interval_s=0.5,
                                         clock=lambda: t0 + sim.t_ms / 1000.0,
@@ -170,7 +204,8 @@ def start_dashboard(sim, app_port, port, history_path, console):
         os.makedirs(os.path.dirname(os.path.abspath(history_path)), exist_ok=True)
         d = _DemoDashboard(sim, app_port, port, history_path).start("1234")
     except ImportError as e:
-        console.print("dashboard not available (%s): pip install -e '.[dashboard]'" % e)
+        console.print("dashboard not available (%s): make venv" % e)
         return None
-    console.print("dashboard: [bold]%s[/] (password 1234; history in %s)" % (d.url, history_path))
+    console.print("dashboard: [bold]%s[/] (password 1234, the page asks for your own at the first login; "
+                  "history in %s)" % (d.url, history_path))
     return d

@@ -80,7 +80,7 @@ def switch_balance_mv(sc, vbal_mv):
 
 class Simulation:
     def __init__(self, scenario, engine="cpython", seed=0, trace=None, extout=None, workdir=None,
-                 realtime=False, mpy=None):
+                 realtime=False, mpy=None, gateway=None):
         self.sc = sc = scenario
         self.seed = int(seed)
         rng = np.random.default_rng(self.seed)
@@ -139,6 +139,7 @@ class Simulation:
         self.last_rec = None
         self.cycle_hooks = []      # fn(dt_ms) after every firmware cycle (app socket server)
         self.idle_hooks = []       # fn(timeout_s) -> bool: wait serving something (--realtime)
+        self.between_hooks = []    # fn() inside a cycle, between event slices (cpython engine)
         self._change_t = None
         self._faults = [dict(f, _state=0) for f in sc.faults]
         self._events = list(sc.events)
@@ -154,6 +155,10 @@ class Simulation:
             raise ValueError("engine must be cpython or micropython")
         self._last_settings = None
         self.fw.boot()
+        self.gateway = None        # sim/gateway.py: the gateway board and a virtual inverter on CAN
+        if gateway:
+            from sim.gateway import VirtualGateway
+            self.gateway = VirtualGateway(self, gateway)
         self._write_header()
 
     # --- what the Begin board's current sensors see ---------------------------------------
@@ -168,10 +173,21 @@ class Simulation:
         for f in self._faults:
             if f["_state"] == 0 and t_s >= f["t"]:
                 f["_state"] = 1
+                f["_on"] = True
                 self._fault(f, True)
             elif f["_state"] == 1 and "until" in f and t_s >= f["until"]:
                 f["_state"] = 2
-                self._fault(f, False)
+                if f.get("_on", True):
+                    self._fault(f, False)
+            elif f["_state"] == 1:
+                if "every_s" in f:
+                    # intermittent: on and off in turn, every_s each
+                    on = int((t_s - f["t"]) // float(f["every_s"])) % 2 == 0
+                    if on != f.get("_on", True):
+                        f["_on"] = on
+                        self._fault(f, on)
+                if f.get("_on", True) and ("mv_per_h" in f or "a_per_h" in f):
+                    self._fault(f, True, t_s - f["t"])      # drift: the offset grows
         while self._events and t_s >= self._events[0]["t"]:
             e = self._events.pop(0)
             if "settings" in e:
@@ -189,7 +205,7 @@ class Simulation:
                 item[1].button = False
                 self._buttons.remove(item)
 
-    def _fault(self, f, on):
+    def _fault(self, f, on, since_s=0.0):
         kind = f["kind"]
         if kind == "link_break":
             self.fw.link_break(f["position"], on)
@@ -202,6 +218,10 @@ class Simulation:
             return
         if kind == "low_range_stuck":
             self.begin.low_stuck_a[f["sensor"] - 1] = float(f.get("a", 0.0)) if on else None
+            return
+        if kind == "current_offset":
+            a = float(f.get("a", 0.0)) + float(f.get("a_per_h", 0.0)) * since_s / 3600.0
+            self.begin.fault_offset_a[f["sensor"] - 1] = a if on else 0.0
             return
         i = f["cell"] - 1
         hw = self.boards[i]
@@ -217,6 +237,12 @@ class Simulation:
             # the reading freezes at the cell voltage of now (or mv) but keeps its ADC noise
             mv = f.get("mv", float(self.pack.v_true[i]) * 1000.0)
             hw.faults.frozen_uv = int(round(mv * 1000)) if on else None
+        elif kind == "cell_offset":
+            mv = float(f.get("mv", 0.0)) + float(f.get("mv_per_h", 0.0)) * since_s / 3600.0
+            hw.faults.cell_offset_uv = int(round(mv * 1000)) if on else 0
+        elif kind == "frozen_ntc":
+            # the temperature input freezes at its pin voltage of now, noise and all
+            hw.faults.frozen_ntc_uv = hw.true_ntc_uv() if on else None
         elif kind == "open_ntc":
             hw.faults.open_ntc = on
         elif kind == "short_ntc":
@@ -360,8 +386,12 @@ class Simulation:
             "alarms": alarm_codes.names(st["alarms"]) if st["alarms"] is not None else [],
             "comm_ok": st.get("comm_ok"),
             "break_position": st.get("break_position"),
+            "reset_position": st.get("reset_position"),
+            "link_good": st.get("link_good"),
             "powered": [b is True for b in self.fw.powered()],
         }
+        if self.gateway is not None:
+            rec["gw"] = self.gateway.record()
         self.trace.write(rec)
         self.last_rec = rec
         if self.keep_history:

@@ -89,8 +89,11 @@ class BoardHw:
         self.beta = board_const(board_def, "NTC_BETA")
         self.r25 = board_const(board_def, "NTC_R25_OHM")
         self.rser = board_const(board_def, "NTC_SERIES_OHM")
+        self.faults.ntc_series_ohm = int(self.rser)
         self.supply_uv = board_const(board_def, "NTC_SUPPLY_UV")
         self.duty_permille = 0
+        self.has_cell_probe = True
+        self.has_temp_probe = True   # the input self-test's load (sim/sensors.py PROBE_PERMILLE)
         self.led = False
         self.led_on_ms = 0
         self.button = False
@@ -119,6 +122,12 @@ class BoardHw:
         t = temp_c + 273.15
         r = self.r25 * math.exp(self.beta * (1.0 / t - 1.0 / 298.15))
         return int(self.supply_uv * r / (r + self.rser))
+
+    def set_cell_probe(self, on):
+        self.faults.probe = bool(on)
+
+    def set_temp_probe(self, on):
+        self.faults.ntc_probe = bool(on)
 
     def read_temp_uv(self):
         return self.faults.ntc_pin_uv(self.true_ntc_uv(), int(self.supply_uv))
@@ -169,6 +178,7 @@ class BeginHw(BoardHw):
         self.sensor_present = [True, True]
         self.stuck_a = [None, None]       # a sensor stuck at this current (A, both ranges)
         self.low_stuck_a = [None, None]   # a sensor's low range stuck at this current (A)
+        self.fault_offset_a = [0.0, 0.0]  # a sensor reading this much off (A, both ranges)
         self.channels = current_channels(board_def)
 
     def current_ua(self, sensor, high_range):
@@ -181,6 +191,7 @@ class BeginHw(BoardHw):
             amps = self.stuck_a[sensor - 1]
         if not high_range and self.low_stuck_a[sensor - 1] is not None:
             amps = self.low_stuck_a[sensor - 1]
+        amps += self.fault_offset_a[sensor - 1]
         return int(round((amps + self.offset_a[(sensor, bool(high_range))]) * 1e6))
 
     def read_switches(self):

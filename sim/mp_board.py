@@ -28,7 +28,8 @@ Protocol (one line each way per cycle; see docs/virtual-pack.md):
   here -> host:             {"ready": N, "files": {role: {module: __file__}}}
   host -> here, per cycle:  {"dt": ms, "c": [true cell uV], "n": [true NTC pin uV or null],
                              "i": [s1 low, s1 high, s2 low, s2 high: uA or null (unplugged)],
-                             "f": [[stuck pin uV|null, frozen cell uV|null, open NTC 0/1, short NTC 0/1]
+                             "f": [[stuck pin uV|null, frozen cell uV|null, open NTC 0/1, short NTC 0/1,
+                                    frozen NTC pin uV|null, cell offset uV]
                                    per board] (optional: when the faults changed), "sw": switch word,
                              "b": [button 0/1], "p": [powered 0/1], "k": [broken wire positions],
                              "set": [[name, value], ...] (optional settings changes through
@@ -69,6 +70,8 @@ class VirtualHw:
         self.switches = 0
         self.button = False
         self.duty = 0
+        self.has_cell_probe = True
+        self.has_temp_probe = True  # the input self-test's load (sensors.PROBE_PERMILLE)
         self.led = False
         self.charge = False
         self.load = False
@@ -82,6 +85,12 @@ class VirtualHw:
 
     def read_cell_uv(self):
         return self.sens.cell_pin_uv(self.cell_uv)
+
+    def set_cell_probe(self, on):
+        self.sens.probe = bool(on)
+
+    def set_temp_probe(self, on):
+        self.sens.ntc_probe = bool(on)
 
     def read_temp_uv(self):
         return self.sens.ntc_pin_uv(self.temp_uv, self.supply_uv)
@@ -330,12 +339,19 @@ class Pack:
         self.wire = wire
         self.sched = wire.Scheduler()
         baud = getattr(board, "LINK_BAUD", 9600)
-        self.wires = [wire.Wire(self.sched, baud) for _ in range(self.n - 1)]
+        lines = cfg.get("lines")     # sim/roles_chain.line_params: byte errors, clock offsets
+        self.wires = [wire.Wire(self.sched, baud, line=self._line(wire, baud, lines[k]) if lines else None)
+                      for k in range(self.n - 1)]
         seed = cfg.get("seed", 0)
         div = cfg.get("div") or [[2, 1]] * self.n
         supply = cfg.get("supply") or [3300000] * self.n
         self.hws = [VirtualHw(k, self.dirs[k], sensors.BoardSensors(seed, k, div[k][0], div[k][1]), supply[k],
                               cfg.get("ch")) for k in range(self.n)]
+        for k in range(self.n):
+            if cfg.get("c"):
+                self.hws[k].cell_uv = cfg["c"][k]
+            if cfg.get("n"):
+                self.hws[k].temp_uv = cfg["n"][k]
         self.capture = Capture()
         self.hws[-1].extout_tx = self.capture
         self.roles = [None] * self.n
@@ -545,6 +561,7 @@ class Pack:
                 s = self.hws[k].sens
                 s.stuck_adc_uv, s.frozen_uv = f[k][0], f[k][1]
                 s.open_ntc, s.short_ntc = bool(f[k][2]), bool(f[k][3])
+                s.frozen_ntc_uv, s.cell_offset_uv = f[k][4], f[k][5]
         self.hws[0].switches = req["sw"]
         p = req.get("p")
         if p:
@@ -573,6 +590,14 @@ class Pack:
                 "x": hexed, "msg": msg, "st": self.state(), "ao": answers, "ac": closed,
                 "sl": self.light_sleeps, "la": self.lost_asleep}
 
+    @staticmethod
+    def _line(wire, baud, p):
+        """sim/roles_chain.make_line, here (that module needs numpy)."""
+        tx_clock, rx_clock, ber, seed, tx_inv, rx_inv, polarity, on_ns, off_ns, stop_at = p
+        opto = wire.OptoStage(on_ns, off_ns) if on_ns is not None else None
+        return wire.Line(baud, tx_inv, rx_inv, opto, tx_clock, rx_clock, ber, seed, polarity,
+                         tuple(stop_at) if isinstance(stop_at, list) else stop_at)
+
     def state(self):
         end = self.roles[-1]
         if end is None:
@@ -585,7 +610,8 @@ class Pack:
                 "cell_status": [snap.cell_status[i] for i in range(self.n)],
                 "soc_c": brain.soc_c, "soc_calibrated": brain.soc_calibrated, "alarms": brain.alarms,
                 "comm_ok": bool(snap.comm_ok), "current_ma": brain.current_ma,
-                "break_position": brain.break_position}
+                "break_position": brain.break_position,
+                "reset_position": getattr(brain, "reset_position", 0), "link_good": snap.link_good}
 
 
 def main():

@@ -96,7 +96,20 @@ def image_fresh(board, role, build=BUILD):
 
 
 def ensure_image(board, role, dest, build=BUILD):
-    """Build build/<board>/<role>/ if needed and copy it to ``dest``. Returns ``dest``."""
+    """Build build/<board>/<role>/ if needed and copy it to ``dest``. Returns ``dest``.
+    Processes that do this at once (a process pool, two makes) take turns on a lock file: one
+    of them rebuilding while another copied gave a copy without half its modules."""
+    import fcntl
+    os.makedirs(build, exist_ok=True)
+    with open(os.path.join(build, ".image.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _ensure_image(board, role, dest, build)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_image(board, role, dest, build):
     last = ""
     for _attempt in range(3):
         if not image_fresh(board, role, build):
@@ -201,7 +214,18 @@ class MicropythonFirmware:
         cfg = {"cells": n, "dirs": [h.data_dir for h in b], "cycle_ms": self.sim.cycle_ms,
                "images": folders, "wire": os.path.join(paths.ROOT, "sim"), "seed": self.sim.seed,
                "div": [[int(h.num), int(h.den)] for h in b], "supply": [int(h.supply_uv) for h in b],
-               "ch": b[0].channels, "light_sleep": bool(self.sim.sc.link.get("light_sleep", True))}
+               "ch": b[0].channels, "light_sleep": bool(self.sim.sc.link.get("light_sleep", True)),
+               # the inputs at power-on: a board's first measurement (at boot, before the first
+               # step) reads its own cell, not a placeholder 3.3 V and no NTC
+               "c": [h.true_cell_uv() for h in b], "n": [h.true_ntc_uv() for h in b]}
+        lk = self.sim.sc.link
+        if lk.get("byte_error_rate") or lk.get("clock_spread_pct") or lk.get("clock_pct"):
+            # the line model of the cpython engine (sim/wire.py Line: byte errors, clock offsets,
+            # opto), from the same values; without them the wires stay ideal, as before
+            from sim.roles_chain import board_rates, line_params
+            bd = self.sim.board_def
+            cfg["lines"] = line_params(lk, bd, getattr(bd, "LINK_BACKEND", "pio"), self.sim.seed,
+                                       board_rates(lk, n, self.sim.seed))
         reply = self._talk(cfg)
         if reply.get("ready") != n:
             raise MicropythonError("micropython did not start: %r" % (reply,))
@@ -236,8 +260,8 @@ class MicropythonFirmware:
                      begin.current_ua(2, False), begin.current_ua(2, True)],
                "sw": begin.read_switches(), "b": [1 if h.button else 0 for h in b],
                "p": [1 if x else 0 for x in self.on], "k": sorted(self.broken)}
-        faults = [[h.faults.stuck_adc_uv, h.faults.frozen_uv, int(h.faults.open_ntc), int(h.faults.short_ntc)]
-                  for h in b]
+        faults = [[h.faults.stuck_adc_uv, h.faults.frozen_uv, int(h.faults.open_ntc), int(h.faults.short_ntc),
+                   h.faults.frozen_ntc_uv, h.faults.cell_offset_uv] for h in b]
         if faults != self._faults:
             req["f"] = self._faults = faults
         if self._pending_resets:

@@ -18,6 +18,8 @@ from sim import wire as wire_mod
 codec = fw.core("codec")
 
 
+BETWEEN_MS = 50           # virtual time between app-socket polls inside a cycle (AppPort.between)
+
 class BurstWire(wire_mod.Wire):
     """sim/wire.py's Wire with one scheduler event per burst instead of per character: the
     characters written back to back are handed to the receiver together when the first one's
@@ -98,11 +100,7 @@ class RolesChain:
         baud = getattr(bd, "LINK_BAUD", 9600)
         backend = getattr(bd, "LINK_BACKEND", "pio")
         lk = sim.sc.link
-        spread = float(lk.get("clock_spread_pct", 0.0)) / 100.0
-        rng = np.random.default_rng(sim.seed * 7 + 11)
-        self.rates = [1.0 + float(rng.uniform(-spread, spread)) if spread else 1.0 for _ in range(n)]
-        for b, pct in lk.get("clock_pct", {}).items():      # {"1": 3}: Begin's clock 3 % fast
-            self.rates[int(b) - 1] = 1.0 + float(pct) / 100.0
+        self.rates = board_rates(lk, n, sim.seed)
         self.lines = self._lines(lk, bd, baud, backend, sim.seed)
         # board time: every character reaches the receiver at its own stop bit (Wire), so a
         # busy board really falls behind; without it one event per burst (BurstWire) is enough
@@ -157,26 +155,17 @@ class RolesChain:
 
     # --- the wire for each hop ---
     def _lines(self, lk, bd, baud, backend, seed):
-        if not lk.get("opto", True) and not lk.get("clock_spread_pct") and not lk.get("byte_error_rate"):
+        params = line_params(lk, bd, backend, seed, self.rates)
+        if params is None:
             return [None] * (self.n - 1)
-        polarity = lk.get("polarity", "ideal") == "board"
-        tx_inv = rx_inv = False
-        if polarity:
-            from sim.link_probe import link_polarity
-            tx_inv, rx_inv = link_polarity(bd)
-        opto = None
-        if lk.get("opto", True):
-            opto = wire_mod.OptoStage(int(lk.get("opto_on_us", 4) * 1000), int(lk.get("opto_off_us", 20) * 1000))
-        stop_at = wire_mod.PIO_STOP if backend == "pio" else 9.5
         ber = float(lk.get("byte_error_rate", 0.0))
         cache = {}
         lines = []
-        for k in range(self.n - 1):
+        for k, p in enumerate(params):
             key = (round(self.rates[k], 6), round(self.rates[k + 1], 6))
             line = cache.get(key) if not ber else None
             if line is None:
-                line = wire_mod.Line(baud, tx_inv, rx_inv, opto, self.rates[k], self.rates[k + 1], ber,
-                                     seed * 1000 + k + 1, polarity, stop_at)
+                line = make_line(baud, p)
                 cache[key] = line
             lines.append(line)
         return lines
@@ -458,7 +447,7 @@ class RolesChain:
                 offs = None
                 if tm.counted:
                     offs = tm.write_offsets((self._role_name(k), kind, port.rx_chars - chars0 if port else 0) + key,
-                                            out._held, instr is not None, pre)
+                                            out._held, instr is not None, pre, tm.call_nspi(pre, key))
                 sent = out.release(self._write_times(start, cost, s0, s1, kind, offs))
                 if sent > tm.tx_fifo and kind == "cycle":
                     cost += (sent - tm.tx_fifo) * out.char_ns    # blocked feeding the TX FIFO
@@ -526,10 +515,26 @@ class RolesChain:
             if self.sched.now >= self._refresh_ns:
                 self._refresh_ns = self.sched.now + board_time.REFRESH_S * 1000000000
                 self.time.refresh()
-            self.sched.run_until(self.sched.now + dt_ms * 1000000)
+            self._run(dt_ms)
             gc.collect(0)
             return
-        self.sched.run_until(self.sched.now + dt_ms * 1000000)
+        self._run(dt_ms)
+
+    def _run(self, dt_ms):
+        """The cycle's events; with ``sim.between_hooks`` (the app socket) they run in slices of
+        BETWEEN_MS virtual time, each hook called between slices, so a simulation slower than
+        real time still answers its clients within a slice, as a board's loop serves BLE at
+        every wake-up (issue 22: once per cycle made aiobmsble's connect time out on 99/255
+        cells). The events and their order are the same either way."""
+        end = self.sched.now + dt_ms * 1000000
+        hooks = getattr(self.sim, "between_hooks", None)
+        if hooks:
+            step = BETWEEN_MS * 1000000
+            while self.sched.now + step < end:
+                self.sched.run_until(self.sched.now + step)
+                for hook in hooks:
+                    hook()
+        self.sched.run_until(end)
 
     def close(self):
         if self._store.save is not self._store_orig:
@@ -673,3 +678,41 @@ class _CycleDef:
 
     def __getattr__(self, name):
         return getattr(self._base, name)
+
+
+def line_params(lk, bd, backend, seed, rates):
+    """Per hop, what sim/wire.py's Line needs (plain values: the micropython engine builds its
+    Lines from them too): [tx_clock, rx_clock, byte_error_rate, seed, tx_inv, rx_inv, polarity,
+    opto_on_ns or None, opto_off_ns, stop_at]. None: ideal wires."""
+    if not lk.get("opto", True) and not lk.get("clock_spread_pct") and not lk.get("byte_error_rate"):
+        return None
+    polarity = lk.get("polarity", "ideal") == "board"
+    tx_inv = rx_inv = False
+    if polarity:
+        from sim.link_probe import link_polarity
+        tx_inv, rx_inv = link_polarity(bd)
+    on_ns = off_ns = None
+    if lk.get("opto", True):
+        on_ns, off_ns = int(lk.get("opto_on_us", 4) * 1000), int(lk.get("opto_off_us", 20) * 1000)
+    stop_at = list(wire_mod.PIO_STOP) if backend == "pio" else 9.5
+    ber = float(lk.get("byte_error_rate", 0.0))
+    return [[rates[k], rates[k + 1], ber, seed * 1000 + k + 1, bool(tx_inv), bool(rx_inv), polarity, on_ns, off_ns,
+             stop_at] for k in range(len(rates) - 1)]
+
+
+def make_line(baud, p, wire=wire_mod):
+    """A sim/wire.py Line from one entry of ``line_params`` (also on the micropython side)."""
+    tx_clock, rx_clock, ber, seed, tx_inv, rx_inv, polarity, on_ns, off_ns, stop_at = p
+    opto = wire.OptoStage(on_ns, off_ns) if on_ns is not None else None
+    return wire.Line(baud, tx_inv, rx_inv, opto, tx_clock, rx_clock, ber, seed, polarity,
+                     tuple(stop_at) if isinstance(stop_at, list) else stop_at)
+
+
+def board_rates(lk, n, seed):
+    """Each board's clock rate (1.03 = 3 % fast) from the scenario's link section."""
+    spread = float(lk.get("clock_spread_pct", 0.0)) / 100.0
+    rng = np.random.default_rng(seed * 7 + 11)
+    rates = [1.0 + float(rng.uniform(-spread, spread)) if spread else 1.0 for _ in range(n)]
+    for b, pct in lk.get("clock_pct", {}).items():      # {"1": 3}: Begin's clock 3 % fast
+        rates[int(b) - 1] = 1.0 + float(pct) / 100.0
+    return rates

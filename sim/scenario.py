@@ -11,7 +11,7 @@ from sim import chemistry as chem_mod
 
 FAULT_KINDS = ("board_power_loss", "watchdog_reset", "link_break", "stuck_adc", "open_ntc", "short_ntc",
                "fast_ageing", "hot_cell", "sensor_unplugged", "frozen_adc", "current_stuck",
-               "low_range_stuck")
+               "low_range_stuck", "frozen_ntc", "cell_offset", "current_offset")
 _TOP = ("name", "description", "duration_s", "pack", "settings", "mode", "loop_count", "sensors",
         "balance_mv", "wiring", "charger", "load", "faults", "events", "cycle_ms", "board",
         "link", "board_time")
@@ -19,7 +19,8 @@ _PACK = ("cells", "chemistry", "capacity_ah", "capacity_spread_pct", "soc_pct", 
          "ambient_c", "cell_soc_pct", "r0_mohm", "r1_mohm", "tau_s", "balance_ohm")
 _CHARGER = ("max_a", "bulk_mv_per_cell", "profile", "schedule", "sunrise_h", "sunset_h", "day_s")
 _LOAD = ("profile", "a", "evening_a", "csv", "schedule", "day_s")
-_FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor", "a")
+_FAULT = ("t", "until", "kind", "cell", "position", "mv", "watts", "temp_c", "fade_per_ah", "sensor", "a",
+          "mv_per_h", "a_per_h", "every_s")
 _LINK = ("polarity", "opto", "opto_on_us", "opto_off_us", "clock_spread_pct", "byte_error_rate", "phase_ms",
          "clock_pct", "light_sleep")
 _EVENT = ("t", "settings", "button", "hold_s", "note")
@@ -122,14 +123,17 @@ class Scenario:
                 raise ScenarioError("faults[%d].kind must be one of %s" % (i, ", ".join(FAULT_KINDS)))
             if "t" not in f:
                 raise ScenarioError("faults[%d]: t missing" % i)
-            if f["kind"] == "watchdog_reset" and "until" in f:
-                raise ScenarioError("faults[%d]: a watchdog_reset is instant (no until)" % i)
+            if f["kind"] == "watchdog_reset" and ("until" in f or "every_s" in f):
+                raise ScenarioError("faults[%d]: a watchdog_reset is instant (no until, no every_s)" % i)
+            if "every_s" in f and (isinstance(f["every_s"], bool) or not isinstance(f["every_s"], (int, float))
+                                   or not f["every_s"] > 0):
+                raise ScenarioError("faults[%d].every_s must be a number > 0" % i)
             if f["kind"] == "link_break":
                 pos = f.get("position")
                 if not isinstance(pos, int) or not 1 <= pos < self.cells:
                     raise ScenarioError("faults[%d].position must be 1..%d (wire after that board)"
                                         % (i, self.cells - 1))
-            elif f["kind"] in ("sensor_unplugged", "current_stuck", "low_range_stuck"):
+            elif f["kind"] in ("sensor_unplugged", "current_stuck", "low_range_stuck", "current_offset"):
                 if f.get("sensor") not in (1, 2):
                     raise ScenarioError("faults[%d].sensor must be 1 or 2" % i)
             else:

@@ -16,12 +16,21 @@ Faults (set by the scenario runner, sim/engine.py ``_fault``):
   frozen_uv      the cell voltage input is frozen at this cell voltage (the noise stays)
   open_ntc       NTC disconnected: the pin sits at the supply
   short_ntc      NTC shorted: the pin reads 0
+  frozen_ntc_uv  the NTC input is frozen at this pin voltage (the noise stays)
+  cell_offset_uv the cell reading is this much off (an offset or gain error; drift: the
+                 scenario runner moves it)
+
+Input self-test (firmware core/probe.py): while ``probe`` is True the board loads its ADC node
+(the pad's pull-down or a test resistor): a live input reads PROBE_PERMILLE of its value; a
+frozen or stuck input does not move (the converter path, not the node, is what froze).
 """
 
 NOISE_LEN = 4096
 CELL_NOISE_UV = 1500          # ADC noise at the cell, 1 sigma (1.5 mV)
 NTC_NOISE_DIV = 2000          # NTC pin noise: unit sample / 2000 (+-0.5 mV)
 ADC_MAX_UV = 3300000
+PROBE_PERMILLE = 570          # a 65 kOhm pad pull-down against a 100k/100k divider's 50 kOhm
+PROBE_PULL_OHM = 65000        # the same pull on the NTC node (source: series R || NTC)
 # the Begin board's current channels when a caller gives none (sim/hw.py DEFAULTS, manual)
 CURRENT_DEFAULTS = {"zero_uv": 1650000, "low_uv_per_a": 75000, "high_uv_per_a": 3000,
                     "low_range_ua": 20000000, "high_range_ua": 500000000,
@@ -69,6 +78,11 @@ class BoardSensors:
         self.adc_max_uv = adc_max_uv
         self.stuck_adc_uv = None
         self.frozen_uv = None
+        self.cell_offset_uv = 0       # the cell reading this much off (gain/offset error, drift)
+        self.probe = False
+        self.ntc_probe = False
+        self.ntc_series_ohm = 10000
+        self.frozen_ntc_uv = None
         self.open_ntc = False
         self.short_ntc = False
 
@@ -84,10 +98,14 @@ class BoardSensors:
         """The cell-voltage ADC pin (uV) for a true cell voltage of cell_uv (int uV)."""
         if self.stuck_adc_uv is not None:
             return self.stuck_adc_uv
-        if self.frozen_uv is not None:
+        frozen = self.frozen_uv is not None
+        if frozen:
             cell_uv = self.frozen_uv
         cell_uv += CELL_NOISE_UV * self.gauss_u() // 1000000
         pin = cell_uv * self.den // self.num
+        if self.probe and not frozen:
+            pin = pin * PROBE_PERMILLE // 1000
+        pin += self.cell_offset_uv * self.den // self.num
         if pin < 0:
             return 0
         return pin if pin < self.adc_max_uv else self.adc_max_uv
@@ -97,10 +115,17 @@ class BoardSensors:
         if pin_uv is None:
             return None
         if self.open_ntc:
-            return supply_uv
-        if self.short_ntc:
+            pin_uv = supply_uv
+        elif self.short_ntc:
             return 0
+        frozen = self.frozen_ntc_uv is not None
+        if frozen:
+            pin_uv = self.frozen_ntc_uv
         v = pin_uv + self.gauss_u() // NTC_NOISE_DIV
+        if self.ntc_probe and not frozen and supply_uv > 0:
+            # the node's source resistance is series R x v / supply (series R || NTC)
+            rth = self.ntc_series_ohm * pin_uv // supply_uv
+            v = v * PROBE_PULL_OHM // (PROBE_PULL_OHM + rth)
         return v if v > 0 else 0
 
     def current_pin_uv(self, ua, high_range, c=None):

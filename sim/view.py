@@ -52,6 +52,12 @@ def render(sim, rec, title="cellchain virtual pack"):
     head.append("\nalarms: ")
     head.append(", ".join(rec["alarms"]) if rec["alarms"] else "none",
                 style="yellow" if rec["alarms"] else "green")
+    g = rec.get("gw")
+    if g:
+        head.append("\ngateway (%s): " % g["profile"], style="bold")
+        head.append("CVL %.1f V  CCL %.1f A  DCL %.1f A  %s  top-cell target %.3f V  " % (
+            g["cvl_v"], g["ccl_a"], g["dcl_a"], g["mode"], g["target_v"]))
+        head.append("inverter %s" % g["inverter"], style="green" if g["inverter_running"] else "red")
     return Panel(Group(head, cells), title=title)
 
 
@@ -72,6 +78,14 @@ def plot(history, path, title="cellchain virtual pack"):
     load = np.array([1 if r["load_allowed"] else 0 for r in history])
     fig, ax = plt.subplots(3, 1, figsize=(10, 9), sharex=True, gridspec_kw={"height_ratios": [3, 2, 1]})
     ax[0].plot(t, v, linewidth=0.8)
+    gw = [r.get("gw") for r in history]
+    if any(gw):
+        n = v.shape[1]
+        cvl = np.array([np.nan if not g or not g["fresh"] else g["cvl_v"] / n for g in gw])
+        target = np.array([np.nan if not g or not g["target_v"] else g["target_v"] for g in gw])
+        ax[0].plot(t, cvl, color="black", linewidth=1.2, linestyle="--", label="gateway CVL / cells")
+        ax[0].plot(t, target, color="red", linewidth=1.0, linestyle=":", label="top-cell target")
+        ax[0].legend(loc="lower right")
     ax[0].set_ylabel("cell voltage (V)")
     ax[0].set_title(title)
     ax[0].grid(alpha=0.3)

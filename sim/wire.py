@@ -242,10 +242,10 @@ class FakeCell:
     def measure(self, dt_ms):
         pass
 
-    def balance(self, vbal_mv, link_ok, dt_ms):
+    def balance(self, vbal_mv, link_ok, dt_ms, charging):
         self.vbal_mv = vbal_mv
         self.link_ok = link_ok
-        self.balancing = bool(link_ok and vbal_mv and self.cell_mv > vbal_mv)
+        self.balancing = bool(link_ok and charging and vbal_mv and self.cell_mv > vbal_mv)
         if self.balancing:
             self.status |= CellStatus.BALANCING
         else:
@@ -259,6 +259,8 @@ class FakeCell:
 
     def take_long_press(self):
         return False
+
+    short_press = False
 
     def confirm(self):
         pass

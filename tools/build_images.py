@@ -41,7 +41,7 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROLE_NAMES = ("begin", "between", "end")
+ROLE_NAMES = ("begin", "between", "end", "gateway")
 CPUS = ("rp2040", "esp32", "esp32c3")
 _MARK = re.compile(r"#\s*image:\s*([\w ,]+)")
 

@@ -36,7 +36,7 @@ def table(bd):
             ("Balance resistor MOSFET gate (PWM %d Hz)" % bd.BALANCE_PWM_HZ, g(bd.BALANCE_PIN), "all"),
             ("Link IN (from the previous board's opto)", g(bd.LINK_IN_PIN), "between, end"),
             ("Link OUT (to the next board's opto)", g(bd.LINK_OUT_PIN), "begin, between"),
-            ("Info LED", g(bd.LED_PIN), "all"),
+            ("Info LED", g(bd.LED_PIN), "begin, between, end, gateway"),
             ("Button (to GND)" if bd.BUTTON_ACTIVE_LOW else "Button (to 3V3)", g(bd.BUTTON_PIN), "all")]
     if "begin" in bd.ROLES:
         for i, p in enumerate(bd.SWITCH_PINS):
@@ -65,6 +65,16 @@ def table(bd):
         if bd.EXTOUT_UART_ID is not None and rx is not None:
             rows.append(("Extended output UART%d RX (unused, parked here instead of the port's default pin; "
                          "leave open)" % bd.EXTOUT_UART_ID, g(rx), "end"))
+    if "gateway" in bd.ROLES:
+        rows += [("Extended output IN, from the End board through the opto-isolator (%s)"
+                  % ("UART%d" % bd.EXTIN_UART_ID if bd.EXTIN_BACKEND == "uart" else "PIO"), g(bd.EXTIN_PIN), "gateway")]
+        if bd.EXTIN_BACKEND == "uart":
+            rows.append(("Extended output UART%d TX (unused, parked here; leave open)" % bd.EXTIN_UART_ID,
+                         g(bd.EXTIN_UART_TX_PIN), "gateway"))
+        rows += [("MCP2515 SCK (SPI%d, %d MHz)" % (bd.CAN_SPI_ID, bd.CAN_SPI_HZ // 1000000), g(bd.CAN_SCK_PIN), "gateway"),
+                 ("MCP2515 SI (MOSI)", g(bd.CAN_MOSI_PIN), "gateway"),
+                 ("MCP2515 SO (MISO)", g(bd.CAN_MISO_PIN), "gateway"),
+                 ("MCP2515 CS (%d MHz crystal)" % (bd.CAN_XTAL_HZ // 1000000), g(bd.CAN_CS_PIN), "gateway")]
     out = ["### %s (`%s`)" % (bd.TITLE, bd.NAME), "",
            "Roles: %s. CPU %s, images compiled for %s. Link backend: %s%s, %d baud%s."
            % (", ".join(bd.ROLES), bd.CPU, bd.MPY_ARCH, bd.LINK_BACKEND,
@@ -72,7 +82,8 @@ def table(bd):
               ", inverted by the opto stage" if bd.LINK_INVERT else ""), "",
            "| function | pin | roles |", "|---|---|---|"]
     def roles(spec):
-        wanted = bd.ROLES if spec == "all" else [r for r in spec.split(", ") if r in bd.ROLES]
+        cell_roles = [r for r in bd.ROLES if r != "gateway"]
+        wanted = cell_roles if spec == "all" else [r for r in spec.split(", ") if r in bd.ROLES]
         return ", ".join(wanted)
     out += ["| %s | %s | %s |" % (f, p, roles(r)) for f, p, r in rows]
     return "\n".join(out) + "\n"

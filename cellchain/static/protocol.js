@@ -6,8 +6,8 @@
 const NUS_SERVICE = "6e400001-b5a3-f393-e0a9-e50e24dcca9e";
 const NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e";   // we write here
 const NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e";   // the board notifies here
-const STATUS_INT_KEYS = ["cells", "pack_mv", "current_ma", "soc_c", "soc_cal", "charge", "load", "comm",
-  "break", "soh", "cycles", "in_wh", "out_wh", "stored_wh", "pin_w", "pout_w", "min_mv", "max_mv", "uptime_s"];
+const STATUS_INT_KEYS = ["cells", "pack_mv", "current_ma", "soc_c", "soc_cal", "charge", "load", "comm", "pw_factory",
+  "break", "soh", "cycles", "in_wh", "out_wh", "stored_wh", "pin_w", "pout_w", "min_mv", "max_mv", "uptime_s", "link", "rst"];
 const CELL_STATUS_BITS = [[0x01, "balancing"], [0x02, "ntc_fault"], [0x04, "volt_fault"], [0x08, "derated"],
   [0x10, "upstream_lost"], [0x20, "not_calibrated"], [0x40, "watchdog_reset"], [0x80, "stale"]];
 
@@ -92,8 +92,10 @@ class AppSession {
     return p;
   }
 
+  // true on OK, false on the board's NA; a timeout (no reply: board unreachable) throws
   async login(password) {
-    try { await this.request("PW" + password + "!"); return true; } catch (e) { return false; }
+    try { await this.request("PW" + password + "!"); return true; }
+    catch (e) { if (e.message.startsWith("no reply")) throw e; return false; }
   }
   async snapshot() {
     const st = parseStatus((await this.request("ST?", "ST:"))[0] || "");
@@ -149,9 +151,12 @@ class WebBluetoothTransport {
 
 // The dashboard server's relay: each line goes to the board over the server's own connection.
 class ServerLineTransport {
+  // the session's token for state changes (X-CSRF-Token), set by the page after its login
+  static csrf = "";
   onData(cb) { this.cb = cb; }
   async send(text) {
-    const r = await fetch("/api/raw", { method: "POST", headers: { "Content-Type": "application/json" },
+    const r = await fetch("/api/raw", { method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": ServerLineTransport.csrf || "" },
       body: JSON.stringify({ line: text.replace(/\r$/, "") }) });
     const d = await r.json();
     if (this.cb) this.cb((d.lines || ["NA " + (d.error || "no reply")]).join("\r") + "\r");

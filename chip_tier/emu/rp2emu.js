@@ -463,8 +463,20 @@ class Chip {
 
   setupAdc() {
     const adc = this.mcu.adc;
+    // the node behind each ADC input has a source resistance (the cell board's divider, the NTC's
+    // series resistor || NTC): a pad pull (RP2040 ~50-80 kOhm) moves it - the input self-test's
+    // load (core/probe.py). An ideal source would read a live input as frozen.
+    const srcOhm = this.opts.adcSourceOhm || [50000, 5000, 0, 0, 0];
+    const pullOhm = this.opts.padPullOhm || 65000;
     adc.onADCRead = (ch) => {
-      const v = this.adcVolts[ch] || 0;
+      adc.currentChannel = ch;            // the sample alarm completes with channelValues[currentChannel]
+      let v = this.adcVolts[ch] || 0;
+      const pad = ch < 4 ? this.mcu.gpio[26 + ch] : null;
+      const src = srcOhm[ch] || 0;
+      if (pad && src > 0) {
+        if (pad.pulldownEnabled && !pad.pullupEnabled) v = v * pullOhm / (pullOhm + src);
+        else if (pad.pullupEnabled && !pad.pulldownEnabled) v = v + (3.3 - v) * src / (pullOhm + src);
+      }
       const noise = this.opts.adcNoiseLsb === undefined ? 2 : this.opts.adcNoiseLsb;
       let code = Math.round(v / 3.3 * 4095 + (noise ? Math.round((this.rand() * 2 - 1) * noise) : 0));
       code = Math.max(0, Math.min(4095, code));

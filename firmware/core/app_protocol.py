@@ -26,6 +26,7 @@ from core import settings as settings_mod
 from core.snapshot import CellStatus, SensorFlags
 
 LINE_MAX = const(64)          # longest accepted command line, CR excluded
+_TOKEN_MAX = const(16)        # ID:<token>? fences
 _MAX_SESSIONS = const(4)       # BLE centrals + USB + socket clients at once
 _GEN3_MAX_CELLS = const(99)    # C lines carry two decimal digits for cell and count
 _CS_CELLS = const(16)          # cells per CS line (cellchain's per-cell status and age)
@@ -33,6 +34,9 @@ _SUMMARY_LINES = const(7)      # U V T E M H B
 # The C line's status carries only problem bits, as gen3 readers expect (0 = healthy cell):
 GEN3_PROBLEM = CellStatus.TEMP_SENSOR_FAULT | CellStatus.VOLT_SENSOR_FAULT | CellStatus.STALE
 _NO_DATA = CellStatus.STALE   # the cell's values are not known (comm loss, stale detail)
+# Every problem also sets 0x80 (issue 22): aiobmsble's problem mask 0x0EFC has no bit 0x02,
+# so an NTC fault alone read as a healthy cell. 0x80 = "a value on this line is not live data".
+_PROBLEM_ANY = const(0x80)
 
 _CR = const(13)
 _LF = const(10)
@@ -293,7 +297,11 @@ class AppProtocol:
     # ---- commands ---------------------------------------------------------------------------
     def _command(self, s, line):
         if line.startswith("PW") and line.endswith("!"):
-            self._login(s, line[2:-1])
+            self._login(s, line[2:-1], True)
+        elif line.startswith("PV") and line.endswith("!"):
+            self._login(s, line[2:-1], False)
+        elif line.startswith("ID:") and line.endswith("?"):
+            self._fence(s, line[3:-1])
         elif line == "E!":
             if s.logged_in:
                 s.streaming = True
@@ -355,20 +363,42 @@ class AppProtocol:
         self._text(s, "LK:%d %d %d" % (lk.remaining[s.slot], lk.global_remaining_ms, lk.global_failures))
         self._send(s, _OK)
 
-    def _login(self, s, pw):
-        if self.lockout.locked(s.slot):
+    def _fence(self, s, token):
+        """``ID:<token>?`` -> ``ID:<token>``: the host client brackets every request with two
+        of these, so a reply can never be taken for another request's (docs/ble-protocol.md)."""
+        ok = 1 <= len(token) <= _TOKEN_MAX
+        for ch in token:
+            if not ("0" <= ch <= "9" or "a" <= ch <= "z" or "A" <= ch <= "Z"):
+                ok = False
+        if ok:
+            self._text(s, "ID:" + token)
+        else:
+            self._refuse(s, "use ID:<1..%d letters or digits>?" % _TOKEN_MAX)
+
+    def _login(self, s, pw, session):
+        """``PW`` (``session`` True): log this session in or, on a wrong password, out.
+        ``PV``: only check the password (same lockout), the session stays as it is."""
+        lk = self.lockout
+        if lk.locked(s.slot):
             self._send(s, _NA)
             return
+        lk.attempt(s.slot)
         st = self.ctl.settings
         if password.check(st.pw_salt, st.pw_hash, pw):
-            self.lockout.success(s.slot)
-            s.logged_in = True
+            lk.success(s.slot)
+            if session:
+                s.logged_in = True
             self._send(s, _OK)
         else:
-            self.lockout.fail(s.slot)
-            s.logged_in = False
-            s.streaming = False
+            lk.fail(s.slot)
+            if session:
+                s.logged_in = False
+                s.streaming = False
             self._send(s, _NA)
+
+    def owner_window(self):
+        """Short press of the End board's button: the owner's next logins pass the global lock."""
+        self.lockout.owner_window()
 
     def _change_password(self, s, body):
         parts = body.split(":")
@@ -378,6 +408,7 @@ class AppProtocol:
         if self.lockout.locked(s.slot):
             self._refuse(s, "locked for %d s" % ((self.lockout.remaining_ms(s.slot) + 999) // 1000))
             return
+        self.lockout.attempt(s.slot)
         st = self.ctl.settings
         if not password.check(st.pw_salt, st.pw_hash, parts[0]):
             self.lockout.fail(s.slot)
@@ -385,8 +416,8 @@ class AppProtocol:
             return
         self.lockout.success(s.slot)
         new = parts[1]
-        if not password.valid(new):
-            self._refuse(s, "password must be %d..%d digits" % (password.MIN_DIGITS, password.MAX_DIGITS))
+        if not password.valid_new(new):
+            self._refuse(s, "password must be %d..%d digits" % (password.NEW_MIN_DIGITS, password.MAX_DIGITS))
             return
         salt = st.pw_salt or password.new_salt()
         msg = self.ctl.set_password_hash(salt, password.make_hash(salt, new))
@@ -460,20 +491,36 @@ class AppProtocol:
         self._text(s, (
             "ST:cells=%d pack_mv=%d current_ma=%d soc_c=%d soc_cal=%d charge=%d load=%d "
             "comm=%d alarms=%04X break=%d soh=%d cycles=%d in_wh=%d out_wh=%d stored_wh=%d "
-            "pin_w=%d pout_w=%d min_mv=%d max_mv=%d uptime_s=%d") % (
-            snap.cell_count, snap.pack_mv, b.current_ma, b.soc_c, 1 if b.soc_calibrated else 0,
+            "pin_w=%d pout_w=%d min_mv=%d max_mv=%d uptime_s=%d pw_factory=%d link=%d rst=%d") % (
+            snap.cell_count, self._pack_mv_trusted(snap), b.current_ma, b.soc_c, 1 if b.soc_calibrated else 0,
             1 if b.charge_allowed else 0, 1 if b.load_allowed else 0, 1 if snap.comm_ok else 0,
             b.alarms, b.break_position, b.soh_pct, b.charge_cycles, b.energy_in_wh,
-            b.energy_out_wh, b.stored_wh, b.power_in_w, b.power_out_w, snap.min_mv, snap.max_mv,
-            b.uptime_s))
+            b.energy_out_wh, b.stored_wh, b.power_in_w, b.power_out_w,
+            snap.min_mv if self._cells_ok() else -1, snap.max_mv if self._cells_ok() else -1,
+            b.uptime_s, 0 if self.ctl.settings.pw_hash else 1,
+            getattr(snap, "link_good", 64), getattr(b, "reset_position", 0)))
         self._send(s, _OK)
+
+    def _pack_mv_trusted(self, snap):
+        """ST?'s pack_mv: the sum of the cells when every cell is heard and trusted, else -1
+        ("unknown", issue 22: never section A's running sum of the cells still heard)."""
+        if not self._cells_ok() or not snap.trusted():
+            return -1
+        total = 0
+        for i in range(snap.cell_count):
+            total += snap.cell_mv[i]
+        return total
 
     def _cells(self, s):
         snap = self.ctl.snap
-        for i in range(snap.cell_count):
-            st = snap.cell_status[i]
+        ok = self._cells_ok()
+        n = snap.cell_count if ok else snap.held_count
+        for i in range(n):
+            st = snap.cell_status[i] if ok and i < snap.cell_count else _NO_DATA
             temp = "X" if st & CellStatus.TEMP_SENSOR_FAULT else "%d" % snap.cell_temp_dc[i]
-            mv = "X" if st & CellStatus.VOLT_SENSOR_FAULT else "%d" % snap.cell_mv[i]
+            mv = "X" if st & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA) else "%d" % snap.cell_mv[i]
+            if st & _NO_DATA:
+                temp = "X"
             self._text(s, "CL:%d %s %s %02X" % (i + 1, mv, temp, st))
         self._send(s, _OK)
 
@@ -547,8 +594,11 @@ class AppProtocol:
         return sent
 
     def _round_cells(self):
+        """Cells in a round: the live chain's, or during comm loss the last complete chain's
+        (issue 22: the count never changes while it is the same chain; readers rebuild their
+        cell table on a new count)."""
         snap = self.ctl.snap
-        n = snap.cell_count if snap.valid else 0
+        n = snap.cell_count if self._cells_ok() else snap.held_count
         return n if n < len(snap.cell_mv) else len(snap.cell_mv)
 
     @staticmethod
@@ -596,27 +646,38 @@ class AppProtocol:
         return pos + 1
 
     def _c_line(self, snap, i, count):
-        """Gen3 ``C_nn_NN_vvv_ttt_ss``: 6 fields, status = problem bits only (GEN3_PROBLEM)."""
+        """Gen3 ``C_nn_NN_vvv_ttt_ss``: 6 fields, status = problem bits only (GEN3_PROBLEM,
+        plus 0x80 on any problem). Both gen3 readers read an ``XXX`` field as 0 (0 V, -276 degC),
+        so (issue 22): during comm loss the cell's last heard values go out flagged 0x80; an
+        open NTC sends the cell's last valid temperature (else the chain's lowest) flagged
+        0x82; only a stuck ADC's voltage stays ``XXX`` (0 V, flagged 0x84: it is a fault)."""
         buf = self._line
         p = self._start(67)  # C
         p = _put_dec(buf, p, i + 1, 2)
         buf[p] = _US
         p = _put_dec(buf, p + 1, count, 2)
         buf[p] = _US
-        st = snap.cell_status[i]
+        st = snap.cell_status[i] & GEN3_PROBLEM
         if not self._cells_ok():
             st = _NO_DATA
-        if st & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA):
+            p = _put_hex(buf, p + 1, mv_5(snap.held_mv[i]), 3)
+        elif st & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA):
             p = _put_x(buf, p + 1, 3)
         else:
             p = _put_hex(buf, p + 1, mv_5(snap.cell_mv[i]), 3)
         buf[p] = _US
         if st & (CellStatus.TEMP_SENSOR_FAULT | _NO_DATA):
-            p = _put_x(buf, p + 1, 3)
+            t = snap.held_t[i]
+            if t:
+                p = _put_hex(buf, p + 1, temp_raw(t * 10 - 1000), 3)
+            elif snap.min_temp_cell and self._cells_ok():
+                p = _put_hex(buf, p + 1, temp_raw(snap.min_temp_dc), 3)
+            else:
+                p = _put_x(buf, p + 1, 3)
         else:
             p = _put_hex(buf, p + 1, temp_raw(snap.cell_temp_dc[i]), 3)
         buf[p] = _US
-        p = _put_hex(buf, p + 1, st & GEN3_PROBLEM, 2)
+        p = _put_hex(buf, p + 1, st | _PROBLEM_ANY if st else 0, 2)
         return self._end(p)
 
     def _cs_line(self, snap, first, cells):
@@ -654,25 +715,36 @@ class AppProtocol:
             p = _put_hex(buf, p, pack, 4)
         else:
             p = _put_x(buf, p, 4)
-        p = self._current(p, snap.s1_ma, snap.s1_flags)
+        ok = self._cells_ok()     # currents come over the link: none without it
+        p = self._current(p, snap.s1_ma, snap.s1_flags if ok else 0)
         buf[p] = _US
-        p = _put_signed_hex(buf, p + 1, ma_50(self.ctl.brain.current_ma), 4)
-        p = self._current(p, snap.s2_ma, snap.s2_flags)
+        if ok and (self._sensor_ok(snap.s1_flags) or self._sensor_ok(snap.s2_flags)):
+            p = _put_signed_hex(buf, p + 1, ma_50(self.ctl.brain.current_ma), 4)
+        else:
+            p = _put_x(buf, p + 1, 5)     # never "+0000" for a current nobody measured
+        p = self._current(p, snap.s2_ma, snap.s2_flags if ok else 0)
         return self._end(p)
+
+    @staticmethod
+    def _sensor_ok(flags):
+        return bool(flags & SensorFlags.PRESENT and not flags & SensorFlags.FAULT)
 
     def _pack_5mv(self, snap):
         """Pack voltage in 5 mV steps as the sum of the cells, each rounded as its C line
-        sends it (so the lines add up); -1 = not known (no cell communication, or a cell whose
-        voltage is not data: never the sum of the others)."""
-        if not self._cells_ok() or snap.volt_fault_at:
-            return -1
-        total = 0
-        status = snap.cell_status
-        for i in range(self._round_cells()):
-            if status[i] & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA):
-                return -1
-            total += mv_5(snap.cell_mv[i])
-        return total
+        sends it (so the lines add up). When a cell is unheard or its voltage is not data,
+        the last pack voltage with every cell trusted (the gen3 readers read ``XXXX`` as a
+        0 V pack); -1 (``XXXX``) only when there never was one. Never a partial sum."""
+        if self._cells_ok() and not snap.volt_fault_at:
+            total = 0
+            status = snap.cell_status
+            for i in range(self._round_cells()):
+                if status[i] & (CellStatus.VOLT_SENSOR_FAULT | _NO_DATA):
+                    total = -1
+                    break
+                total += mv_5(snap.cell_mv[i])
+            if total >= 0:
+                return total
+        return mv_5(snap.held_pack_mv) if snap.held_pack_mv > 0 else -1
 
     def _v_line(self):
         snap = self.ctl.snap
@@ -686,6 +758,23 @@ class AppProtocol:
             p = _put_hex(buf, p + 1, mv_5(snap.max_mv), 3)
             buf[p] = _US
             p = _put_dec(buf, p + 1, snap.max_mv_cell, 2)
+        elif snap.held_count:
+            # comm loss: lowest/highest of the held cells (the C lines' values), not 0 V
+            lo = 0
+            hi = 0
+            held = snap.held_mv
+            for i in range(1, snap.held_count):
+                if held[i] < held[lo]:
+                    lo = i
+                if held[i] > held[hi]:
+                    hi = i
+            p = _put_hex(buf, p, mv_5(held[lo]), 3)
+            buf[p] = _US
+            p = _put_dec(buf, p + 1, lo + 1, 2)
+            buf[p] = _US
+            p = _put_hex(buf, p + 1, mv_5(held[hi]), 3)
+            buf[p] = _US
+            p = _put_dec(buf, p + 1, hi + 1, 2)
         else:
             p = _put_bytes(buf, p, b"XXX_XX_XXX_XX")
         buf[p] = _US

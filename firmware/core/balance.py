@@ -6,11 +6,21 @@ for the balance resistor in permille (0 = off, 1000 = fully on). Rules, in order
 * off when balancing is disabled (``vbal_mv`` 0: option switches 4-8 all off), when the link is
   stale (``link_ok`` False), when the cell reading is not data (``cell_ok`` False) or when the
   board temperature is unknown (``temp_ok`` False): off on doubt;
-* floor: never below ``floor_mv`` (board definition ``BALANCE_FLOOR_MV``, default 3000 mV): a
-  balance voltage below the floor (option switches set too low) switches balancing off
-  altogether, and a cell below the floor is never balanced, so a mis-set switch cannot drain a
-  pack below V-min (issue 13: cells drained to 2.49 V with V-min 2.9 V). LTO packs (V-balance
-  2.6 V) need a board definition with a lower floor, e.g. 2400;
+* only while the pack charges or rested after a charge (``charging``: the battery current the
+  frame carries from the Begin board's sensors is at least ``CHARGE_MIN_MA``, 0.3 A; the rest
+  window: ``REST_WINDOW_MS``, 1 h, after the last cycle that charged). The charge current is the
+  End board's consent: it flows only while the End's charge relay is closed, and the End keeps
+  that relay open when the balance switch lies below its settings' window (V-min + 200 mV,
+  BALANCE_SWITCH_INVALID). So a switch that would drain the cells below V-min never balances a
+  cell after the boards start, whatever the chemistry (issue 20: a fixed 3.0 V floor let an idle
+  NMC pack, V-min 3.49 V, be drained to 2.998 V through switches set to 3.0 V, and kept LTO packs,
+  V-balance 2.6 V, from balancing at all); a valid switch balances down to V-balance, at least
+  200 mV above V-min. The rest window lets balancing bring an over-charged cell back under the
+  V-max restart threshold after a trip (core/relays.py ``vmax_hold``). A switch changed to a
+  wrong value on a running pack can drain at most 1 A for the rest of the window. No current
+  data (sensor fault, chain broken): no new consent;
+* floor: never below ``floor_mv`` (board definition ``BALANCE_FLOOR_MV``, default 1800 mV, below
+  every switch value: a board definition may set a higher one);
 * hysteresis ABOVE V-balance with a dwell: on when the cell is at or above V-balance
   (``cell_mv >= vbal_mv``) and the resistor has been off for at least ``dwell_ms`` (60 s), or at
   once when the cell is a margin above it (``cell_mv >= vbal_mv + hyst_mv``, 10 mV); off as soon
@@ -46,7 +56,9 @@ _DERATE_DC = const(600)     # derating starts at 60.0 degC board temperature
 _STOP_DC = const(750)       # hard stop at 75.0 degC
 _RESUME_DC = const(650)     # after a hard stop, resume below 65.0 degC
 _MIN_DUTY = const(200)      # duty just below the hard stop
-FLOOR_MV = const(3000)     # never balance below 3.0 V (LiFePO4, NMC, NCA; LTO boards set 2400)
+FLOOR_MV = const(1800)     # below every balance switch value (1.9 V): the charging rule protects
+CHARGE_MIN_MA = const(300)   # the pack takes at least this: charging (the End's consent)
+REST_WINDOW_MS = const(3600000)  # balancing may go on this long after the last charging cycle
 
 
 class Balancer:
@@ -66,6 +78,7 @@ class Balancer:
 
     def reset(self):
         """Everything off (boot, safe state)."""
+        self.since_charge_ms = _DWELL_CAP_MS   # since the last charging cycle (boot: no consent)
         self.wanted = False      # voltage rule says balance
         self.off_ms = self.dwell_ms  # time since the voltage rule last switched off
         self.hot_stop = False    # thermal hard stop latched
@@ -96,12 +109,19 @@ class Balancer:
         d = FULL_DUTY - ((temp_dc - self.derate_dc) * (FULL_DUTY - self.min_duty)) // span
         return d if d > self.min_duty else self.min_duty
 
-    def update(self, cell_mv, cell_ok, vbal_mv, link_ok, temp_dc, temp_ok, dt_ms):
+    def update(self, cell_mv, cell_ok, vbal_mv, link_ok, temp_dc, temp_ok, dt_ms, charging=True):
+        """The duty for this cycle. ``charging``: the pack takes at least ``CHARGE_MIN_MA``
+        (the roles always pass it; see the module docstring)."""
+        if charging:
+            self.since_charge_ms = 0
+        elif self.since_charge_ms < _DWELL_CAP_MS and dt_ms > 0:
+            self.since_charge_ms += dt_ms
+        consent = self.since_charge_ms <= REST_WINDOW_MS
         if not self.wanted:
             a = self.off_ms
             if dt_ms > 0 and a < _DWELL_CAP_MS:
                 self.off_ms = a + dt_ms
-        if (vbal_mv <= 0 or vbal_mv < self.floor_mv or not link_ok or not cell_ok
+        if (vbal_mv <= 0 or vbal_mv < self.floor_mv or not link_ok or not cell_ok or not consent
                 or cell_mv < vbal_mv or cell_mv < self.floor_mv):
             if self.wanted:
                 self.wanted = False

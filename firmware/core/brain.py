@@ -28,17 +28,16 @@ count (CURRENT_SENSOR_FAULT). The protection latches of ``core.relays.Relays`` (
 hold, empty, deep discharge) are saved at once when they change and restored at boot. See
 docs/pack-brain.md.
 """
-from array import array
-
 from micropython import const
 
 from core import alarms as A
+from core import rules, store
 from core import settings as _settings
-from core import store
 from core.current import PackCurrent, sensor_ok
+from core.follow import FollowCheck
+from core.pack_view import PackView
 from core.relays import LIMIT_SAMPLES, Limits, RelayLeds, Relays
-from core.sampling import CELL_MAX_MV, CELL_MIN_MV
-from core.snapshot import MAX_CELLS, CellStatus
+from core.sampling import CELL_MAX_MV
 from core.soc import EnergyCounter, FullEmptyDetector, SocCounter, mul_e4, mul_e5
 
 STATE_KIND = "soc"
@@ -46,7 +45,8 @@ STATE_VERSION = const(1)
 
 MAX_DT_MS = const(600000)          # a longer gap is integrated as 10 minutes
 DAY_MS = const(86400000)
-EMPTY_MS = const(30000)            # a cell below V-min this long (load off) -> SoC 0 %
+EMPTY_MS = const(30000)            # after a V-min trip, a cell this long at rest within the
+#                                    restart hysteresis of V-min -> empty: SoC 0 %
 FULL_SAMPLES = const(3)
 SAVE_EVENT_MIN_MS = const(60000)   # relay change / recalibration: save, at most once a minute
 SAVE_SOC_MIN_MS = const(300000)    # SoC moved >= 1 %: save, at most every 5 minutes
@@ -54,16 +54,7 @@ SAVE_SOC_DELTA_C = const(100)
 SAVE_MAX_MS = const(3600000)       # anything else changed (energies): save once an hour
 TRIM_MAX_MA = const(2000)          # End-side zero trim refused beyond 2 A (current flowing?)
 DEFAULT_SOC_C = const(5000)        # no saved state: 50 %, not calibrated
-STEP_MA_MIN = const(2000)          # plausibility: a current step of at least 2 A and 0.05 C ...
-STEP_RESP_MV = const(5)            # ... to which at least half of the cells (>= 2) respond by
-#                                    this much in the step's direction (I x R)
-NO_RESPONSE_DIV = const(4)         # a cell responding less than 1/4 of their mean: a strike
-FROZEN_STRIKES = const(3)          # strikes in a row: the reading does not follow the pack
-STEP_WAIT_CYCLES = const(12)       # every cell's fresh detail within this after a step (255
-#                                    cells: a reading every 8 cycles), else no judgement
-FOLLOW_MV = const(40)              # a flagged reading that moves this much on its own: data again
 _MAX_PACK_MV = const(2000000)
-
 _SINCE_CAP_MS = const(0x10000000)
 
 
@@ -102,24 +93,11 @@ class PackBrain:
         self._saved_in = 0
         self._saved_out = 0
         self._latch_urgent = False
-        self._empty_pending = False   # a V-min trip waits for the empty recalibration
-        # plausibility of the cell readings on current steps (see _follows)
-        self._v1 = array("H", bytes(2 * MAX_CELLS))   # readings one and two cycles ago
-        self._v2 = array("H", bytes(2 * MAX_CELLS))
-        self._pre = array("H", bytes(2 * MAX_CELLS))  # each cell's reading before the step
-        self._resp = array("H", bytes(2 * MAX_CELLS))  # ... and its response after it (mV)
-        self._done = bytearray(MAX_CELLS)             # response taken (fresh detail seen)
-        self._at = array("H", bytes(2 * MAX_CELLS))   # a flagged reading's value when flagged
-        self._strikes = bytearray(MAX_CELLS)
-        self._frozen = bytearray(MAX_CELLS)
-        self._hist_n = 0              # cycles of history (0..2) for the cells in _hist_cells
-        self._hist_cells = 0
-        self._i1 = 0                  # battery current one and two cycles ago
-        self._i2 = 0
-        self._pend = 0                # cycles since a current step whose responses are collected
-        self._pend_level = 0          # the current after that step, and how far it may move
-        self._pend_quiet = 0
-        self._step_ma = STEP_MA_MIN
+        self._view = PackView()          # this cycle's digest of the snapshot
+        self._follow = FollowCheck()     # readings that do not follow the current's steps
+        self._empty = rules.EmptyRule()  # a V-min trip: is the pack empty?
+        self._doubt = rules.SensorDoubt()  # sensor faults that come back: hold-off
+        self._loop = rules.ResetLoop()   # a board that keeps restarting
         self.charge_allowed = False
         self.load_allowed = False
         self.charge_led = False
@@ -141,6 +119,8 @@ class PackBrain:
         self.charge_efficiency_pct = 100
         self.alarms = A.SETTINGS_INVALID | A.COMM_LOST | A.SOC_NOT_CALIBRATED
         self.break_position = 0
+        self.charge_hold_mv = 0       # CHARGE_HELD: every cell at or below this releases it
+        self.reset_position = 0       # a board in a reset loop (BOARD_RESET_LOOP), 0 = none
         self.uptime_s = 0
         self.should_save = False
         self.state_status = store.MISSING
@@ -163,8 +143,7 @@ class PackBrain:
         self._settings = settings if usable else _settings.Settings()
         self._lim = Limits(self._settings)
         self._soc.set_capacity(self._settings.capacity_ah)
-        step = self._settings.capacity_ah * 50          # 0.05 C in mA
-        self._step_ma = step if step > STEP_MA_MIN else STEP_MA_MIN
+        self._follow.set_capacity(self._settings.capacity_ah)
         if usable:
             self.alarms &= ~A.SETTINGS_INVALID
         else:
@@ -183,7 +162,11 @@ class PackBrain:
 
     def update(self, snap, dt_ms):
         """One cycle: ``snap`` is the current ``core.snapshot.PackSnapshot``, ``dt_ms`` the real
-        time since the previous call. Allocation-free."""
+        time since the previous call. Allocation-free. The snapshot is digested once into a
+        ``core.pack_view.PackView``; every decision below is a rule of core/rules.py (or
+        ``core.relays.Relays``, ``core.follow.FollowCheck``) taken on that view, in this order:
+        view alarms, reset loop, current and SoC, follow check, recalibration, sensor doubt,
+        relays, limit alarms."""
         if dt_ms < 0:
             dt_ms = 0
         elif dt_ms > MAX_DT_MS:
@@ -195,132 +178,21 @@ class PackBrain:
         self._up_ms = up
         s = self._settings
         lim = self._lim
-        al = 0
+        ok = self._ok
 
-        # --- cells -----------------------------------------------------------------------
-        n = snap.cell_count
-        if n > MAX_CELLS:
-            n = MAX_CELLS
-        vfault = False
-        tfault = False
-        stale = False
-        hot = False
-        count = 0
-        total = 0
-        min_mv = 0
-        max_mv = 0
-        temp_ok = False
-        min_t = 0
-        max_t = 0
-        if snap.valid:
-            cell_mv = snap.cell_mv
-            cell_t = snap.cell_temp_dc
-            status = snap.cell_status
-            min_mv = 0xFFFF
-            for i in range(n):
-                st = status[i]
-                if st & CellStatus.STALE or (
-                        not st & CellStatus.VOLT_SENSOR_FAULT
-                        and not CELL_MIN_MV <= cell_mv[i] <= CELL_MAX_MV):
-                    # not (yet) reported: detail never received or too old (STALE), or a slot
-                    # no board has filled in (0 mV without VOLT_SENSOR_FAULT: a board forwards
-                    # frames before its first measurement; every measured voltage outside
-                    # 1.0..5.1 V carries VOLT_SENSOR_FAULT). Nothing of this cell is data.
-                    stale = True
-                    continue
-                if st & CellStatus.DERATED:
-                    hot = True
-                if st & CellStatus.VOLT_SENSOR_FAULT:
-                    vfault = True
-                else:
-                    mv = cell_mv[i]
-                    count += 1
-                    total += mv
-                    if mv < min_mv:
-                        min_mv = mv
-                    if mv > max_mv:
-                        max_mv = mv
-                if st & CellStatus.TEMP_SENSOR_FAULT:
-                    tfault = True
-                else:
-                    t = cell_t[i]
-                    if not temp_ok:
-                        min_t = t
-                        max_t = t
-                        temp_ok = True
-                    elif t < min_t:
-                        min_t = t
-                    elif t > max_t:
-                        max_t = t
-            if snap.volt_fault_at:
-                # section A names a board whose cell voltage is not data (FAULT_AT, every
-                # frame): the same sensor fault as in its detail, which reaches this board only
-                # once per window rotation (8 cycles at 255 cells) - act now, not then
-                vfault = True
-            if count == 0:
-                min_mv = 0
-            else:
-                self._pack_mv = total if total < _MAX_PACK_MV else _MAX_PACK_MV
-                self._cells = n
-                # the aggregates of section A: every board updates them in every frame, while
-                # a cell's detail reaches this board once per window rotation (8 cycles at 255
-                # cells). The worse of the two counts, so a crossing anywhere in the chain acts
-                # within one frame. Boards with a sensor fault are left out of the matching
-                # aggregate by the link (core/frame.py); position 0 = no board contributed.
-                # Each aggregate value counts as one more cell (against both ends: a minimum
-                # above the maximum cannot hide anything).
-                agg = False
-                if snap.min_mv_cell:
-                    agg = True
-                    v = snap.min_mv
-                    if v < min_mv:
-                        min_mv = v
-                    if v > max_mv:
-                        max_mv = v
-                if snap.max_mv_cell:
-                    agg = True
-                    v = snap.max_mv
-                    if v < min_mv:
-                        min_mv = v
-                    if v > max_mv:
-                        max_mv = v
-                if min_mv < CELL_MIN_MV or max_mv > CELL_MAX_MV:
-                    # no measured cell gives such an aggregate (an implausible reading carries
-                    # VOLT_SENSOR_FAULT and is left out): not data, as a slot nobody filled
-                    stale = True
-                if snap.min_temp_cell and snap.max_temp_cell:
-                    if temp_ok:            # detail without any valid temperature stays "none"
-                        v = snap.min_temp_dc
-                        if v < min_t:
-                            min_t = v
-                        if v > max_t:
-                            max_t = v
-                        v = snap.max_temp_dc
-                        if v < min_t:
-                            min_t = v
-                        if v > max_t:
-                            max_t = v
-                elif agg or snap.min_temp_cell or snap.max_temp_cell:
-                    temp_ok = False        # this frame: no valid temperature in the chain
-        # complete: every cell's detail is fresh; until then only COMM_LOST (no cell alarms)
-        comm = snap.valid and snap.comm_ok and n > 0 and not stale
-        count_ok = True
-        if snap.cells_min > 0 and (n < snap.cells_min or n > snap.cells_max):
-            count_ok = False
-        data_ok = comm and count_ok and not vfault and count > 0
-        if not comm:
-            al |= A.COMM_LOST
-            self.break_position = snap.break_position
-        else:
-            self.break_position = 0
-        if not count_ok and snap.valid:
-            al |= A.CELL_COUNT_MISMATCH
-        if vfault:
-            al |= A.VOLT_SENSOR_FAULT
-        if tfault:
-            al |= A.TEMP_SENSOR_FAULT
-        if hot:
-            al |= A.BALANCE_HOT
+        # --- the pack view: cells, aggregates, communication ------------------------------------
+        v = self._view.read(snap)
+        if v.count > 0:
+            t = v.total_mv
+            self._pack_mv = t if t < _MAX_PACK_MV else _MAX_PACK_MV
+            self._cells = v.n
+        al = v.status_alarms()
+        self.break_position = 0 if v.comm else v.break_position
+        data_ok = v.data_ok()
+        self.reset_position = self._loop.update(v.reset_at)
+        if self.reset_position:
+            al |= A.BOARD_RESET_LOOP
+            data_ok = False
 
         # --- current, SoC, energies ---------------------------------------------------------
         self._raw1 = snap.s1_ma
@@ -330,7 +202,7 @@ class PackBrain:
         cur = self._cur
         cur.update(snap.s1_ma - self._trim1, snap.s1_flags, snap.s2_ma - self._trim2,
                    snap.s2_flags, s.loop_count, s.sensors)
-        if cur.fault and snap.valid and snap.comm_ok:
+        if cur.fault and v.counted:
             # only a frame that came through from the Begin board carries its sensor readings;
             # with the chain broken the frame was started downstream with none: that is
             # COMM_LOST (relays already off), not a current-sensor fault
@@ -339,20 +211,94 @@ class PackBrain:
         self.current_ma = current
         self.charge_ma = cur.charge_ma
         self.discharge_ma = cur.discharge_ma
-        soc = self._soc
-        if comm and not vfault and count == n and not cur.fault:
-            if self._follows(snap.cell_mv, snap.cell_age, n, current):
+        vfault = v.vfault
+        if v.comm and not vfault and v.count == v.n and not cur.fault:
+            if self._follow.update(snap.cell_mv, snap.cell_age, v.n, current):
                 # counts as an untrusted voltage (both over- and under-voltage): both off
                 vfault = True
                 data_ok = False
                 al |= A.VOLT_SENSOR_FAULT | A.CELL_NOT_FOLLOWING
         else:
-            self._hist_n = 0
+            self._follow.forget()
+        soc = self._soc
         if not cur.fault:
             # the count includes currents inside the display dead band (standby loads), see
             # core.current.PackCurrent.count_ma; a sensor fault freezes it (no data, no count)
             soc.integrate(cur.count_ma, dt_ms)
+        self._count_energy(cur, dt_ms)
 
+        # --- recalibration (manual: Algorithm / SoC calculation) -----------------------------
+        full_now = False
+        empty_now = False
+        if data_ok and ok:
+            full_now = rules.full_now(v, lim, current)
+            empty_now = self._empty.empty_now(v, lim, current, self.load_allowed)
+        det = self._det
+        det.update(full_now, empty_now, dt_ms)
+        # at the event, and held while the condition lasts unless the current already moves the
+        # pack away from that end (discharging from full / charging from empty counts again)
+        if det.full or (det.full_active and current >= 0):
+            soc.set_soc(10000)
+        elif det.empty or (det.empty_active and current <= 0):
+            soc.set_soc(0)
+        if det.full or det.empty:
+            self.soc_calibrated = True
+            self._urgent = True
+        if det.empty:
+            self._empty.emptied()
+            if not lim.critical:
+                self._relays.set_empty()   # the load waits for charge counted back in
+                self._latch_urgent = True
+        if self.load_allowed:              # time the load has run since the last V-min trip
+            self._empty.load_ran(dt_ms)
+
+        # --- sensor doubt: hold-off that doubles while a fault keeps coming back -----------------
+        held = self._doubt.update(vfault or v.tfault, dt_ms)
+        if held:
+            al |= A.SENSOR_HOLD
+
+        # --- relays ---------------------------------------------------------------------------
+        relays = self._relays
+        if data_ok and ok and not held:
+            was_under = relays.under_n
+            relays.update(lim, v.min_mv, v.max_mv, v.temp_ok, v.min_t, v.max_t, soc.soc_c, current,
+                          dt_ms, v.tfault, rules.switch_drains_cells(v, lim))
+            if relays.under_n >= LIMIT_SAMPLES and was_under < LIMIT_SAMPLES:
+                self._empty.vmin_trip()    # is the pack empty? (the recalibration above)
+        else:
+            relays.force_off()
+        if relays.changed:
+            self._urgent = True
+        if relays.latch_changed:
+            self._latch_urgent = True
+        self.charge_allowed = relays.charge_on
+        self.load_allowed = relays.load_on
+        self._leds.update(relays.charge_on, relays.load_on, dt_ms)
+        self.charge_led = self._leds.charge_led
+        self.load_led = self._leds.load_led
+
+        # --- alarms -----------------------------------------------------------------------------
+        if not ok:
+            al |= A.SETTINGS_INVALID
+        else:
+            al |= rules.limit_alarms(v, lim)
+        if relays.deep:
+            al |= A.DEEP_DISCHARGE
+        if relays.vmax_hold:
+            # what the latch waits for: every cell at or below this (mV) for the dwell
+            al |= A.CHARGE_HELD
+            self.charge_hold_mv = lim.vmax_mv - lim.restart_hyst_mv
+        else:
+            self.charge_hold_mv = 0
+        if not self.soc_calibrated:
+            al |= A.SOC_NOT_CALIBRATED
+        self.alarms = al
+
+        self._publish_counters()
+        self._save_policy(dt_ms)
+
+    def _count_energy(self, cur, dt_ms):
+        """Powers (display) and the energy counters (totals, today) from this cycle's current."""
         pack_mv = self._pack_mv
         p_in = mul_e4(cur.charge_ma, pack_mv) if cur.charge_ma > 0 else 0
         p_out = mul_e4(cur.discharge_ma, pack_mv) if cur.discharge_ma > 0 else 0
@@ -371,201 +317,6 @@ class PackBrain:
         self._today_ms = tm
         self._t_in.integrate(p_in, dt_ms)
         self._t_out.integrate(p_out, dt_ms)
-
-        # --- recalibration (manual: Algorithm / SoC calculation) -----------------------------
-        full_now = False
-        empty_now = False
-        if data_ok and self._ok:
-            if current <= lim.full_ma:
-                if lim.critical:
-                    full_now = total >= lim.vbal_mv * count
-                else:
-                    full_now = min_mv >= lim.vbal_mv
-            # manual: a cell below V-min for a longer time while discharging is not allowed.
-            # Once the load is off the cells recover above V-min within seconds, so a V-min
-            # trip counts as "below V-min" until the recalibration came or charge was counted
-            # in (without this the empty recalibration never fired)
-            if current > 0:
-                self._empty_pending = False
-            empty_now = ((min_mv < lim.vmin_mv or self._empty_pending)
-                         and not self.load_allowed and current <= 0)
-        det = self._det
-        det.update(full_now, empty_now, dt_ms)
-        # at the event, and held while the condition lasts unless the current already moves the
-        # pack away from that end (discharging from full / charging from empty counts again)
-        if det.full or (det.full_active and current >= 0):
-            soc.set_soc(10000)
-        elif det.empty or (det.empty_active and current <= 0):
-            soc.set_soc(0)
-        if det.full or det.empty:
-            self.soc_calibrated = True
-            self._urgent = True
-        if det.empty:
-            self._empty_pending = False
-        # a cell at V-min: the pack is empty whatever was counted (an uncalibrated 50 % would
-        # re-close the load 30 s after every trip): cap the SoC below the discharge restart, so
-        # the load waits for charge counted back in (core.relays: empty_cap_c / empty_restart_c)
-        if data_ok and self._ok and min_mv <= lim.vmin_mv and soc.soc_c > lim.empty_cap_c:
-            soc.set_soc(lim.empty_cap_c)
-            self._urgent = True
-
-        # --- relays ---------------------------------------------------------------------------
-        relays = self._relays
-        if data_ok and self._ok:
-            was_under = relays.under_n
-            relays.update(lim, min_mv, max_mv, temp_ok, min_t, max_t, soc.soc_c, current, dt_ms,
-                          tfault)
-            if relays.under_n >= LIMIT_SAMPLES and was_under < LIMIT_SAMPLES:
-                self._empty_pending = True   # a V-min trip: empty recalibration due
-        else:
-            relays.force_off()
-        if relays.changed:
-            self._urgent = True
-        if relays.latch_changed:
-            self._latch_urgent = True
-        self.charge_allowed = relays.charge_on
-        self.load_allowed = relays.load_on
-        self._leds.update(relays.charge_on, relays.load_on, dt_ms)
-        self.charge_led = self._leds.charge_led
-        self.load_led = self._leds.load_led
-
-        # --- alarms -----------------------------------------------------------------------------
-        if not self._ok:
-            al |= A.SETTINGS_INVALID
-        elif comm and count > 0:
-            if min_mv <= lim.vmin_mv:
-                al |= A.UNDER_VOLTAGE
-            if max_mv >= lim.vmax_mv:
-                al |= A.OVER_VOLTAGE
-            if min_mv <= lim.vmin_mv + lim.vmin_mv // 50 or max_mv >= lim.vmax_mv - lim.vmax_mv // 50:
-                al |= A.EARLY_WARNING
-            if not _settings.balance_switch_ok(lim.vmin_mv, lim.vmax_mv, snap.switch_vbal_mv):
-                al |= A.BALANCE_SWITCH_INVALID
-            if temp_ok:
-                if min_t < lim.tmin_charge_dc:
-                    al |= A.UNDER_TEMP_CHARGE
-                if min_t < lim.tmin_discharge_dc:
-                    al |= A.UNDER_TEMP_DISCHARGE
-                if max_t > lim.tmax_dc:
-                    al |= A.OVER_TEMP
-        if relays.deep:
-            al |= A.DEEP_DISCHARGE
-        if not self.soc_calibrated:
-            al |= A.SOC_NOT_CALIBRATED
-        self.alarms = al
-
-        self._publish_counters()
-        self._save_policy(dt_ms)
-
-    def _follows(self, cell_mv, cell_age, n, current):
-        """Plausibility of every cell reading against its neighbours (allocation-free). On a
-        current step (>= max(2 A, 0.05 C) from one cycle to the next, the current steady within
-        a quarter of the step in the cycle before) every real cell's voltage moves by I x R.
-        Each cell's response is its first reading whose detail arrived after the step's frame, against its reading two cycles before it (a board's reading may lead or lag
-        the current by one frame; beyond one detail window a cell's detail comes every 2-8
-        cycles), collected while the current stays within a quarter of the step, at most
-        STEP_WAIT_CYCLES. When at least half of the cells (and at least two) responded by
-        STEP_RESP_MV or more, a cell that responded less than a quarter of their mean gets a
-        strike; FROZEN_STRIKES strikes in a row flag it (a frozen ADC or input that still shows
-        noise: the bit-identical burst check cannot see it). A flagged cell is data again
-        after a normal response to a step, or when its reading moves FOLLOW_MV away from where
-        it froze. Returns True while any cell is flagged."""
-        v1 = self._v1
-        v2 = self._v2
-        fz = self._frozen
-        st = self._strikes
-        if n != self._hist_cells:
-            self._hist_cells = n
-            self._hist_n = 0
-            self._pend = 0
-            for i in range(n):
-                fz[i] = 0
-                st[i] = 0
-        for i in range(n):
-            if fz[i]:
-                d = cell_mv[i] - self._at[i]
-                if d >= FOLLOW_MV or d <= -FOLLOW_MV:
-                    fz[i] = 0
-                    st[i] = 0
-        if self._pend:
-            self._pend += 1
-            d = current - self._pend_level
-            q = self._pend_quiet
-            if d >= q or d <= -q or self._pend > STEP_WAIT_CYCLES:
-                self._pend = 0                  # the current moved again: no judgement
-            else:
-                pre = self._pre
-                resp = self._resp
-                done = self._done
-                left = 0
-                for i in range(n):
-                    if not done[i]:
-                        # detail that arrived after the step's frame (the End board ages every
-                        # cell once per cycle before the brain runs: fresh detail reads 1)
-                        if cell_age[i] < self._pend:
-                            r = cell_mv[i] - pre[i]
-                            if r < 0:
-                                r = -r
-                            resp[i] = r
-                            done[i] = 1
-                        else:
-                            left += 1
-                if left == 0:
-                    self._pend = 0
-                    self._judge(n)
-        elif self._hist_n >= 2:
-            di = current - self._i1
-            step = self._step_ma
-            if di >= step or di <= -step:
-                q = (di if di >= 0 else -di) >> 2
-                b = self._i1 - self._i2
-                if -q < b < q:
-                    pre = self._pre
-                    done = self._done
-                    for i in range(n):
-                        pre[i] = v2[i]
-                        done[i] = 0
-                    self._pend = 1
-                    self._pend_level = current
-                    self._pend_quiet = q
-        for i in range(n):
-            v2[i] = v1[i]
-            v1[i] = cell_mv[i]
-        self._i2 = self._i1
-        self._i1 = current
-        if self._hist_n < 2:
-            self._hist_n += 1
-        for i in range(n):
-            if fz[i]:
-                return True
-        return False
-
-    def _judge(self, n):
-        """Strikes from the responses of one step (see _follows)."""
-        resp = self._resp
-        moved = 0
-        total = 0
-        for i in range(n):
-            r = resp[i]
-            if r >= STEP_RESP_MV:
-                moved += 1
-                total += r
-        if moved < 2 or moved + moved < n:
-            return
-        mean = total // moved
-        st = self._strikes
-        fz = self._frozen
-        for i in range(n):
-            r = resp[i]
-            if r * NO_RESPONSE_DIV < mean:
-                if st[i] < FROZEN_STRIKES:
-                    st[i] += 1
-                if st[i] >= FROZEN_STRIKES and not fz[i]:
-                    fz[i] = 1
-                    self._at[i] = self._v1[i]
-            elif r + r >= mean:
-                st[i] = 0
-                fz[i] = 0
 
     def _publish_counters(self):
         soc = self._soc

@@ -5,9 +5,11 @@ Byte-exact spec: docs/extended-output.md (as the public readers decode it). Read
 packets only by the idle gap between them, so ``ExtOutSender`` sends each packet back to back
 and nothing else, ever (queued and fed to the transmitter's FIFO without blocking the loop).
 
-What readers see is fixed here: no cell data at all without cell communication (N = 0), a
-pack voltage that is the sum of the packet's own cells (0 when one is not data), a reader flag
-for every fault that opens the relays, and the true Ah for small packs (``reader_vnom_mv``).
+What readers see is fixed here (issue 22): a cell count that never changes while the chain is
+the same chain (silence until the chain has been complete once; during comm loss the last
+complete chain's N and last heard values, with the communication flag), a pack voltage that is
+the sum of the packet's own cells or else the last trusted one (never a partial sum, never 0 V),
+a reader flag for every fault that opens the relays, and the true Ah for small packs.
 
 ``ExtOutEncoder.encode(snap, brain, settings)`` fills one preallocated bytearray in place and
 allocates nothing (integer arithmetic only). Every value is clamped to its field (never
@@ -286,34 +288,61 @@ class ExtOutEncoder:
         v = clamp(v_raw(settings.vbal_mv), 0, _U16)  # keys 17, 18: "full" cell voltage
         return v >> 8 if key == 17 else v & 0xFF
 
+    def ready(self, snap) -> bool:
+        """A packet has a cell count and a pack voltage to carry: the chain has been complete
+        with every cell trusted once since boot (``snap.held_pack_mv``), or is now. Before that
+        the sender stays silent: a reader that saw N = 0 (or a half-formed chain's count) keeps
+        a phantom cell table, and a GX takes a 0 V pack field as the system voltage (issue 22).
+        A pack with a stuck cell ADC from boot on stays silent (its relays are open anyway)."""
+        return (snap.held_count > 0 and snap.held_pack_mv > 0) or snap.trusted()
+
     def encode(self, snap, brain, settings) -> bytearray:
         """Fill and return ``self.buf`` for one packet; advances detail cell and key.
 
-        Without cell communication (COMM_LOST, a stale or incomplete chain, no cells) the
-        packet carries no cell data at all: N = 0, detail cell 0, pack and cell voltages 0,
-        currents 'X', the communication-error flag; a reader never sees the cells still heard
-        as if they were the pack. A cell whose voltage is not data (VOLT_SENSOR_FAULT) makes
-        the pack voltage unknown: sent as 0, never the sum of the others."""
+        The cell count N never changes while the chain is the same chain (issue 22: readers
+        rebuild or crash on a changing N, and keep a phantom "cell 0" after N = 0). Without
+        cell communication (COMM_LOST, a stale or incomplete chain) the packet keeps the last
+        complete chain's N (``snap.held_count``) and its last heard values, sets the
+        communication-error flag and sends the currents as 'X'. The pack voltage is the sum
+        of the cells only when every cell is trusted; otherwise the last trusted pack voltage
+        goes out (never a partial sum, never 0 V), with the fault flagged. Lowest/highest cell
+        voltage come from the same cell values as the pack voltage (one frame, issue 22)."""
         b = self.buf
         a = brain.alarms
-        count = clamp(snap.cell_count, 0, len(snap.cell_mv))
-        cells_ok = (snap.valid and snap.comm_ok and count > 0 and not a & alarms.COMM_LOST)
-        if not cells_ok:
-            count = 0
+        live = clamp(snap.cell_count, 0, len(snap.cell_mv))
+        cells_ok = (snap.valid and snap.comm_ok and live > 0 and not a & alarms.COMM_LOST)
+        count = live if cells_ok else clamp(snap.held_count, 0, len(snap.cell_mv))
+        if count == 0:
+            count = live          # never sent (the sender waits for ready()); tests only
 
-        # Pack voltage: the sum of the cell voltages this packet's detail fields come from,
-        # each rounded to 5 mV as a reader receives it, so a reader's sum of the cells equals
-        # the pack field (section A's running sum is a newer frame than the cell details).
+        # Pack voltage and lowest/highest: one pass over the cell values the detail fields
+        # carry, each rounded to 5 mV as a reader receives it.
         pack = 0
-        volt_bad = bool(a & alarms.VOLT_SENSOR_FAULT) or snap.volt_fault_at != 0
+        volt_bad = not cells_ok or bool(a & alarms.VOLT_SENSOR_FAULT) or snap.volt_fault_at != 0
         status = snap.cell_status
         cell_mv = snap.cell_mv
-        for i in range(count):
-            if status[i] & _CELL_NOT_DATA:
-                volt_bad = True
-            else:
-                pack += v_raw(cell_mv[i])
-        self._put(_O_PACK_V, 0 if volt_bad else pack, 3, _U24)
+        lo = _U16
+        lo_cell = 0
+        hi = -1
+        hi_cell = 0
+        if cells_ok:
+            for i in range(count):
+                if status[i] & _CELL_NOT_DATA:
+                    volt_bad = True
+                    continue
+                v = v_raw(cell_mv[i])
+                pack += v
+                if v < lo:
+                    lo = v
+                    lo_cell = i + 1
+                if v > hi:
+                    hi = v
+                    hi_cell = i + 1
+        if not volt_bad:
+            self._put(_O_PACK_V, pack, 3, _U24)
+        elif snap.held_pack_mv > 0:
+            self._put(_O_PACK_V, v_raw(snap.held_pack_mv), 3, _U24)
+        # else: the last value sent stays (the buffer keeps it)
 
         # A sensor that is absent or faulty has no value: sign byte 'X'.
         s1_ok = cells_ok and (snap.s1_flags & _SENSOR_OK_MASK) == _SENSOR_OK
@@ -322,31 +351,43 @@ class ExtOutEncoder:
         self._put_current(_O_DISCHARGE_I, brain.discharge_ma, s2_ok)
         self._put_current(_O_BATTERY_I, brain.current_ma, s1_ok or s2_ok)
 
-        if count:
-            self._put(_O_MIN_V, v_raw(snap.min_mv), 2, _U16)
-            self._put(_O_MIN_V_CELL, snap.min_mv_cell, 1, _U8)
-            self._put(_O_MAX_V, v_raw(snap.max_mv), 2, _U16)
-            self._put(_O_MAX_V_CELL, snap.max_mv_cell, 1, _U8)
-            # No valid temperature in the chain (cell 0): raw 0 (reads -232 degC, not data).
-            self._put(O_MIN_T, t_raw(snap.min_temp_dc) if snap.min_temp_cell else 0, 2, _U16)
+        if cells_ok and hi_cell:
+            self._put(_O_MIN_V, lo, 2, _U16)
+            b[_O_MIN_V_CELL] = lo_cell
+            self._put(_O_MAX_V, hi, 2, _U16)
+            b[_O_MAX_V_CELL] = hi_cell
+        if cells_ok and snap.min_temp_cell:
+            self._put(O_MIN_T, t_raw(snap.min_temp_dc), 2, _U16)
             self._put(_O_MIN_T_CELL, snap.min_temp_cell, 1, _U8)
-            self._put(O_MAX_T, t_raw(snap.max_temp_dc) if snap.max_temp_cell else 0, 2, _U16)
+            self._put(O_MAX_T, t_raw(snap.max_temp_dc), 2, _U16)
             self._put(_O_MAX_T_CELL, snap.max_temp_cell, 1, _U8)
+        # else: lowest/highest as last sent (held); cell numbers stay within 1..N
+        for off in (_O_MIN_V_CELL, _O_MAX_V_CELL, _O_MIN_T_CELL, _O_MAX_T_CELL):
+            if b[off] > count or b[off] == 0:
+                b[off] = 1 if count else 0
+        if count:
             i = self.next_cell
             if i >= count or i < 0:
                 i = 0
             b[_O_DETAIL_CELL] = i + 1
-            b[_O_CELL_COUNT] = count
+            b[_O_CELL_COUNT] = clamp(count, 0, _U8)
             st = status[i]
-            self._put(_O_DETAIL_V, 0 if st & _CELL_NOT_DATA else v_raw(cell_mv[i]), 2, _U16)
-            if st & CellStatus.TEMP_SENSOR_FAULT:
-                self._put(_O_DETAIL_T, 0, 2, _U16)
+            if cells_ok:      # a stuck ADC: 0 V with both voltage flags (a fault, not a cell)
+                self._put(_O_DETAIL_V, 0 if st & _CELL_NOT_DATA else v_raw(cell_mv[i]), 2, _U16)
             else:
-                self._put(_O_DETAIL_T, t_raw(snap.cell_temp_dc[i]), 2, _U16)
+                self._put(_O_DETAIL_V, v_raw(snap.held_mv[i]), 2, _U16)
+            if cells_ok:
+                # an open/shorted NTC: raw 0 (-232 degC, plainly not a reading; flags set)
+                self._put(_O_DETAIL_T, 0 if st & CellStatus.TEMP_SENSOR_FAULT
+                          else t_raw(snap.cell_temp_dc[i]), 2, _U16)
+            elif snap.held_t[i]:
+                self._put(_O_DETAIL_T, t_raw(snap.held_t[i] * 10 - 1000), 2, _U16)
+            else:
+                self._put(_O_DETAIL_T, 0, 2, _U16)
             self.next_cell = i + 1 if i + 1 < count else 0
         else:
             for off in range(_O_MIN_V, _O_DETAIL_T + 2):
-                b[off] = 0             # min/max, detail cell 0, N = 0, detail values 0
+                b[off] = 0
             self.next_cell = 0
 
         b[O_FLAGS] = self.flags(a, brain, cells_ok)
@@ -446,6 +487,8 @@ class ExtOutSender:
             return False          # the last packet is still queued: never overlap
         if self._busy is not None and self._busy():
             return False          # previous burst still going out: never overlap, try next cycle
+        if not self.encoder.ready(snap):
+            return False          # no chain known yet: silence, never N = 0 (issue 22)
         buf = self.encoder.encode(snap, brain, settings)
         if self.poll_ms:
             self.queued = PACKET_LEN

@@ -39,7 +39,7 @@ from micropython import const
 
 from core import crc as _crc
 from core import options as _options
-from core.snapshot import CellStatus
+from core.snapshot import CellStatus, SensorFlags
 
 _TABLE = _crc.TABLE   # the CRC table, looked up per byte (inlined crc16_update: no call per byte)
 
@@ -141,6 +141,20 @@ def s32(buf, o):
     if b0 & 0x80:
         b0 -= 256
     return (b0 << 24) | (buf[o + 1] << 16) | (buf[o + 2] << 8) | buf[o + 3]
+
+
+def pack_charge_ma(buf):
+    """The battery current a section A carries (Begin's sensors, one turn, mA, + = into the
+    pack): sensor 1 minus sensor 2, each where it delivered data; -1 when sensor 1 gave none
+    (not charging as far as anybody knows). Allocation-free (currents stay small ints)."""
+    f = buf[_O_SENS]
+    if f & SensorFlags.FAULT or not f & SensorFlags.PRESENT:
+        return -1
+    ma = s32(buf, _O_S1)
+    f >>= 4
+    if f & SensorFlags.PRESENT and not f & SensorFlags.FAULT:
+        ma -= s32(buf, _O_S2)
+    return ma
 
 
 def _put32(buf, o, v):

@@ -1,9 +1,10 @@
 """App password: salted SHA-256 hash, constant-time check, and a lockout for wrong guesses.
 
-Passwords are 4..16 ASCII digits (the gen3 login line is ``PW<digits>!``); the factory password
-is "1234". Settings keep ``pw_salt`` (hex, per board, made on the first password change) and
-``pw_hash`` (hex SHA-256 of ``salt ":" password``); an empty ``pw_hash`` means the factory
-password, so a button reset only has to clear the hash.
+Passwords are ASCII digits (the gen3 login line is ``PW<digits>!``): a login takes 4..16 (a
+password set by older firmware may have 4), a new password needs ``NEW_MIN_DIGITS`` (6) to 16.
+The factory password is "1234". Settings keep ``pw_salt`` (hex, per board, made on the first
+password change) and ``pw_hash`` (hex SHA-256 of ``salt ":" password``); an empty ``pw_hash``
+means the factory password, so a button reset only has to clear the hash.
 
 Lockout (docs/ble-protocol.md, Security): two limits, both must allow a guess.
 
@@ -12,15 +13,20 @@ Lockout (docs/ble-protocol.md, Security): two limits, both must allow a guess.
   ``_BASE_LOCK_MS``, every further failure doubles its lock up to ``MAX_LOCK_MS``. Other
   connections are not affected; closing the connection forgets its count.
 * Global backstop (so reconnecting or rebooting buys nothing): every wrong password on any
-  connection counts; after ``GLOBAL_FREE_FAILURES`` since the last correct password, each further
-  failure locks *all* logins for ``GLOBAL_LOCK_MS`` (a fixed rate of one guess per 30 s, not
-  doubling, so an attacker cannot keep the owner out for long). The count is stored with
-  core.store (``path``) and restored at boot; a restored count past the free budget starts a full
-  global lock. Writes are rate limited: at most one per ``SAVE_MIN_MS``, except when a global lock
-  starts (itself at most once per ``GLOBAL_LOCK_MS``).
+  connection counts; after ``GLOBAL_FREE_FAILURES``, each further failure locks *all* logins for
+  ``GLOBAL_LOCK_MS`` doubling with every further failure up to ``GLOBAL_MAX_LOCK_MS`` (1 h). A
+  correct password does *not* clear this count (else whoever knows the password - the
+  dashboard's recorder logging in again - would wipe out a stranger's guesses); it leaks one
+  failure per ``GLOBAL_LEAK_MS`` (1 h). An attacker who guesses whenever the lock ends gets
+  about 24 guesses a day. The count is stored with core.store (``path``) and restored at boot;
+  a restored count past the free budget starts that count's full lock. Writes are rate limited:
+  at most one per ``SAVE_MIN_MS``, except when a global lock starts.
+* The owner's way in that no stranger can block: a short press of the End board's button opens
+  an owner window (``owner_window()``, ``OWNER_WINDOW_MS``) in which the global lock does not
+  apply to the next ``OWNER_GUESSES`` logins (the per-connection limit still does). The 5 s
+  button clears everything (and resets the password to the factory one).
 
-A correct password clears its connection's lock and the global count; the 5 s button clears
-everything. Core has no clock: ``tick(dt_ms)`` counts the locks down and does deferred saves.
+Core has no clock: ``tick(dt_ms)`` counts the locks down, leaks the count and does deferred saves.
 """
 import binascii
 import hashlib
@@ -28,7 +34,8 @@ import hashlib
 from micropython import const
 
 FACTORY = "1234"
-MIN_DIGITS = const(4)
+MIN_DIGITS = const(4)          # a login (older firmware let users set 4 digits)
+NEW_MIN_DIGITS = const(6)      # a new password: 10^6 guesses at ~24 a day is ~57 years
 MAX_DIGITS = const(16)
 
 FREE_FAILURES = const(5)       # the 5th consecutive failure on a connection starts its lock
@@ -36,7 +43,12 @@ _BASE_LOCK_MS = const(5000)     # first lock: 5 s
 MAX_LOCK_MS = const(900000)    # locks double up to 15 min
 _MAX_SHIFT = const(8)          # 5 s << 8 > 15 min: stop shifting (keeps ints small)
 GLOBAL_FREE_FAILURES = const(10)   # wrong passwords on all connections before the backstop
-GLOBAL_LOCK_MS = const(30000)      # then one guess per 30 s for the whole board
+GLOBAL_LOCK_MS = const(30000)      # then the whole board locks for 30 s ...
+GLOBAL_MAX_LOCK_MS = const(3600000)  # ... doubling with every failure up to 1 h
+_GLOBAL_MAX_SHIFT = const(7)       # 30 s << 7 > 1 h: stop shifting (keeps ints small)
+GLOBAL_LEAK_MS = const(3600000)    # one counted failure forgiven per hour
+OWNER_WINDOW_MS = const(120000)    # short button press: 2 min in which ...
+OWNER_GUESSES = const(3)           # ... 3 logins pass the global lock
 SAVE_MIN_MS = const(10000)         # at most one lockout-file write per 10 s (flash wear)
 _COUNT_MAX = const(100000)
 
@@ -52,6 +64,22 @@ def valid(pw):
         if not "0" <= ch <= "9":
             return False
     return True
+
+
+def valid_new(pw):
+    """True for a password that may be set: NEW_MIN_DIGITS..MAX_DIGITS digits."""
+    return valid(pw) and len(pw) >= NEW_MIN_DIGITS
+
+
+def global_lock_ms(count):
+    """The global lock that the ``count``-th wrong password starts (0 within the free budget)."""
+    if count <= GLOBAL_FREE_FAILURES:
+        return 0
+    shift = count - GLOBAL_FREE_FAILURES - 1
+    if shift >= _GLOBAL_MAX_SHIFT:
+        return GLOBAL_MAX_LOCK_MS
+    ms = GLOBAL_LOCK_MS << shift
+    return ms if ms < GLOBAL_MAX_LOCK_MS else GLOBAL_MAX_LOCK_MS
 
 
 def new_salt(random_bytes=None):
@@ -105,6 +133,9 @@ class Lockout:
         self.lock_ms = [0] * slots
         self.global_failures = 0         # all connections, since the last correct password
         self.global_remaining_ms = 0
+        self.leak_ms = 0                 # time towards forgiving one global failure
+        self.owner_ms = 0                # owner window (short button press) still open
+        self.owner_left = 0              # logins that may still pass the global lock in it
         self.saves = 0
         self.save_errors = 0
         self._dirty = False
@@ -123,8 +154,7 @@ class Lockout:
         n = values.get("global_failures", 0)
         if isinstance(n, int) and not isinstance(n, bool) and n > 0:
             self.global_failures = n if n < _COUNT_MAX else _COUNT_MAX
-            if self.global_failures > GLOBAL_FREE_FAILURES:
-                self.global_remaining_ms = GLOBAL_LOCK_MS
+            self.global_remaining_ms = global_lock_ms(self.global_failures)
 
     def _save(self):
         self._since_save_ms = 0
@@ -151,7 +181,14 @@ class Lockout:
             self.close(i)
         self.global_failures = 0
         self.global_remaining_ms = 0
+        self.leak_ms = 0
         self._changed(True)
+
+    def owner_window(self, ms=OWNER_WINDOW_MS, guesses=OWNER_GUESSES):
+        """Short press of the End board's button: for ``ms`` the next ``guesses`` logins pass
+        the global lock (a stranger's guesses cannot keep the owner out)."""
+        self.owner_ms = ms
+        self.owner_left = guesses
 
     def close(self, slot):
         """The connection is gone: forget its own count and lock (the global count stays)."""
@@ -159,12 +196,17 @@ class Lockout:
         self.remaining[slot] = 0
         self.lock_ms[slot] = 0
 
+    def _owner_pass(self):
+        return self.owner_ms > 0 and self.owner_left > 0
+
     def locked(self, slot=0):
-        return self.remaining[slot] > 0 or self.global_remaining_ms > 0
+        if self.remaining[slot] > 0:
+            return True
+        return self.global_remaining_ms > 0 and not self._owner_pass()
 
     def remaining_ms(self, slot=0):
         a = self.remaining[slot]
-        b = self.global_remaining_ms
+        b = 0 if self._owner_pass() else self.global_remaining_ms
         return a if a > b else b
 
     def fail(self, slot=0):
@@ -185,20 +227,28 @@ class Lockout:
             self.remaining[slot] = ms
         if self.global_failures < _COUNT_MAX:
             self.global_failures += 1
-        if self.global_failures > GLOBAL_FREE_FAILURES:
-            self.global_remaining_ms = GLOBAL_LOCK_MS
+        self.leak_ms = 0
+        g = global_lock_ms(self.global_failures)
+        if g:
+            self.global_remaining_ms = g
             self._changed(True)
         else:
             self._changed()
         return self.remaining_ms(slot)
 
+    def attempt(self, slot=0):
+        """A login is tried while not ``locked``: it uses one of the owner window's passes
+        when only the window let it through."""
+        if self.global_remaining_ms > 0 and self._owner_pass() and self.remaining[slot] <= 0:
+            self.owner_left -= 1
+            return True
+        return False
+
     def success(self, slot=0):
-        """A correct password: this connection's lock and the global count are cleared."""
+        """A correct password: this connection's lock is cleared. The global count is not: it
+        only leaks (GLOBAL_LEAK_MS), so a login by whoever knows the password never wipes out
+        the guesses of someone who does not."""
         self.close(slot)
-        if self.global_failures or self.global_remaining_ms:
-            self.global_failures = 0
-            self.global_remaining_ms = 0
-            self._changed()
 
     def tick(self, dt_ms):
         """Count the locks down by the elapsed time (negative or huge dt_ms are safe); do a
@@ -213,6 +263,16 @@ class Lockout:
         g = self.global_remaining_ms
         if g > 0:
             self.global_remaining_ms = g - dt_ms if g > dt_ms else 0
+        o = self.owner_ms
+        if o > 0:
+            self.owner_ms = o - dt_ms if o > dt_ms else 0
+        if self.global_failures > 0:
+            lk = self.leak_ms + dt_ms
+            while lk >= GLOBAL_LEAK_MS and self.global_failures > 0:
+                lk -= GLOBAL_LEAK_MS
+                self.global_failures -= 1
+                self._dirty = True
+            self.leak_ms = lk if self.global_failures > 0 else 0
         if self._since_save_ms < SAVE_MIN_MS:
             self._since_save_ms += dt_ms
         if self._dirty and self._since_save_ms >= SAVE_MIN_MS:

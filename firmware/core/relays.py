@@ -19,12 +19,14 @@ Normal mode                                     Critical mode
 
 Neither on- nor off-condition: the relay keeps its state (that gap is the hysteresis).
 
-Empty (normal mode, beyond the manual's table): a cell at V-min means the pack is empty whatever
-the coulomb counter says. The pack brain then caps the SoC at ``Limits.empty_cap_c`` (1 % below
-the discharge-restart SoC, at least 0 %), and the load relay here stays off after a V-min trip
-until the SoC has reached ``Limits.empty_restart_c`` (the discharge-restart SoC, at least 1 %):
-the cells recovering above V-min once the load is off never re-close it, only charge counted back
-into the pack does. Critical mode keeps the manual's table (no SoC condition): with the combined
+Empty (normal mode, beyond the manual's table): a V-min trip opens the load (``vmin_hold``); the
+pack brain decides whether the pack is EMPTY (the manual: "below V-min for a longer time while
+discharging"): the lowest cell stays within the restart hysteresis of V-min at rest, or a second
+V-min trip follows soon after the load came back (core/brain.py). Then it recalibrates the SoC to
+0 % and calls ``set_empty``: the load relay stays off until the SoC has reached
+``Limits.empty_restart_c`` (the discharge-restart SoC, at least 1 %), i.e. charge counted back in.
+A surge that sags the cells below V-min for a moment is not empty: the load comes back once
+every cell has been above V-min + 2 % for the dwell (``vmin_hold``). Critical mode keeps the manual's table (no SoC condition): with the combined
 wiring the charger runs only while the load relay is closed too, so an SoC latch could never clear.
 Timing (beyond the manual): no communication and invalid settings switch off in the same cycle.
 V-max and V-min act on the unfiltered cell readings (no smoothing filter) with a count-based
@@ -71,6 +73,16 @@ ABS_TMAX_DC = const(700)      # no lithium cell is operated above 70 degC
 ABS_TMIN_DC = const(-400)
 ABS_TMIN_CHARGE_DC = const(0)  # no charging below 0 degC except LTO
 
+# chemistry -> how far above V-min a cell resting after a V-min trip still counts as empty (mV):
+# about the open-circuit voltage of 5-15 % charge (LiFePO4: 3.1 V at V-min 2.9 V; the steeper
+# NMC/NCA/LTO curves need less). Higher at rest: a surge sagged the cells, not an empty pack.
+EMPTY_REST_MV = {
+    _settings.LIFEPO4: 200,
+    _settings.LTO: 60,
+    _settings.NMC: 60,
+    _settings.NCA: 60,
+}
+
 # chemistry -> (lowest V-min, highest V-max) in mV
 ABS_CELL_MV = {
     _settings.LIFEPO4: (2000, 4000),
@@ -114,6 +126,7 @@ class Limits:
         self.restart_hyst_mv = self.vmax_mv // 50       # 2 % below V-max before charging again
         self.restart_hyst_mv_min = self.vmin_mv // 50   # 2 % above V-min before loading again
         self.deep_mv = lo                                # deep discharge: the chemistry's floor
+        self.empty_rest_mv = self.vmin_mv + EMPTY_REST_MV.get(s.chemistry, 100)   # core/brain.py
 
 
 class _Relay:
@@ -207,6 +220,13 @@ class Relays:
         self.vmax_ok_ms = 0
         self.vmin_ok_ms = 0
 
+    def set_empty(self):
+        """The pack brain's empty recalibration (normal mode): the load stays off until the SoC
+        has reached ``Limits.empty_restart_c``."""
+        if not self.empty:
+            self.empty = True
+            self.latch_changed = True
+
     def force_off(self):
         """Both off now (no data, invalid settings). No hold-off: on again once data is good.
         The latches and the limit debounce counts are kept."""
@@ -219,11 +239,13 @@ class Relays:
         return c
 
     def update(self, lim, min_mv, max_mv, temp_ok, min_t, max_t, soc_c, current_ma, dt_ms,
-               temp_fault=False):
+               temp_fault=False, charge_block=False):
         """One cycle with good data (cell communication and valid settings; otherwise call
         ``force_off``). min_mv/max_mv: lowest/highest cell; min_t/max_t: lowest/highest valid
         temperature (temp_ok False: none valid); soc_c 0..10000; current_ma + = charging;
-        temp_fault: some cell's temperature cannot be trusted (worst case for both relays)."""
+        temp_fault: some cell's temperature cannot be trusted (worst case for both relays);
+        charge_block: the charge relay must stay open (a balance switch below the settings'
+        window: charging would make every board balance, core/balance.py)."""
         before = self.latches()
         # count-based debounce of the voltage limits (fast path: unfiltered readings)
         self.over_n = self.over_n + 1 if max_mv >= lim.vmax_mv else 0
@@ -275,16 +297,17 @@ class Relays:
         else:
             full = min_mv >= lim.vbal_mv and current_ma <= lim.full_ma
             c_enable = max_mv < lim.vbal_mv and soc_c < lim.charge_restart_c
-        c_enable = c_enable and t_fine and min_t > lim.tmin_charge_dc and not self.vmax_hold
-        ch = self._charge.step(v_over, full or t_hot or t_cold_c,
+        c_enable = (c_enable and t_fine and min_t > lim.tmin_charge_dc and not self.vmax_hold
+                    and not charge_block)
+        ch = self._charge.step(v_over, full or t_hot or t_cold_c or charge_block,
                                t_hot or t_cold_c, c_enable, dt_ms)
         # load relay
         l_enable = (min_mv > lim.vmin_mv and t_fine and min_t > lim.tmin_discharge_dc
                     and not self.vmin_hold and not self.deep)
         if not lim.critical:
-            if v_under:
-                self.empty = True
-            elif self.empty and soc_c >= lim.empty_restart_c:
+            # set by the pack brain's empty recalibration (set_empty), not by a V-min trip: a
+            # surge that sags the cells below V-min is not an empty pack (issue 20, item 4)
+            if self.empty and soc_c >= lim.empty_restart_c:
                 self.empty = False
             l_enable = l_enable and soc_c >= lim.discharge_restart_c and not self.empty
         else:

@@ -238,6 +238,7 @@ class CellChannel:
         self.sat_uv = full_scale_uv - full_scale_uv // 100
         self.min_pin_uv = min_pin_uv
         self.pin_uv = 0          # filtered pin voltage
+        self.raw_uv = 0          # this burst's trimmed mean at the pin (the input self-test)
         self.nominal_01mv = 0    # before calibration
         self.cell_mv = 0         # filtered (diagnostics)
         self.fast_mv = 0         # unfiltered trimmed mean of this burst (link, limit checks)
@@ -278,6 +279,7 @@ class CellChannel:
             self.flat_bursts = 0
         self.stuck = self.stuck_bursts > 0 and self.flat_bursts >= self.stuck_bursts
         raw = over.result()
+        self.raw_uv = raw
         if self.over.count == 0 or raw < self.min_pin_uv or raw >= self.sat_uv:
             self.ok = False
             self.adc_ok = False

@@ -268,6 +268,12 @@ def apply(s, name, value):
     On refusal ``s`` is unchanged."""
     if name not in FIELD_NAMES and name != "name":
         return "unknown setting %r" % (name,)
+    if name == "chemistry" and value != s.chemistry:
+        # a chemistry is a preset: V-min/balance/max and the temperature limits move with it.
+        # Alone, it let the next field write take the new chemistry's limits (LiFePO4 -> nmc,
+        # then vmax_mv 4200: two commands to charge an LFP pack to 4.2 V, issue 20)
+        c = CHEMISTRY_NAMES[value] if value in (1, 2, 3, 4) and not isinstance(value, bool) else "<name>"
+        return "chemistry=%r: a chemistry change moves every limit: use the preset CH:%s!" % (value, c)
     trial = s.copy()
     setattr(trial, name, value)
     msg = check(trial, name)

@@ -74,6 +74,33 @@ class _ChipTemp:
         return 0
 
 
+class _Probe:
+    """The cell input's self-test load (core/probe.py): either the ADC pad's own pull-down
+    (``CELL_PROBE_PIN`` None: RP2040, ESP32-C3) or a test resistor from the ADC node to a GPIO
+    driven low (ESP32 GPIO36-39 have no pulls). Positional ``init`` arguments only: no
+    keyword map, no allocation per call."""
+
+    def __init__(self, Pin, adc_pin, test_pin):
+        self._Pin = Pin
+        if test_pin is None:
+            self._pin = Pin(adc_pin)
+            self._pad = True
+        else:
+            self._pin = Pin(test_pin, Pin.IN)
+            self._pad = False
+
+    def set(self, on):
+        Pin = self._Pin
+        p = self._pin
+        if self._pad:
+            p.init(None, Pin.PULL_DOWN if on else None)
+        elif on:
+            p.value(0)
+            p.init(Pin.OUT)
+        else:
+            p.init(Pin.IN)
+
+
 class Hw:
     """The board's hardware for one role. Attributes a role does not need are absent."""
 
@@ -107,10 +134,26 @@ class Hw:
         self.extout_tx: "Any" = None
         self.ble: "Any" = None
         self.duty_permille = 0      # the balance output's duty (hal.sleep: steady or PWM)
+        self._probe: "Any" = None
+        self.has_cell_probe = False
+        self._temp_probe: "Any" = None
+        self.has_temp_probe = False
 
     # -- cell voltage and temperature --------------------------------------------------------
     def read_cell_uv(self):
         return self._cell.uv()
+
+    def set_cell_probe(self, on):
+        """Load the cell ADC node for the input self-test (core/probe.py), or release it."""
+        p = self._probe
+        if p is not None:
+            p.set(on)
+
+    def set_temp_probe(self, on):
+        """Load the NTC ADC node for its self-test, or release it."""
+        p = self._temp_probe
+        if p is not None:
+            p.set(on)
 
     def read_temp_uv(self):
         ntc = self._ntc
@@ -282,7 +325,7 @@ def ensure_dir(path):
 
 def make_hw(board_def, role, data_dir=DATA_DIR, machine=None, link=None, ble=None, esp32=None,
             sleep_us=None):
-    """Build the hw object for ``role`` ("begin", "between", "end") on this board.
+    """Build the hw object for ``role`` ("begin", "between", "end", "gateway") on this board.
 
     machine / link / ble / esp32 / sleep_us are injected by tests and the simulator; on a board
     they are imported here (hal.link and hal.ble lazily, with a clear error if missing)."""
@@ -292,6 +335,9 @@ def make_hw(board_def, role, data_dir=DATA_DIR, machine=None, link=None, ble=Non
     if machine is None:
         import machine as _machine
         machine = _machine
+    if role == "gateway":
+        from hal import gateway_hw  # image: gateway
+        return gateway_hw.make(board_def, data_dir, machine)
     Pin = machine.Pin
     bd = board_def
     hw = Hw(bd, role, data_dir)
@@ -321,6 +367,17 @@ def make_hw(board_def, role, data_dir=DATA_DIR, machine=None, link=None, ble=Non
         hw._load_led = out(bd.LOAD_LED_PIN, 0)
 
     hw._cell = Analog(adc(bd.CELL_ADC_PIN), bd.ADC_READ, bd.ADC_VREF_UV)
+    if getattr(bd, "CELL_PROBE_EVERY", 0) > 0:
+        # after the ADC's own set-up (which releases the pad's pulls)
+        hw._probe = _Probe(Pin, bd.CELL_ADC_PIN, getattr(bd, "CELL_PROBE_PIN", None))
+        hw.has_cell_probe = True
+    if bd.NTC_ADC_PIN is not None and getattr(bd, "NTC_PROBE_EVERY", 0) > 0:
+        test_pin = getattr(bd, "NTC_PROBE_PIN", None)
+        if test_pin is not None and test_pin == getattr(bd, "CELL_PROBE_PIN", None) and hw._probe is not None:
+            hw._temp_probe = hw._probe         # one test pin, a resistor to each node
+        else:
+            hw._temp_probe = _Probe(Pin, bd.NTC_ADC_PIN, test_pin)
+        hw.has_temp_probe = True
     hw._ntc = None if bd.NTC_ADC_PIN is None else Analog(adc(bd.NTC_ADC_PIN), bd.ADC_READ, bd.ADC_VREF_UV)
     if bd.CPU == "rp2040":
         hw._chip = _ChipTemp(analog=Analog(machine.ADC(4), "read_u16", bd.ADC_VREF_UV))

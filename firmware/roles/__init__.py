@@ -28,6 +28,8 @@ FRAME_POLL_MS = const(5)         # loop wake-up interval while a frame is due or
 SLEEP_GUARD_PERMILLE = const(60) # light sleep ends this share of a period before the next frame
 #                                  is due: each board's clock within +-3 %, so two boards'
 #                                  clocks differ by up to 6 % (the frame may come that early)
+_COMM_TIMEOUT_MAX_MS = const(5000)  # core.settings.COMM_TIMEOUT_MAX_MS: no good frame this long
+#                                  -> comm lost, whatever the settings and the frame period
 _SLOT_MAX = const(255)
 _MS_MAX = const(0x3FFFFFFF >> 2)
 
@@ -41,6 +43,14 @@ class FrameClock:
     last cycle, then every period (``wait_ms``). Each cycle is one frame slot (``slot``):
     ``missed`` counts consecutive slots without a good frame, ``silent`` consecutive slots
     without even a frame start. ``tick`` feeds the time (the loop's dt_ms at every wake-up).
+
+    The comm timeout is also kept in milliseconds (``timeout_ms``, 0 = frames only): the End
+    sets comm_timeout_cycles x cycle_ms (the settings). ``ok`` turns False when no good frame
+    has passed for ``limit_ms()`` = that time, at least 1.25 frame periods actually seen (a
+    frame must have been able to come) and never more than _COMM_TIMEOUT_MAX_MS, and the
+    fallback timer makes a cycle due by a quarter period after it (at _COMM_TIMEOUT_MAX_MS at
+    the latest): counted in slots alone, a setting made for 500 ms frames ran 10 slots of the
+    Begin board's 1 s frames (issue 20: relays closed 9 s after a cut).
     """
 
     def __init__(self, period_ms, timeout_frames=COMM_TIMEOUT_FRAMES):
@@ -55,10 +65,14 @@ class FrameClock:
         self.silent = 0             # (upstream gets LOST_AFTER_FRAMES slots to show up)
         self.fallback = False       # the last cycle ran on the timer, not after a frame
         self.measured = False       # the cell was measured for the frame to come
+        self.timeout_ms = 0         # comm timeout in ms (0: counted in slots only)
+        self.since_good_ms = _MS_MAX    # since the last good frame passed
 
     def tick(self, dt_ms):
         if self.since_ms < _MS_MAX:
             self.since_ms += dt_ms
+        if self.since_good_ms < _MS_MAX:
+            self.since_good_ms += dt_ms
         if self.since_start_ms < _MS_MAX:
             self.since_start_ms += dt_ms
 
@@ -71,6 +85,19 @@ class FrameClock:
         self.passed = True
         if good:
             self.good = True
+            self.since_good_ms = 0
+
+    def limit_ms(self):
+        """The comm timeout in ms (0: none): ``timeout_ms``, at least 1.25 frame periods (the
+        period seen), at most _COMM_TIMEOUT_MAX_MS."""
+        t = self.timeout_ms
+        if t <= 0:
+            return 0
+        p = self.period_ms
+        p += p >> 2
+        if t < p:
+            t = p
+        return t if t < _COMM_TIMEOUT_MAX_MS else _COMM_TIMEOUT_MAX_MS
 
     def wait_ms(self):
         """ms until the next cycle is due (0 = now)."""
@@ -79,6 +106,18 @@ class FrameClock:
         p = self.period_ms
         limit = p if self.fallback else p + (p >> 2)
         w = limit - self.since_ms
+        if self.missed < self.timeout_frames:
+            t = self.limit_ms()
+            if t:
+                # the comm deadline: a cycle then, not later. A quarter period after the limit
+                # (capped at _COMM_TIMEOUT_MAX_MS), so a frame due at the limit still has its
+                # own slot: the deadline adds a slot only when frames stop coming
+                t += self.period_ms >> 2
+                if t > _COMM_TIMEOUT_MAX_MS:
+                    t = _COMM_TIMEOUT_MAX_MS
+                d = t - self.since_good_ms
+                if d < w:
+                    w = d
         return w if w > 0 else 0
 
     def due(self):
@@ -134,11 +173,16 @@ class FrameClock:
         self.good = False
         self.started = False
         self.since_ms = 0
+        t = self.limit_ms()
+        if t and self.since_good_ms >= t and self.missed < self.timeout_frames:
+            self.missed = self.timeout_frames   # no good frame for limit_ms(): lost, as N slots
         return good
 
     @property
     def ok(self):
-        """Fewer than ``timeout_frames`` consecutive slots without a good frame."""
+        """Fewer than ``timeout_frames`` consecutive slots without a good frame, and (with
+        ``timeout_ms``) a good frame within ``limit_ms()`` at the last slot (``slot`` then
+        counts ``missed`` up to ``timeout_frames``)."""
         return self.missed < self.timeout_frames
 
     @property

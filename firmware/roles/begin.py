@@ -4,6 +4,8 @@ free-running cycle is the chain's clock: the period travels in every frame (FLAG
 bits) and the other boards run their cycles on the frames. The frame goes out through a
 non-blocking ``Originator``: the cycle only builds it, ``poll()`` at the following wake-ups
 hands it to the transmitter."""
+from core.balance import CHARGE_MIN_MA
+from core.current import sensor_ok
 from core import frame, options
 from roles import Originator, cycle_ms_of
 
@@ -35,7 +37,12 @@ class Begin:
         sw = self.hw.read_switches() & 0xFF
         self.switches = sw
         self.pair.update(self.hw)
-        cell.balance(options.balance_mv(sw), True, dt_ms)   # Begin has no upstream link
+        pair = self.pair
+        charge = pair.s1_ma if sensor_ok(pair.s1_flags) else -1
+        if charge >= 0 and sensor_ok(pair.s2_flags):
+            charge -= pair.s2_ma
+        # Begin has no upstream link; balancing only while the pack charges (core/balance.py)
+        cell.balance(options.balance_mv(sw), True, dt_ms, charge >= CHARGE_MIN_MA)
         self.fw.set_own(cell.cell_mv, cell.temp_dc, cell.status)
         self.originate()
         cell.frame_seen()

@@ -6,6 +6,7 @@ has passed this board; the cell is measured MEASURE_LEAD_MS before the next fram
 the frame carries a fresh reading. With upstream silent the fallback timer runs the cycle every
 frame period and, after LOST_AFTER_FRAMES slots without a frame start, originates a frame each
 slot."""
+from core.balance import CHARGE_MIN_MA
 from core import frame, options
 from core.snapshot import CellStatus
 from roles import (COMM_TIMEOUT_FRAMES, FrameClock, LinkPort, Originator, cycle_ms_of, frame_sleep_ms, frame_wake_ms,
@@ -26,6 +27,7 @@ class Between:
         self.lost = False
         self.switches = 0
         self.vbal_mv = 0
+        self.charge_ma = -1         # the battery current section A carries (balancing rule)
         self.seq = 0
         self.window = 0
         self.originated = 0
@@ -62,6 +64,7 @@ class Between:
             if fw.a_result == frame.OK:
                 out = fw.out
                 self.switches = out[frame.O_SWITCH]
+                self.charge_ma = frame.pack_charge_ma(out)
                 self.seq = out[frame.O_SEQ]
                 self.clock.period_ms = frame.cadence_ms(out[frame.O_FLAGS])
         elif ev == frame.EV_B:
@@ -99,7 +102,7 @@ class Between:
             cell.measure(dt_ms)
         self._fresh = False
         ok = clock.ok
-        cell.balance(self.vbal_mv if ok else 0, ok, dt_ms)
+        cell.balance(self.vbal_mv if ok else 0, ok, dt_ms, self.charge_ma >= CHARGE_MIN_MA)
         self.lost = clock.upstream_lost
         self._own_due = True
         if not self.fw.in_frame():

@@ -4,7 +4,8 @@ A role owns one ``CellBoard(hw, board_def)`` and calls, per cycle::
 
     cell.measure(dt_ms)                    # ADC burst with the balance resistor off
     ... link: put cell.cell_mv, cell.temp_dc, cell.status into the frame ...
-    cell.balance(vbal_mv, link_ok, dt_ms)  # vbal_mv 0 = switches say no balancing
+    cell.balance(vbal_mv, link_ok, dt_ms, charging)  # vbal_mv 0 = switches say no balancing;
+                                           # charging: the pack takes >= CHARGE_MIN_MA
     cell.frame_seen()                      # on every good frame (LED flash)
 
 and on every wake-up of the loop ``cell.tick(dt_ms)`` (LED pattern, button timing). A hold of the
@@ -15,7 +16,7 @@ the LED off. ``wake_in_ms()`` tells the loop when the LED or the button needs it
 Board-definition constants used (getattr with defaults): CELL_DIVIDER_NUM/DEN, ADC_FULL_SCALE_UV
 or ADC_VREF_UV, CELL_SAMPLES, CELL_TRIM, CELL_FILTER_SHIFT, NTC_* (see core.ntc), BALANCE_HYST_MV,
 BALANCE_DERATE_DC, BALANCE_STOP_DC, BALANCE_RESUME_DC, BALANCE_MIN_DUTY, BALANCE_SETTLE_READS,
-BALANCE_DWELL_MS, BALANCE_FLOOR_MV (never balance below it; default 3000 mV, LTO boards 2400).
+BALANCE_DWELL_MS, BALANCE_FLOOR_MV (never balance below it; default 1800 mV), CELL_PROBE_* (core/probe.py).
 Calibration: ``hw.data_dir + "/calibration.json"`` (core.store record, kind "calibration",
 version 1); the keys ``cell_delta_q16`` and ``cell_offset_01mv`` belong to this module, other keys
 (the Begin board's current-sensor zeros) are preserved on every write.
@@ -26,6 +27,7 @@ from core import ntc as ntc_mod
 from core import store
 from core import ui
 from core.balance import FLOOR_MV, Balancer
+from core.probe import InputProbe
 from core.sampling import CELL_MAX_MV, CELL_MIN_MV, Calibration, CalibrationError, CellChannel, Oversampler, solve_two_point
 from core.snapshot import CellStatus
 
@@ -36,7 +38,8 @@ _CAL_VERSION = const(1)
 _CHIP_MIN_DC = const(-400)     # plausible die temperatures
 _CHIP_MAX_DC = const(1250)
 _TEMP_SAMPLES = const(8)
-_ONE_SHOT_FRAMES = const(2)   # WATCHDOG_RESET stays set for this many good frames
+_ONE_SHOT_FRAMES = const(2)
+_PROBE_HOT_DC = const(700)     # NTC self-test judged below 70 degC (see _measure_temp)   # WATCHDOG_RESET stays set for this many good frames
 
 
 class CellBoard:
@@ -51,6 +54,18 @@ class CellBoard:
             filter_shift=g(board_def, "CELL_FILTER_SHIFT", 2), full_scale_uv=full_scale,
             stuck_bursts=g(board_def, "CELL_ADC_STUCK_BURSTS", 10))
         self.samples = self.channel.samples
+        # input self-test (core/probe.py): only on hardware that can load its ADC node
+        self.has_probe = getattr(hw, "has_cell_probe", False)
+        self.probe = InputProbe(
+            g(board_def, "CELL_PROBE_EVERY", 2) if self.has_probe else 0,
+            g(board_def, "CELL_PROBE_MIN_PERMILLE", 300), g(board_def, "CELL_PROBE_MAX_PERMILLE", 900))
+        self.probe_over = Oversampler(8, 2)
+        # the NTC input's self-test (the same idea: a frozen temperature reading is a
+        # TEMP_SENSOR_FAULT, counted as too hot and too cold by the pack brain)
+        self.has_temp_probe = getattr(hw, "has_temp_probe", False)
+        self.temp_probe = InputProbe(
+            g(board_def, "NTC_PROBE_EVERY", 2) if self.has_temp_probe else 0,
+            g(board_def, "NTC_PROBE_MIN_PERMILLE", 500), g(board_def, "NTC_PROBE_MAX_PERMILLE", 995))
         self.ntc = ntc_mod.from_board(board_def)
         self.temp_over = Oversampler(_TEMP_SAMPLES, 2)
         self.has_chip_temp = hasattr(hw, "read_chip_temp_dc")
@@ -96,6 +111,20 @@ class CellBoard:
             hw.set_balance_duty(self.balancer.measure_duty())
             for _ in range(self.balancer.settle_reads):
                 hw.read_cell_uv()
+        probed = self.probe.due()
+        if probed:
+            # the input self-test: the node loaded, a short burst, the load off and settled
+            settle = self.balancer.settle_reads
+            hw.set_cell_probe(True)
+            for _ in range(settle):
+                hw.read_cell_uv()
+            over = self.probe_over
+            over.reset()
+            for _ in range(over.n):
+                over.add(hw.read_cell_uv())
+            hw.set_cell_probe(False)
+            for _ in range(settle):
+                hw.read_cell_uv()
         ch = self.channel
         ch.begin()
         for _ in range(self.samples):
@@ -103,7 +132,9 @@ class CellBoard:
         if duty:
             hw.set_balance_duty(duty)
         mv = ch.finish()
-        self.cell_ok = ch.ok and CELL_MIN_MV <= mv <= CELL_MAX_MV
+        if probed:
+            self.probe.judge(ch.raw_uv, self.probe_over.result())
+        self.cell_ok = ch.ok and CELL_MIN_MV <= mv <= CELL_MAX_MV and not self.probe.fault
         # the link, the limit checks and the balancer: unfiltered (no filter lag; the balancer
         # must see what the pack brain sees, so a balancing cell always reads >= V-balance)
         self.cell_mv = ch.fast_mv
@@ -121,6 +152,21 @@ class CellBoard:
             self.temp_ok = self.chip_ok
             self.temp_dc = self.chip_dc
             return
+        probed = self.temp_probe.due()
+        pr = self.probe_over
+        if probed:
+            hw.set_temp_probe(True)
+            for _ in range(self.balancer.settle_reads):
+                hw.read_temp_uv()
+            pr.reset()
+            for _ in range(pr.n):
+                uv = hw.read_temp_uv()
+                if uv is None:
+                    break
+                pr.add(uv)
+            hw.set_temp_probe(False)
+            for _ in range(self.balancer.settle_reads):
+                hw.read_temp_uv()
         over = self.temp_over
         over.reset()
         for _ in range(_TEMP_SAMPLES):
@@ -130,6 +176,12 @@ class CellBoard:
                 break
             over.add(uv)
         t = self.ntc.temp_dc(over.result()) if over.count else None
+        if probed and t is not None and t < _PROBE_HOT_DC and pr.count:
+            # a reading that says hot trips OVER_TEMP anyway (and a hot NTC's low resistance
+            # hardly moves under the load): only a reading that could hide heat is judged
+            self.temp_probe.judge(over.result(), pr.result())
+        if self.temp_probe.fault:
+            t = None
         if t is None:
             self.temp_ok = False
             self.temp_dc = 0     # not data: the TEMP_SENSOR_FAULT bit says so
@@ -137,8 +189,9 @@ class CellBoard:
             self.temp_ok = True
             self.temp_dc = t
 
-    def balance(self, vbal_mv, link_ok, dt_ms):
-        """Decide and set the balance resistor duty; LED steady while balancing."""
+    def balance(self, vbal_mv, link_ok, dt_ms, charging):
+        """Decide and set the balance resistor duty; LED steady while balancing. ``charging``:
+        the pack takes at least ``core.balance.CHARGE_MIN_MA`` (balancing never drains a cell)."""
         self.vbal_mv = vbal_mv
         self.link_ok = link_ok
         if self.temp_ok:
@@ -147,7 +200,7 @@ class CellBoard:
         else:
             t = self.chip_dc
             t_ok = self.chip_ok
-        duty = self.balancer.update(self.cell_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms)
+        duty = self.balancer.update(self.cell_mv, self.cell_ok, vbal_mv, link_ok, t, t_ok, dt_ms, charging)
         if duty != self.duty:
             if not self._led_due and (duty == 0) != (self.duty == 0):
                 self._led_due = 1      # steady on / off: shown at the next tick, now

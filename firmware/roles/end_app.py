@@ -28,6 +28,9 @@ _IDLE_MS_MAX = const(0x3FFFFFFF)
 # A write that changes nothing is answered OK without touching flash and costs nothing.
 SETTINGS_WRITE_BURST = const(20)
 SETTINGS_WRITE_REFILL_MS = const(60000)
+# The event log goes to flash at most every 10 s (a flapping alarm cannot wear the flash out:
+# at most 8640 small writes a day, spread by littlefs), the first change after a quiet spell at once.
+EVENTS_SAVE_MS = const(10000)
 
 
 class EndServices:
@@ -41,7 +44,10 @@ class EndServices:
         self.snap = snap
         self.settings_path = settings_path
         self.firmware_version = FIRMWARE_VERSION
-        self.events = EventLog()    # alarm/relay changes with values, read by EV?
+        self.events = EventLog()    # alarm/relay changes with values, read by EV? (in flash)
+        self.events_path = None     # set by make_services: <data>/events.json
+        self._events_wait_ms = 0
+        self.events_saves = 0
         self.lockout_path = lockout_path
         self._app = None            # core.app_protocol.AppProtocol, built by ``app`` when needed
         self._app_idle_ms = 0       # time passed before it was built (its lockout counts it)
@@ -122,29 +128,47 @@ class EndServices:
                 self.saves += 1
             else:
                 self.save_errors += 1
-        # last: after the flash write (interrupts off), so the FIFO never runs dry in a packet
+        w = self._events_wait_ms - dt_ms if dt_ms > 0 else self._events_wait_ms
+        self._events_wait_ms = w if w > 0 else 0
+        if self.events.dirty and self._events_wait_ms == 0 and self.events_path is not None:
+            self._events_wait_ms = EVENTS_SAVE_MS
+            if save_events(self.events, self.events_path):
+                self.events_saves += 1
+            else:
+                self.save_errors += 1
+        # last: after the flash writes (interrupts off), so the FIFO never runs dry in a packet
         if self.extout is not None:
             if snap.comm_ok:
                 self.extout_started = True
             if self.extout_started:
                 self.extout.cycle(dt_ms, snap, brain, self.settings)
 
-    def button_long_press(self):
+    def button_press(self, long_press=True):
         """Manual: hold the End board button 5 s -> password back to 1234, every session
-        dropped, Bluetooth reconfigured."""
-        self._guard(self._reset_password)
-        if self.ble is not None:
+        dropped, Bluetooth reconfigured. A short press (issue 21) opens the owner window
+        (core.password): for 2 min the next 3 logins pass the global lockout that strangers'
+        guesses may hold - the owner's way in that nobody on the radio can block.
+        (One method for both: every method of this class costs End heap at boot.)"""
+        try:
+            try:
+                app = self.app
+            except MemoryError:
+                if long_press:
+                    # no room for the protocol: the factory password still comes back
+                    self.set_password_hash(self.settings.pw_salt, "")
+                raise
+            if long_press:
+                app.reset_password()
+            else:
+                app.owner_window()
+        except Exception as e:  # as _guard: a fault here must not stop the pack brain
+            if self.transport_errors < _TRANSPORT_ERRORS_MAX:
+                self.transport_errors += 1
+            self.last_transport_error = repr(e)
+            print("end_app: transport error", repr(e))
+        if long_press and self.ble is not None:
             self._guard(self.ble.disconnect_all)
             self._guard(self._start_ble)
-
-    def _reset_password(self):
-        try:
-            app = self.app
-        except MemoryError:
-            # no room for the protocol: the factory password still comes back
-            self.set_password_hash(self.settings.pw_salt, "")
-            raise
-        app.reset_password()
 
     # ---- controller for core.app_protocol ------------------------------------------------------
     def _write_allowed(self):
@@ -257,6 +281,26 @@ def save_brain_state(brain):
     return ok
 
 
+def save_events(log, path):
+    """The event log to flash (core.store, atomic), in the post-frame window like the brain's
+    state. Returns True when written; the log stays dirty (retried later) when not."""
+    from core import events
+    try:
+        store.save(path, events.KIND, events.VERSION, log.values())
+    except (OSError, ValueError, MemoryError):
+        return False
+    log.dirty = False
+    return True
+
+
+def load_events(log, path):
+    """At boot: the saved event log (a missing or damaged file starts an empty one), then a
+    BOOT entry. Never raises."""
+    from core import events
+    values, status = store.load(path, events.KIND, events.VERSION)
+    return log.restore(values if status == store.OK and values is not None else {})
+
+
 def make_services(hw, snap, data_dir):
     """Load the settings file (fail-safe on anything but a good file), build the pack brain and
     the services around it. Returns (settings, brain, services)."""
@@ -268,4 +312,6 @@ def make_services(hw, snap, data_dir):
               "- relays stay off until settings are written")
     brain = PackBrain(s, status == cs.LOADED, data_dir + "/soc.json")
     services = EndServices(hw, s, status, brain, snap, settings_path, data_dir + "/lockout.json")
+    services.events_path = data_dir + "/events.json"
+    load_events(services.events, services.events_path)
     return s, brain, services

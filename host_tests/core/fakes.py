@@ -11,13 +11,14 @@ class Cell:
         self.temp_dc = temp_dc
         self.status = 0
         self.long = False
+        self.short_press = False
         self.confirmed = 0
 
     def measure(self, dt_ms):
         pass
 
-    def balance(self, vbal_mv, link_ok, dt_ms):
-        pass
+    def balance(self, vbal_mv, link_ok, dt_ms, charging):
+        self.charging = charging
 
     def frame_seen(self):
         pass
@@ -28,6 +29,7 @@ class Cell:
     def take_long_press(self):
         long, self.long = self.long, False
         return long
+
 
     def confirm(self):
         self.confirmed += 1

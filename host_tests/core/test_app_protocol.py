@@ -224,7 +224,7 @@ def test_stream_round_values_and_signs():
     assert out.take() == (
         b"C_01_03_2BC_12C_00\r"
         b"C_02_03_29B_10A_00\r"
-        b"C_03_03_XXX_XXX_06\r"
+        b"C_03_03_XXX_10A_86\r"
         b"U_XXXX_+0000_-00F7_XXXXX\r"
         b"V_29B_02_2BC_01_2A8\r"
         b"T_10A_02_12C_01\r"
@@ -262,21 +262,40 @@ def test_no_cell_communication_sends_x_fields():
     assert b"T_XXX_XX_XXX_XX\r" in data
 
 
-def test_comm_loss_sends_gen3_no_value_fields_for_every_cell():
-    # a link break: the End board still knows 4 boards, but their values are not data
+def test_comm_loss_keeps_the_chain_with_held_values_flagged():
+    """Issue 22: both gen3 readers read an X field as 0 (0 V, -276 degC) and a changed count
+    rebuilds their table: during a break the round keeps N and sends the last heard values,
+    every C line flagged 0x80, the currents X (never +0000), the pack the last trusted one."""
     for broken in ("comm_ok", "alarm"):
         ctl, app, out, slot = make(4)
+        snap = ctl.snap
+        snap.hold()                          # the End role's cycle, while the chain was complete
+        want = [b"C_0%d_04_%03X_%03X_80" % (i + 1, (snap.cell_mv[i] + 2) // 5,
+                                            (snap.cell_temp_dc[i] // 10 * 10 + 2765) // 10) for i in range(4)]
         if broken == "comm_ok":
-            ctl.snap.comm_ok = False
+            snap.comm_ok = False
+            snap.cell_count = 2              # the boards before the break
         else:
             ctl.brain.alarms = alarms.COMM_LOST
         login(app, out)
         cmd(app, out, b"E!\r")
         app.stream_round()
         lines = out.take().split(b"\r")
-        assert lines[:4] == [b"C_0%d_04_XXX_XXX_80" % i for i in range(1, 5)]
-        assert lines[4].startswith(b"U_XXXX_")
-        assert lines[5] == b"V_XXX_XX_XXX_XX_2A8" and lines[6] == b"T_XXX_XX_XXX_XX"
+        assert lines[:4] == want
+        assert lines[4] == b"U_%04X_XXXXX_XXXXX_XXXXX" % ((sum(snap.cell_mv[:4]) + 2) // 5)
+        assert not lines[5].startswith(b"V_XXX") and lines[6] == b"T_XXX_XX_XXX_XX"
+        st = cmd(app, out, b"ST?\r")
+        assert b" pack_mv=-1 " in st and b" min_mv=-1 " in st
+        assert cmd(app, out, b"CL?\r").count(b" X X 80") == 4
+
+
+def test_unknown_pack_voltage_without_a_held_one_is_xxxx():
+    ctl, app, out, slot = make(4)
+    ctl.snap.comm_ok = False
+    login(app, out)
+    cmd(app, out, b"E!\r")
+    app.stream_round()
+    assert out.take().split(b"\r")[0].startswith(b"U_XXXX_")   # no cells ever heard: no round of C lines
 
 
 def test_c_lines_carry_only_gen3_problem_bits():
@@ -291,7 +310,8 @@ def test_c_lines_carry_only_gen3_problem_bits():
     app.stream_round()
     lines = out.take().split(b"\r")
     assert [ln.count(b"_") for ln in lines[:4]] == [5] * 4      # gen3: tag + 5 fields
-    assert [ln[-2:] for ln in lines[:4]] == [b"00", b"00", b"00", b"02"]
+    # an NTC fault alone also sets 0x80, inside aiobmsble's problem mask 0x0EFC (issue 22)
+    assert [ln[-2:] for ln in lines[:4]] == [b"00", b"00", b"00", b"82"]
     assert lines[11] == b"CS:001_6930693069306B30"          # the full bits and the age
 
 
@@ -480,7 +500,7 @@ def test_lockout_after_five_failures_doubles():
     assert cmd(app, out, b"PW1234!\r") == b"NA\r"
     app.tick(1)
     assert cmd(app, out, b"PW1234!\r") == b"OK\r"
-    assert app.lockout.failures[0] == 0 and app.lockout.global_failures == 0
+    assert app.lockout.failures[0] == 0 and app.lockout.global_failures == 6   # only time forgives
 
 
 def test_a_strangers_lockout_does_not_keep_the_owner_out():
@@ -493,7 +513,7 @@ def test_a_strangers_lockout_does_not_keep_the_owner_out():
         assert cmd(app, out, b"PW9999!\r") == b"NA\r"
     assert cmd(app, out, b"PW1234!\r") == b"NA\r"          # the stranger's connection is locked
     assert cmd(app, owner, b"PW1234!\r", 1) == b"OK\r"      # the owner's is not
-    assert cmd(app, out, b"LK?\r") == b"LK:5000 0 0\rOK\r"
+    assert cmd(app, out, b"LK?\r") == b"LK:5000 0 5\rOK\r"   # counted: only time forgives
 
 
 def test_reconnecting_does_not_buy_guesses():
@@ -508,7 +528,44 @@ def test_reconnecting_does_not_buy_guesses():
     assert cmd(app, out, b"LK?\r") == b"LK:0 30000 11\rOK\r"
     app.tick(password.GLOBAL_LOCK_MS)
     assert cmd(app, out, b"PW1234!\r") == b"OK\r"
-    assert app.lockout.global_failures == 0
+    assert app.lockout.global_failures == 11     # a correct login does not clear it (issue 21)
+
+
+def test_fences_echo_their_token_without_login():
+    ctl, app, out, slot = make()
+    assert cmd(app, out, b"ID:a1Z9?\r") == b"ID:a1Z9\r"
+    assert cmd(app, out, b"ID:a1Z9?\rF?\rID:b2?\r") == b"ID:a1Z9\rF:0.1.2\rOK\rID:b2\r"
+    for bad in (b"ID:?\r", b"ID:a-b?\r", b"ID:" + b"x" * 17 + b"?\r"):
+        assert cmd(app, out, bad).endswith(b"\rNA\r")
+
+
+def test_pv_checks_the_password_and_keeps_the_session():
+    """Issue 21: the dashboard tries a page's password with PV on its own logged-in session:
+    counted by the lockout like PW, but a wrong one no longer logs the recorder out."""
+    ctl, app, out, slot = make()
+    login(app, out)
+    assert cmd(app, out, b"PV0000!\r") == b"NA\r"
+    assert app.logged_in(0) and app.lockout.global_failures == 1
+    assert cmd(app, out, b"PV1234!\r") == b"OK\r"
+    assert app.logged_in(0) and app.lockout.global_failures == 1
+    app.close(0)
+    app.open(out.write)
+    assert cmd(app, out, b"PV1234!\r") == b"OK\r"
+    assert not app.logged_in(0)                          # PV never logs a session in
+
+
+def test_owner_window_lets_the_owner_past_a_strangers_lock():
+    ctl, app, out, slot = make()
+    owner = Out()
+    assert app.open(owner.write) == 1
+    for _ in range(password.GLOBAL_FREE_FAILURES + 8):
+        app.tick(app.lockout.global_remaining_ms)
+        app.close(0)
+        app.open(out.write)
+        cmd(app, out, b"PW9999!\r")
+    assert cmd(app, owner, b"PW1234!\r", 1) == b"NA\r"    # locked for everyone
+    app.owner_window()                                     # short press of the End button
+    assert cmd(app, owner, b"PW1234!\r", 1) == b"OK\r"
 
 
 def test_sessions_are_separate():
@@ -581,7 +638,8 @@ def test_change_password_needs_old_one():
     login(app, out)
     assert cmd(app, out, b"PC:1111:567890!\r") == b"ERR:wrong password\rNA\r"
     assert ctl.settings.pw_hash == ""
-    assert cmd(app, out, b"PC:1234:56a!\r") == b"ERR:password must be 4..16 digits\rNA\r"
+    assert cmd(app, out, b"PC:1234:56a!\r") == b"ERR:password must be 6..16 digits\rNA\r"
+    assert cmd(app, out, b"PC:1234:5678!\r") == b"ERR:password must be 6..16 digits\rNA\r"
     assert cmd(app, out, b"PC:1234:567890!\r") == b"OK\r"
     st = ctl.settings
     assert len(st.pw_salt) == 16 and len(st.pw_hash) == 64
@@ -600,7 +658,7 @@ def test_password_change_logs_out_other_sessions():
     login(app, out, 0)
     login(app, out2, s2)
     cmd(app, out2, b"E!\r", s2)
-    assert cmd(app, out, b"PC:1234:4321!\r") == b"OK\r"
+    assert cmd(app, out, b"PC:1234:432100!\r") == b"OK\r"
     assert app.logged_in(0)
     assert not app.logged_in(s2) and not app.streaming(s2)
 
@@ -608,7 +666,7 @@ def test_password_change_logs_out_other_sessions():
 def test_reset_password_restores_1234_and_drops_sessions():
     ctl, app, out, slot = make()
     login(app, out)
-    cmd(app, out, b"PC:1234:98765!\r")
+    cmd(app, out, b"PC:1234:987650!\r")
     for _ in range(5):
         cmd(app, out, b"PW0000!\r")
     assert app.lockout.locked()
@@ -616,7 +674,7 @@ def test_reset_password_restores_1234_and_drops_sessions():
     assert not app.lockout.locked()
     assert not app.logged_in(0)
     assert ctl.settings.pw_hash == ""
-    assert cmd(app, out, b"PW98765!\r") == b"NA\r"
+    assert cmd(app, out, b"PW987650!\r") == b"NA\r"
     assert cmd(app, out, b"PW1234!\r") == b"OK\r"
 
 
@@ -745,3 +803,40 @@ def test_unit_conversions():
     assert app_protocol.temp_raw(250) == 301
     assert app_protocol.temp_raw(-400) == 236
     assert app_protocol.temp_raw(-30000) == 0
+
+
+def test_bare_chemistry_write_is_refused_the_lfp_to_4v2_path_is_closed():
+    """Issue 20: `S:chemistry=3!` on a running LiFePO4 pack was accepted silently, and then
+    `S:vmax_mv=4200!` was within the new (nmc) range: two writes set an LFP pack to charge to
+    4.2 V per cell. A chemistry is a preset: the bare field is refused with a reason that names
+    the preset command; the next write is judged against LiFePO4 and refused; nothing saved."""
+    ctl, app, out, slot = make()
+    login(app, out)
+    before = ctl.settings.to_dict()
+    saved = ctl.saved
+    r = cmd(app, out, b"S:chemistry=3!\r")
+    assert r.startswith(b"ERR:chemistry=3: a chemistry change moves every limit: use the preset CH:nmc!")
+    assert r.endswith(b"\rNA\r")
+    assert cmd(app, out, b"S:vmax_mv=4200!\r").startswith(b"ERR:vmax_mv=4200: must be 3410..4000 mV")
+    assert ctl.settings.to_dict() == before and ctl.saved == saved
+    assert cmd(app, out, b"S:chemistry=1!\r") == b"OK\r"          # unchanged: not a change
+    # the preset moves every limit at once
+    assert cmd(app, out, b"CH:nmc!\r") == b"OK\r"
+    s = ctl.settings
+    assert (s.chemistry, s.vmin_mv, s.vbal_mv, s.vmax_mv) == (settings.NMC, 3490, 4000, 4150)
+
+
+def test_status_pack_voltage_is_unknown_with_a_stuck_cell_adc():
+    """Issue 22: `cellchain status` printed 13.206 V (the other cells) with one stuck ADC."""
+    ctl, app, out, slot = make(4)
+    ctl.snap.hold()
+    ctl.snap.cell_status[1] = CellStatus.VOLT_SENSOR_FAULT
+    ctl.snap.volt_fault_at = 2
+    login(app, out)
+    st = cmd(app, out, b"ST?\r")
+    assert b" pack_mv=-1 " in st and b"comm=1" in st
+    cmd(app, out, b"E!\r")
+    app.stream_round()
+    lines = out.take().split(b"\r")
+    assert lines[1].endswith(b"_84")                           # the stuck cell: flagged, no value
+    assert lines[4].startswith(b"U_0AF0_")          # the last trusted pack (14.000 V), not 3 cells

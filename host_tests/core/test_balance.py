@@ -1,11 +1,11 @@
 """Balancing: hysteresis, stale link, disabled, thermal derating and hard stop over simulated time."""
-from core.balance import FULL_DUTY, Balancer
+from core.balance import CHARGE_MIN_MA, FLOOR_MV, FULL_DUTY, REST_WINDOW_MS, Balancer
 
 import support
 
 
-def _run(b, cell_mv, vbal=3400, link=True, temp=250, temp_ok=True, cell_ok=True, dt=1000):
-    return b.update(cell_mv, cell_ok, vbal, link, temp, temp_ok, dt)
+def _run(b, cell_mv, vbal=3400, link=True, temp=250, temp_ok=True, cell_ok=True, dt=1000, charging=True):
+    return b.update(cell_mv, cell_ok, vbal, link, temp, temp_ok, dt, charging)
 
 
 def test_hysteresis_sits_above_v_balance_no_chatter():
@@ -192,17 +192,22 @@ def test_update_allocates_nothing():
     assert support.no_alloc(run)
 
 
-def test_floor_refuses_a_low_switch_and_never_balances_below_it():
-    """Issue 13, item 3: a balance switch of 2.5 V on a LiFePO4 pack (V-min 2.9 V) drained the
-    cells to 2.49 V. With the floor (default 3.0 V) a switch below it means no balancing at all."""
+def test_balancing_needs_the_ends_consent_any_chemistry():
+    """Issue 20, item 2: a 3.0 V floor let an idle NMC pack (V-min 3.49 V) with its switches at
+    3.0 V be drained to 2.998 V, and kept LTO (V-balance 2.6 V) from balancing at all. Now a cell
+    balances only while the pack charges (>= CHARGE_MIN_MA: the End's charge relay is closed,
+    which the End refuses with a switch below its window) or within REST_WINDOW_MS after: from
+    boot at rest nothing balances whatever the switch and the chemistry; every chemistry's
+    V-balance works (LTO included); the rest window ends."""
     b = Balancer(dwell_ms=0)
-    assert b.floor_mv == 3000 and b.switch_below_floor(2500) and not b.switch_below_floor(0)
-    for mv in (3600, 3300, 3000, 2600, 2510):
-        assert _run(b, mv, vbal=2500) == 0, mv
-    assert not b.active
-    assert _run(b, 3450, vbal=3400) == FULL_DUTY           # a sane switch balances as before
-    b = Balancer(dwell_ms=0, floor_mv=2400)                # an LTO board definition
-    assert _run(b, 2650, vbal=2600) == FULL_DUTY
-    assert _run(b, 2390, vbal=2300) == 0                   # below the floor: never
-    assert _run(b, 2450, vbal=2300) == 0                   # switch below the floor: off
-    assert support.no_alloc(lambda: _run(b, 2650, vbal=2600))
+    assert b.floor_mv == FLOOR_MV < 1900                    # below every switch value
+    # (cell mV, switch mV) for LiFePO4, LTO, NMC and NCA cells, and a too-low switch on NMC
+    for mv, vbal in ((3450, 3400), (2650, 2600), (4050, 4000), (4050, 4000), (3700, 3000)):
+        b.reset()
+        for _ in range(100):
+            assert _run(b, mv, vbal=vbal, charging=False) == 0, (mv, vbal)   # never consented
+        assert _run(b, mv, vbal=vbal, charging=True) == FULL_DUTY, (mv, vbal)
+        assert _run(b, mv, vbal=vbal, charging=False, dt=REST_WINDOW_MS - 1000) == FULL_DUTY
+        assert _run(b, mv, vbal=vbal, charging=False, dt=2000) == 0, (mv, vbal)  # window over
+    assert 150 < CHARGE_MIN_MA <= 500                       # beyond the 1-turn dead band
+    assert support.no_alloc(lambda: _run(b, 2650, vbal=2600, charging=True))

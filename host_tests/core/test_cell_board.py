@@ -157,7 +157,7 @@ def test_corrupt_calibration_file_is_nominal():
 def test_measures_with_resistor_off():
     hw, cb = _board(3500)
     cb.measure(1000)
-    assert cb.balance(3400, True, 1000) == 1000
+    assert cb.balance(3400, True, 1000, True) == 1000
     assert hw.duty == 1000 and cb.status & CellStatus.BALANCING
     hw.reads_while_on = 0
     before = len(hw.duty_log)
@@ -170,20 +170,20 @@ def test_measures_with_resistor_off():
 def test_balancing_rules_through_the_board():
     hw, cb = _board(3500)
     cb.measure(0)
-    assert cb.balance(0, True, 1000) == 0            # switches: no balancing
-    assert cb.balance(3400, False, 1000) == 0        # stale link
-    assert cb.balance(3400, True, 1000) == 1000
+    assert cb.balance(0, True, 1000, True) == 0            # switches: no balancing
+    assert cb.balance(3400, False, 1000, True) == 0        # stale link
+    assert cb.balance(3400, True, 1000, True) == 1000
     hw.ntc_uv = 3300000                              # NTC opens: chip sensor keeps derating possible
     cb.measure(1000)
     assert cb.status & CellStatus.TEMP_SENSOR_FAULT and cb.temp_dc == 0
-    assert cb.balance(3400, True, 1000) == 1000
+    assert cb.balance(3400, True, 1000, True) == 1000
     hw.chip_dc = 700                                 # hot board: derated
     cb.measure(1000)
-    d = cb.balance(3400, True, 1000)
+    d = cb.balance(3400, True, 1000, True)
     assert 0 < d < 1000 and cb.status & CellStatus.DERATED
     hw.chip_dc = 800
     cb.measure(1000)
-    assert cb.balance(3400, True, 1000) == 0 and hw.duty == 0
+    assert cb.balance(3400, True, 1000, True) == 0 and hw.duty == 0
 
 
 def test_sensor_faults_are_flags_not_data():
@@ -196,7 +196,7 @@ def test_sensor_faults_are_flags_not_data():
     hw.cell_mv = 0
     cb.measure(0)
     assert cb.status & CellStatus.VOLT_SENSOR_FAULT
-    assert cb.balance(3400, True, 1000) == 0
+    assert cb.balance(3400, True, 1000, True) == 0
     hw.cell_mv = 9000        # saturated ADC
     cb.measure(0)
     assert cb.status & CellStatus.VOLT_SENSOR_FAULT
@@ -213,24 +213,82 @@ def test_chip_sensor_board():
 
 
 def test_balance_floor_from_the_board_definition():
+    """The default floor lies below every switch value (the charging rule protects the cells,
+    core/balance.py); a board definition may still set one."""
     hw, cb = _board(2700)
     cb.measure(0)
-    assert cb.balancer.floor_mv == 3000
-    assert cb.balance(2500, True, 1000) == 0           # a switch below the default floor: off
+    assert cb.balancer.floor_mv == 1800
+    assert cb.balance(2600, True, 1000, False) == 0              # no charge seen: no consent
+    assert cb.balance(2600, True, 1000, True) == 1000            # an LTO pack balances
 
-    class Lto(Board):
-        BALANCE_FLOOR_MV = 2400
+    class Floor(Board):
+        BALANCE_FLOOR_MV = 3000
 
     hw = FakeHw(support.tmpdir(), 2700)
-    cb = CellBoard(hw, Lto)
+    cb = CellBoard(hw, Floor)
     cb.measure(0)
-    assert cb.balance(2600, True, 1000) == 1000 and hw.duty == 1000
+    assert cb.balance(2500, True, 1000, True) == 0 and hw.duty == 0
+
+
+class ProbeHw(FakeHw):
+    """FakeHw with the input self-test's load: a live input reads 57 % while it is on; a
+    frozen input (``frozen_mv``) reads its frozen value, noise and all, whatever the load."""
+    has_cell_probe = True
+
+    def __init__(self, *a, **k):
+        FakeHw.__init__(self, *a, **k)
+        self.probe = False
+        self.frozen_mv = None
+        self.probe_calls = 0
+
+    def set_cell_probe(self, on):
+        self.probe = on
+        self.probe_calls += 1
+
+    def read_cell_uv(self):
+        if self.frozen_mv is not None:
+            return self.frozen_mv * 1000 * 102 // 200 + self.lsb_noise_uv()
+        uv = FakeHw.read_cell_uv(self)
+        return uv * 570 // 1000 if self.probe else uv
+
+
+def test_input_self_test_finds_a_frozen_input_at_any_current():
+    """Issue 20, item 1: an input frozen with its noise (no limit, no burst check can see it;
+    the pack's current profile does not matter) is a VOLT_SENSOR_FAULT within
+    CELL_PROBE_EVERY x STRIKES measurements; it clears after CLEAR good self-tests."""
+    from core import probe
+    hw = ProbeHw(support.tmpdir(), 3300)
+    cb = CellBoard(hw, Board)
+    for _ in range(10):
+        cb.measure(1000)
+        assert cb.cell_ok and not cb.status & CellStatus.VOLT_SENSOR_FAULT
+    assert hw.probe_calls == 10 and not hw.probe            # every 2nd burst, load released
+    assert 500 <= cb.probe.last_permille <= 640
+    hw.frozen_mv = 3300
+    n = 0
+    while cb.cell_ok:
+        cb.measure(1000)
+        n += 1
+        assert n <= probe.EVERY_CYCLES * probe.STRIKES
+    assert cb.status & CellStatus.VOLT_SENSOR_FAULT
+    assert cb.balance(3000, True, 1000, True) == 0          # never balance on it
+    hw.frozen_mv = None
+    for _ in range(probe.EVERY_CYCLES * probe.CLEAR):
+        cb.measure(1000)
+    assert cb.cell_ok and not cb.status & CellStatus.VOLT_SENSOR_FAULT
+
+
+def test_input_self_test_allocates_nothing():
+    hw = ProbeHw(support.tmpdir(), 3300)
+    cb = CellBoard(hw, Board)
+    cb.measure(1000)
+    assert support.no_alloc(lambda: cb.measure(1000))
 
 
 def test_led_flash_on_frames_and_steady_when_balancing():
     hw, cb = _board(3300)
     cb.measure(0)
-    cb.balance(3400, True, 1000)
+    cb.balance(3400, True, 1000, True)
     ons = 0
     for _ in range(5):
         cb.frame_seen()
@@ -242,7 +300,7 @@ def test_led_flash_on_frames_and_steady_when_balancing():
     assert ons == 5
     hw.cell_mv = 3500
     cb.measure(0)
-    cb.balance(3400, True, 1000)
+    cb.balance(3400, True, 1000, True)
     for _ in range(40):
         cb.frame_seen()
         cb.tick(50)
@@ -289,7 +347,7 @@ def test_wake_hints():
     cb.frame_seen()
     assert cb.wake_in_ms() <= 50
     cb.measure(0)
-    cb.balance(3400, True, 1000)
+    cb.balance(3400, True, 1000, True)
     cb.safe()
     assert hw.duty == 0 and hw.led is False
 
@@ -300,7 +358,7 @@ def test_cycle_allocates_nothing():
 
     def cycle():
         cb.measure(1000)
-        cb.balance(3400, True, 1000)
+        cb.balance(3400, True, 1000, True)
         cb.frame_seen()
         cb.tick(20)
         cb.wake_in_ms()
@@ -314,21 +372,21 @@ def test_stuck_high_adc_is_a_sensor_fault_not_over_voltage():
     cb.measure(0)
     assert 5490 <= cb.cell_mv <= 5510
     assert not cb.cell_ok and cb.status & CellStatus.VOLT_SENSOR_FAULT
-    assert cb.balance(3400, True, 1000) == 0 and hw.duty == 0    # never drains the cell
+    assert cb.balance(3400, True, 1000, True) == 0 and hw.duty == 0    # never drains the cell
     for _ in range(5):
         cb.measure(1000)
-        assert cb.balance(3400, True, 1000) == 0
+        assert cb.balance(3400, True, 1000, True) == 0
     # a real full NMC cell (4.25 V) and the board's top (5.0 V) are data and balance
     hw.cell_mv = 4900                      # reads 4998 mV
     cb.measure(1000)
     assert cb.cell_ok and not cb.status & CellStatus.VOLT_SENSOR_FAULT
-    assert cb.balance(3400, True, 1000) == 1000
+    assert cb.balance(3400, True, 1000, True) == 1000
     hw.cell_mv = 1480                      # reads 1.51 V: an LTO cell near its V-min is data
     cb.measure(1000)
     assert cb.cell_ok
     hw.cell_mv = 900                       # reads 0.92 V: open input, not a cell
     cb.measure(1000)
-    assert not cb.cell_ok and cb.balance(3400, True, 1000) == 0
+    assert not cb.cell_ok and cb.balance(3400, True, 1000, True) == 0
 
 
 def test_calibration_works_on_a_board_reading_high():
@@ -357,7 +415,7 @@ def test_frozen_adc_is_a_sensor_fault_not_a_cell_voltage():
     assert cb.cell_ok                      # a few flat bursts can happen: not yet a fault
     cb.measure(1000)
     assert not cb.cell_ok and cb.status & CellStatus.VOLT_SENSOR_FAULT
-    assert cb.balance(3000, True, 1000) == 0      # never drain a cell on a frozen reading
+    assert cb.balance(3000, True, 1000, True) == 0      # never drain a cell on a frozen reading
     hw.read_cell_uv = lambda: 3300 * 1000 * 102 // 200 + hw.lsb_noise_uv()
     cb.measure(1000)
     assert cb.cell_ok                      # noise is back: the converter is alive again

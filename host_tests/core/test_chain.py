@@ -67,10 +67,16 @@ def test_chain_of_16_every_detail_every_cycle():
     # every cell's detail is at most one cycle old (window covers all 16)
     for i in range(16):
         assert ch.end.snap.cell_age[i] <= 1
-    # balancing follows the Begin board's switches on every board
+    # balancing follows the Begin board's switches on every board, and only while the frame's
+    # current says the pack charges (issue 20: balancing never drains a cell)
     for c in ch.cells:
         assert c.vbal_mv == 3400 and c.link_ok
+        assert not c.balancing                        # the Begin board measures -4.2 A
+    ch.pair.s1_ma, ch.pair.s2_ma = 20000, 0
+    ch.run_cycles(4)
+    for c in ch.cells:
         assert c.balancing == (c.cell_mv > 3400)
+    assert any(c.balancing for c in ch.cells)
     assert ch.end.snap.any_balancing == any(c.cell_mv > 3400 for c in ch.cells)
 
 

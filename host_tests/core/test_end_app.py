@@ -181,6 +181,7 @@ def test_extended_output_waits_for_the_first_complete_frame():
         services.update(role.snap, role.brain, 1000)
     assert hw.extout_tx.bursts == []
     fill_chain(role.snap)
+    role.snap.hold()            # as the End role's cycle does after every frame
     for _ in range(3):
         services.update(role.snap, role.brain, 1000)
     assert len(hw.extout_tx.bursts) == 3
@@ -189,6 +190,7 @@ def test_extended_output_waits_for_the_first_complete_frame():
     services.update(role.snap, role.brain, 1000)
     assert len(hw.extout_tx.bursts) == 4
     assert hw.extout_tx.bursts[-1][30] & 0x04
+    assert hw.extout_tx.bursts[-1][25] == hw.extout_tx.bursts[0][25] > 0   # same N (issue 22)
 
 
 def test_state_is_saved_when_the_brain_asks():
@@ -258,7 +260,7 @@ def test_settings_writes_are_rate_limited_and_coalesced():
     role.services.update(role.snap, role.brain, SETTINGS_WRITE_REFILL_MS)
     assert say(role, out, b"S:capacity_ah=99!", slot) == b"OK\r"
     assert say(role, out, b"S:capacity_ah=98!", slot).endswith(b"\rNA\r")
-    role.services.button_long_press()                      # the button always resets the password
+    role.services.button_press()                      # the button always resets the password
     assert role.settings.pw_hash == ""
 
 
@@ -328,8 +330,66 @@ def test_button_resets_the_password_even_without_room_for_the_app():
     real = sys.modules["core.app_protocol"]
     sys.modules["core.app_protocol"] = _FakeAppModule
     try:
-        role2.services.button_long_press()
+        role2.services.button_press()
     finally:
         sys.modules["core.app_protocol"] = real
     assert role2.settings.pw_hash == "" and role2.services.transport_errors == 1
     assert role2.hw.charge is not None                      # the relays were never left undecided
+
+
+def test_a_short_button_press_opens_the_owner_window():
+    """Issue 21: the owner's way in that a stranger's guesses cannot block."""
+    from core import password
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    for _ in range(password.GLOBAL_FREE_FAILURES + 6):
+        role.services.update(role.snap, role.brain, role.app.lockout.global_remaining_ms)
+        role.app.close(slot)
+        slot = role.app.open(out)
+        say(role, out, b"PW9999!", slot)
+    assert say(role, out, b"PW1234!", slot) == b"NA\r"      # the stranger's lock
+    role.cell.short_press = True
+    role.tick(10)
+    assert role.cell.confirmed >= 1                         # fast flash: window open
+    assert say(role, out, b"PW1234!", slot) == b"OK\r"
+
+
+def test_event_log_survives_an_end_board_reset():
+    """Issue 22: the log is needed after the reboot that follows a fault. Entries go to flash
+    in the post-frame window (rate-limited), a new End role on the same data directory reads
+    them back, with a boot entry between the runs; one break position for one break."""
+    from core import events
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    s = role.services
+    log = s.events
+    assert events.KIND_NAMES[log.kind[log.index(log.count - 1)]] == "boot"
+    b = role.brain
+    b.alarms = alarms.COMM_LOST
+    b.break_position = 3            # End blames its own input first ...
+    s.update(role.snap, b, 1000)
+    b.charge_allowed = False
+    b.break_position = 4            # ... the board behind the break reports a frame later
+    s.update(role.snap, b, 1000)
+    held = [log.break_pos[log.index(n)] for n in range(1, log.count)]
+    assert held and all(p == 4 for p in held), held       # one break, one position
+    for _ in range(12):
+        s.update(role.snap, b, 1000)
+    assert s.events_saves >= 1 and not log.dirty
+    before = [(log.kind[log.index(n)], log.code[log.index(n)], log.break_pos[log.index(n)])
+              for n in range(log.count)]
+    role2 = end.make(Hw(d), Board(), cell=Cell())
+    log2 = role2.services.events
+    after = [(log2.kind[log2.index(n)], log2.code[log2.index(n)], log2.break_pos[log2.index(n)])
+             for n in range(log2.count)]
+    assert after[:-1] == before and after[-1][0] == events.BOOT
+    assert log2.total == log.total + 1
+    assert events.break_text(4) == "board 3 or the wire after it (to board 4)"
+
+
+def test_damaged_event_file_starts_an_empty_log():
+    from core import events
+    role, hw, out, slot, d = make(with_settings=cs.preset(cs.LIFEPO4))
+    with open(d + "/events.json", "w") as f:
+        f.write("cellchain events 1 0000\n{broken")
+    role2 = end.make(Hw(d), Board(), cell=Cell())
+    log = role2.services.events
+    assert log.count == 1 and log.kind[log.index(0)] == events.BOOT

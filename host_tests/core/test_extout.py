@@ -239,7 +239,7 @@ def test_clamping_at_every_field_limit():
     assert (p[3], u16(p, 4)) == (0x2B, 0xFFFF)
     assert (p[6], u16(p, 7)) == (0x2D, 0xFFFF)
     assert (p[9], u16(p, 10)) == (0x2B, 0xFFFF)
-    assert u16(p, 12) == 0xFFFF and u16(p, 15) == 0xFFFF
+    assert u16(p, 12) == 13107 and u16(p, 15) == 13107     # lowest/highest from the cells sent
     assert u16(p, 18) == 0 and u16(p, 21) == 0xFFFF
     assert u24(p, 31) == 0xFFFFFF and u24(p, 34) == 0xFFFFFF and u24(p, 37) == 0xFFFFFF
     assert p[40] == 100
@@ -302,7 +302,7 @@ def test_u8_fields_clamp():
     b.charge_cycles = 70000
     enc = extout.ExtOutEncoder()
     p = enc.encode(snap, b, s)
-    assert p[14] == 255 and p[23] == 0
+    assert 1 <= p[14] <= 16 and 1 <= p[23] <= 16   # cell numbers always within 1..N (issue 22)
     assert (p[47], p[48]) == (25, 100)
     enc.next_key = 8
     p = enc.encode(snap, b, s)
@@ -536,36 +536,70 @@ def test_sender_waits_while_tx_busy():
 
 # --- what readers see during faults and on big packs (issue 14) -------------------------------
 
-def test_link_break_sends_no_cells_not_the_cells_still_heard():
+def test_link_break_keeps_the_chain_and_flags_it_not_the_cells_still_heard():
+    """Issue 22: N never changes while it is the same chain (readers rebuild their cell table
+    or crash); the last complete chain's values go out with the communication flag."""
     snap, b, s = lfp16()
+    snap.hold()                     # the End role holds the complete chain every cycle
+    held_pack = sum(snap.cell_mv[:16])
     snap.comm_ok = False            # a break: the End board still has 16 cells, some heard
     snap.cell_count = 9
+    snap.cell_mv[2] = 1             # renumbered / partial data must not reach a reader
     b.alarms = alarms.COMM_LOST
     b.charge_allowed = b.load_allowed = False
     enc = extout.ExtOutEncoder()
+    seen = set()
     for _ in range(20):
         p = enc.encode(snap, b, s)
-        assert (p[24], p[25]) == (0, 0)                  # detail cell 0 of N = 0
-        assert u24(p, 0) == 0                            # no partial sum as the pack voltage
+        assert p[25] == 16 and 1 <= p[24] <= 16          # same N, detail cell 1..N
+        seen.add(p[24])
+        assert u24(p, 0) == (held_pack + 2) // 5          # the last trusted pack voltage
         assert [p[3], p[6], p[9]] == [0x58, 0x58, 0x58]  # currents: no value
-        assert u16(p, 12) == u16(p, 15) == u16(p, 18) == u16(p, 21) == 0
-        assert p[14] == p[17] == p[20] == p[23] == 0
-        assert u16(p, 26) == u16(p, 28) == 0
+        assert u16(p, 26) > 0 and u16(p, 26) != 0        # a held value, never 0 V
+        assert 1 <= p[14] <= 16 and 1 <= p[17] <= 16 and 1 <= p[20] <= 16 and 1 <= p[23] <= 16
         assert p[30] & 0x07 == extout.F_COMM_ERROR       # relays off, comm error
-        assert u16(p, 49) == 0
-    # communication back: the round robin restarts at cell 1
+        assert u16(p, 49) > 0
+    assert len(seen) == 16
+    enc3 = extout.ExtOutEncoder()
+    enc3.next_cell = 2
+    assert u16(enc3.encode(snap, b, s), 26) == (snap.held_mv[2] + 2) // 5     # held, not 1 mV
+    # communication back: the real values again
     snap.comm_ok = True
     snap.cell_count = 16
+    snap.cell_mv[2] = 3300
     b.alarms = 0
+    enc.reset()
     p = enc.encode(snap, b, s)
     assert (p[24], p[25]) == (1, 16) and u24(p, 0) == sum((v + 2) // 5 for v in snap.cell_mv[:16])
 
 
-def test_comm_lost_alarm_alone_also_clears_the_cells():
+def test_sender_is_silent_until_the_chain_was_complete_once():
     snap, b, s = lfp16()
+    snap.comm_ok = False
+    snap.cell_count = 2             # a 99-cell chain forming at boot: never N = 0 or 2
+    b.alarms = alarms.COMM_LOST
+    clock = [0]
+    tx = RecordingTx(clock)
+    snd = extout.ExtOutSender(tx)
+    for _ in range(5):
+        assert not snd.cycle(1000, snap, b, s)
+    snap.comm_ok = True
+    snap.cell_count = 16
+    snap.cell_status[4] = CellStatus.VOLT_SENSOR_FAULT     # a stuck ADC from boot: no pack voltage
+    b.alarms = alarms.VOLT_SENSOR_FAULT
+    for _ in range(3):
+        assert not snd.cycle(1000, snap, b, s)            # never a 0 V pack as the first packet
+    snap.cell_status[4] = 0
+    b.alarms = 0
+    assert snd.cycle(1000, snap, b, s) and tx.log[-1][1][25] == 16
+
+
+def test_comm_lost_alarm_alone_also_flags_and_keeps_the_count():
+    snap, b, s = lfp16()
+    snap.hold()
     b.alarms = alarms.COMM_LOST     # the brain's view (e.g. a stale detail) wins over comm_ok
     p = extout.ExtOutEncoder().encode(snap, b, s)
-    assert (p[24], p[25], u24(p, 0)) == (0, 0, 0) and p[30] & extout.F_COMM_ERROR
+    assert (p[24], p[25]) == (1, 16) and p[30] & extout.F_COMM_ERROR and p[9] == 0x58
 
 
 def test_stuck_cell_adc_sets_voltage_alarms_and_no_partial_pack():
@@ -577,8 +611,13 @@ def test_stuck_cell_adc_sets_voltage_alarms_and_no_partial_pack():
     enc = extout.ExtOutEncoder()
     enc.next_cell = 5
     p = enc.encode(snap, b, s)
-    assert u24(p, 0) == 0                        # the pack voltage is not known
+    assert u24(p, 0) == 0                        # no trusted pack voltage yet: never a partial sum
     assert p[25] == 16 and p[24] == 6 and u16(p, 26) == 0   # the cell's voltage is not data
+    snap.held_pack_mv = 52800                    # held from before the fault: never 0 V (the GX
+    enc.next_cell = 5                            # takes the pack field as the system voltage)
+    p = enc.encode(snap, b, s)
+    assert u24(p, 0) == 52800 // 5
+    assert p[14] != 6 and p[17] != 6             # lowest/highest from trusted cells only
     assert p[30] & (extout.F_UNDER_VOLTAGE | extout.F_OVER_VOLTAGE) == 0x18
     assert not p[30] & (extout.F_CHARGE_ALLOWED | extout.F_LOAD_ALLOWED)
     p = enc.encode(snap, b, s)                   # the other cells keep their values
@@ -605,9 +644,13 @@ def test_pack_voltage_is_the_sum_of_the_cells_sent_not_section_a():
     cells = [3300 + (i * 7) % 13 for i in range(255)]
     fill(snap, cells, [200] * 255)
     snap.pack_mv = sum(cells) + 255 * 10
+    snap.min_mv, snap.max_mv = min(cells) + 10, max(cells) + 24      # section A: a newer frame
     _, b, s = lfp16()
     p = extout.ExtOutEncoder().encode(snap, b, s)
     assert u24(p, 0) == sum((v + 2) // 5 for v in cells)
+    # issue 22: lowest/highest from the same cell values as the pack field (one frame)
+    assert u16(p, 12) == (min(cells) + 2) // 5 and u16(p, 15) == (max(cells) + 2) // 5
+    assert (cells[p[14] - 1] + 2) // 5 == u16(p, 12) and (cells[p[17] - 1] + 2) // 5 == u16(p, 15)
 
 
 def test_small_packs_read_their_true_ah():

@@ -149,6 +149,8 @@ class PackCell(FakeCell):
     def take_long_press(self):
         return False
 
+    short_press = False
+
     def confirm(self):
         pass
 
@@ -599,3 +601,64 @@ def test_between_sleep_budget_zero_while_originating():
     assert role.sleep_budget_ms(2) > 0
     role.originate()
     assert role.origin.busy() and role.sleep_budget_ms(2) == 0
+
+
+# ---- issue 20: the comm timeout in ms, against the frame period seen ---------------------------
+
+def _clock_after_good(period_ms, frames, timeout_ms):
+    c = FrameClock(period_ms, frames)
+    c.timeout_ms = timeout_ms
+    c.frame_started()
+    c.frame_passed(True)
+    assert c.slot() and c.ok
+    return c
+
+
+def test_comm_timeout_in_ms_cannot_be_stretched_by_slow_frames():
+    """A setting made for 500 ms frames (10 x 500 = 5 s) with the Begin board's 1 s frames: the
+    fallback timer makes a cycle due at the 5 s deadline and that slot is not ok (counted in
+    slots it took 10.25 s)."""
+    c = _clock_after_good(1000, 10, 5000)
+    assert c.limit_ms() == 5000
+    t = 0
+    while c.ok:
+        w = c.wait_ms()
+        assert w > 0
+        c.tick(w)
+        t += w
+        c.slot()
+    assert t == 5000, t                      # capped: not 5000 + 250
+
+
+def test_comm_timeout_ms_never_below_a_frame_period_nor_above_5_s():
+    c = _clock_after_good(1000, 1, 500)          # 1 x 500 ms with 1 s frames: 1.25 periods
+    assert c.limit_ms() == 1250
+    c.tick(1000)
+    c.frame_started()
+    c.frame_passed(True)
+    assert c.slot() and c.ok                     # frames 1 s apart are not a comm loss
+    c.timeout_ms = 20000
+    assert c.limit_ms() == 5000
+    c.timeout_ms = 0
+    assert c.limit_ms() == 0
+
+
+def test_comm_deadline_stops_once_expired():
+    c = _clock_after_good(500, 10, 5000)
+    c.tick(5000)
+    c.slot()
+    assert not c.ok and c.missed == 10
+    assert c.wait_ms() == 500                    # then the fallback period, not a busy loop
+
+
+def test_end_keeps_the_comm_timeout_in_ms_across_settings_changes():
+    p = Pack()
+    e = p.end
+    assert e.clock.timeout_ms == 3 * 1000
+    e.comm_timeout_cycles = 10          # as the settings write them: N, then cycle_ms
+    e.cycle_ms = 500
+    assert e.clock.timeout_ms == 5000 and e.clock.limit_ms() == 5000
+    e.comm_timeout_cycles = 4
+    assert e.clock.timeout_ms == 2000
+    e.cycle_ms = 1000
+    assert e.clock.timeout_ms == 4000 and e.comm_timeout_cycles == 4

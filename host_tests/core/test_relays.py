@@ -209,6 +209,7 @@ def test_latches_round_trip_and_deep_discharge():
     lim = limits()
     r = both_on(lim)
     step(r, lim, LIMIT_SAMPLES, min_mv=1990, soc_c=0)
+    r.set_empty()                        # the pack brain's empty recalibration
     assert r.deep and r.empty and r.vmin_hold and not r.load_on and r.charge_on
     bits = r.latches()
     fresh = Relays()
@@ -325,6 +326,7 @@ def test_vmin_trip_waits_for_charge_even_with_discharge_restart_zero():
     assert lim.empty_cap_c == 0 and lim.empty_restart_c == 100
     r = both_on(lim)
     step(r, lim, LIMIT_SAMPLES, min_mv=2900, soc_c=0)
+    r.set_empty()                        # the pack brain's empty recalibration
     assert not r.load_on and r.empty
     step(r, lim, RESTART_DWELL_MS // 1000, min_mv=3050, soc_c=0)     # ten hold-offs and the dwell later
     assert not r.load_on
@@ -339,6 +341,7 @@ def test_empty_limits_follow_discharge_restart():
     assert lim.empty_cap_c == 900 and lim.empty_restart_c == 1000
     r = both_on(lim)
     step(r, lim, LIMIT_SAMPLES, min_mv=2880, soc_c=lim.empty_cap_c)
+    r.set_empty()
     step(r, lim, RESTART_DWELL_MS // 1000, min_mv=3100, soc_c=999)
     assert not r.load_on
     step(r, lim, ENABLE_SAMPLES, min_mv=3100, soc_c=1000)

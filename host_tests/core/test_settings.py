@@ -252,3 +252,16 @@ def test_file_with_out_of_range_values_is_invalid():
         assert result == settings.INVALID, key
         assert not s.is_configured()
         assert settings.load_reason(path).startswith(key + "=%d" % value)
+
+
+def test_chemistry_field_is_a_preset_change():
+    """Issue 20: chemistry 3 then vmax_mv 4200 on LiFePO4 (both 'within range' one by one)."""
+    s = settings.preset(settings.LIFEPO4)
+    msg = settings.apply(s, "chemistry", settings.NMC)
+    assert msg is not None and "use the preset CH:nmc!" in msg, msg
+    assert settings.apply(s, "vmax_mv", 4200) is not None
+    assert s.chemistry == settings.LIFEPO4 and s.vmax_mv == 3700
+    assert settings.apply(s, "chemistry", settings.LIFEPO4) is None    # no change
+    for bad in (0, 5, True, "nmc"):
+        assert settings.apply(s, "chemistry", bad) is not None
+    assert settings.apply_preset(s, settings.NMC) is None and s.vmax_mv == 4150
