@@ -139,7 +139,7 @@ def test_random_fault_times_and_magnitudes_are_safe(tmp_path):
 
     counter = [0]
 
-    @settings(max_examples=8, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=24, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(pair=st.sampled_from(fm.PAIRS), profile=st.sampled_from(fm.PROFILES),
            chem=st.sampled_from(fm.CHEMISTRIES), t0=st.integers(12, 60),

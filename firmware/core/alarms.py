@@ -22,12 +22,12 @@ CELL_NOT_FOLLOWING = const(0x8000)    # a cell reading that does not follow the 
 BALANCE_SWITCH_INVALID = const(0x10000)  # Begin switches 4-8 outside V-min + 200 mV .. V-max - 10 mV
 #                                          (below the window: the charge relay stays open too)
 SENSOR_HOLD = const(0x20000)          # a sensor fault that keeps coming back: the relays wait for
-#                                       clean data, twice as long each time (core/brain.py)
+#                                       clean data, twice as long each time (core/rules.py SensorDoubt)
 CHARGE_HELD = const(0x40000)          # after a V-max trip the charge relay waits until every cell
 #                                       is at or below V-max - 2 % for 5 min (PackBrain.charge_hold_mv)
 LINK_QUALITY = const(0x80000)         # the link failed while frames were being damaged: relays held
 #                                       open until it has been clean for a while (roles/end.py)
-BOARD_RESET_LOOP = const(0x100000)     # a board keeps restarting (brain.reset_position): both off
+BOARD_RESET_LOOP = const(0x100000)     # a board keeps restarting (rules.ResetLoop): both off
 LINK_NEVER_UP = const(0x200000)        # no complete frame since boot: the chain never came up (no
 #                                       break position or cell count is known), not a broken wire
 

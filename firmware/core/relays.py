@@ -22,8 +22,8 @@ Neither on- nor off-condition: the relay keeps its state (that gap is the hyster
 Empty (normal mode, beyond the manual's table): a V-min trip opens the load (``vmin_hold``); the
 pack brain decides whether the pack is EMPTY (the manual: "below V-min for a longer time while
 discharging"): the lowest cell stays within the restart hysteresis of V-min at rest, or a second
-V-min trip follows soon after the load came back (core/brain.py). Then it recalibrates the SoC to
-0 % and calls ``set_empty``: the load relay stays off until the SoC has reached
+V-min trip follows soon after the load came back (core/rules.py ``EmptyRule``). Then it
+recalibrates the SoC to 0 % and calls ``set_empty``: the load relay stays off until the SoC has reached
 ``Limits.empty_restart_c`` (the discharge-restart SoC, at least 1 %), i.e. charge counted back in.
 A surge that sags the cells below V-min for a moment is not empty: the load comes back once
 every cell has been above V-min + 2 % for the dwell (``vmin_hold``). Critical mode keeps the manual's table (no SoC condition): with the combined
@@ -126,7 +126,7 @@ class Limits:
         self.restart_hyst_mv = self.vmax_mv // 50       # 2 % below V-max before charging again
         self.restart_hyst_mv_min = self.vmin_mv // 50   # 2 % above V-min before loading again
         self.deep_mv = lo                                # deep discharge: the chemistry's floor
-        self.empty_rest_mv = self.vmin_mv + EMPTY_REST_MV.get(s.chemistry, 100)   # core/brain.py
+        self.empty_rest_mv = self.vmin_mv + EMPTY_REST_MV.get(s.chemistry, 100)   # core/rules.py EmptyRule
 
 
 class _Relay:
