@@ -1,8 +1,9 @@
 """Packets for the gateway tests (both interpreters): the End board's real encoder
 (core.extout) fills them, so the gateway reads exactly what an End board sends."""
 from core import extout, settings
-from core.snapshot import PackSnapshot, SensorFlags
+from core.snapshot import PackSnapshot
 from fakes import Brain
+from test_extout import fill
 
 
 class Pack:
@@ -33,25 +34,7 @@ class Pack:
         self.set_cells([3300] * n, [250] * n)
 
     def set_cells(self, cells_mv, temps_dc):
-        s = self.snap
-        n = len(cells_mv)
-        s.valid = True
-        s.comm_ok = True
-        s.cell_count = n
-        for i in range(n):
-            s.cell_mv[i] = cells_mv[i]
-            s.cell_temp_dc[i] = temps_dc[i]
-        lo = min(range(n), key=lambda i: cells_mv[i])
-        hi = max(range(n), key=lambda i: cells_mv[i])
-        tlo = min(range(n), key=lambda i: temps_dc[i])
-        thi = max(range(n), key=lambda i: temps_dc[i])
-        s.min_mv, s.min_mv_cell = cells_mv[lo], lo + 1
-        s.max_mv, s.max_mv_cell = cells_mv[hi], hi + 1
-        s.min_temp_dc, s.min_temp_cell = temps_dc[tlo], tlo + 1
-        s.max_temp_dc, s.max_temp_cell = temps_dc[thi], thi + 1
-        s.pack_mv = sum(cells_mv)
-        s.s1_flags = SensorFlags.PRESENT
-        s.s2_flags = SensorFlags.PRESENT
+        fill(self.snap, cells_mv, temps_dc)
 
     def packet(self):
         return bytes(self.enc.encode(self.snap, self.brain, self.settings))
